@@ -1,0 +1,37 @@
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::cmd;
+
+/// radar: real-time anomaly detection with the MLOps loop around it.
+#[derive(Debug, Parser)]
+#[command(name = "radar", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Fit an Isolation Forest on a labelled CSV file and report how well its
+    /// scores find the labelled anomalies.
+    Eval(cmd::eval::EvalArgs),
+    /// Write a synthetic labelled data set as CSV.
+    Generate(cmd::generate::GenerateArgs),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Eval(args) => cmd::eval::run(args),
+        Command::Generate(args) => cmd::generate::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! The `radar` command: wiring of radar's crates into one binary.
+
+pub mod cli;
+pub mod cmd;
+pub mod data;
+pub mod params;
