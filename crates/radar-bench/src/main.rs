@@ -1,1 +1,38 @@
-fn main() {}
+//! Benchmarks of radar against its peers, measured in the same run.
+//! Each command prints JSON on stdout and a readable table on stderr.
+
+mod datasets;
+mod parity;
+mod peer;
+mod speed;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "radar-bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+// Variant names are the subcommand names (`iforest-speed`, ...).
+#[allow(clippy::enum_variant_names)]
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Isolation Forest speed against scikit-learn: fit, batch scoring on one
+    /// and all threads, single-row latency.
+    IforestSpeed(speed::Args),
+    /// Isolation Forest ROC-AUC over seeds against scikit-learn's baselines.
+    IforestParity(parity::Args),
+    /// Repeats one Isolation Forest operation in a loop, for profilers.
+    IforestLoop(speed::LoopArgs),
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::IforestSpeed(args) => speed::run(args),
+        Command::IforestParity(args) => parity::run(args),
+        Command::IforestLoop(args) => speed::run_loop(args),
+    }
+}

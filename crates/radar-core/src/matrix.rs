@@ -1,5 +1,9 @@
 //! Dense row-major feature matrices: what feature engines produce and
 //! detectors consume.
+//!
+//! Every value of a matrix is finite: constructors check it once, where data
+//! enters, and report the first offending row and column. Detectors can then
+//! trust their input without scanning it again.
 
 use thiserror::Error;
 
@@ -9,6 +13,14 @@ pub enum MatrixError {
     RaggedData { len: usize, cols: usize },
     #[error("a matrix needs at least one column")]
     NoColumns,
+    #[error(
+        "row {row}, column {column}: value {value} is not finite (NaN and infinity are not valid features)"
+    )]
+    NonFinite {
+        row: usize,
+        column: usize,
+        value: f64,
+    },
     #[error("row {row} has {got} values, expected {expected}")]
     RowLength {
         row: usize,
@@ -17,7 +29,23 @@ pub enum MatrixError {
     },
 }
 
-/// A borrowed row-major matrix of `f64`.
+fn check_finite(data: &[f64], cols: usize, first_row: usize) -> Result<(), MatrixError> {
+    // Chunked so the common all-finite case vectorises.
+    const CHUNK: usize = 256;
+    for (c, chunk) in data.chunks(CHUNK).enumerate() {
+        if !chunk.iter().fold(true, |ok, v| ok & v.is_finite()) {
+            let i = c * CHUNK + chunk.iter().position(|v| !v.is_finite()).unwrap_or(0);
+            return Err(MatrixError::NonFinite {
+                row: first_row + i / cols,
+                column: i % cols,
+                value: data[i],
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A borrowed row-major matrix of finite `f64`.
 #[derive(Debug, Clone, Copy)]
 pub struct MatrixView<'a> {
     data: &'a [f64],
@@ -36,6 +64,7 @@ impl<'a> MatrixView<'a> {
                 cols,
             });
         }
+        check_finite(data, cols, 0)?;
         Ok(MatrixView {
             data,
             rows: data.len() / cols,
@@ -73,7 +102,7 @@ impl<'a> MatrixView<'a> {
     }
 }
 
-/// An owned row-major matrix of `f64`.
+/// An owned row-major matrix of finite `f64`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Matrix {
     data: Vec<f64>,
@@ -113,6 +142,7 @@ impl Matrix {
                 got: row.len(),
             });
         }
+        check_finite(row, self.cols, self.rows())?;
         self.data.extend_from_slice(row);
         Ok(())
     }
@@ -153,6 +183,30 @@ mod tests {
         assert_eq!(v.rows(), 3);
         assert_eq!(v.row(1), &[3.0, 4.0]);
         assert_eq!(v.slice_rows(1, 3).row(1), &[5.0, 6.0]);
+    }
+
+    #[test]
+    fn non_finite_values_are_rejected_with_their_place() {
+        let mut data = vec![0.5; 3 * 1000];
+        data[3 * 700 + 2] = f64::NAN;
+        data[3 * 900] = f64::INFINITY;
+        let err = MatrixView::new(&data, 3).unwrap_err();
+        assert!(matches!(
+            err,
+            MatrixError::NonFinite {
+                row: 700,
+                column: 2,
+                ..
+            }
+        ));
+        let mut m = Matrix::with_columns(2).unwrap();
+        m.push_row(&[1.0, 2.0]).unwrap();
+        let err = m.push_row(&[f64::NEG_INFINITY, 2.0]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "row 1, column 0: value -inf is not finite (NaN and infinity are not valid features)"
+        );
+        assert_eq!(m.rows(), 1);
     }
 
     #[test]

@@ -237,13 +237,8 @@ impl PartialEq for IsolationForest {
     }
 }
 
-/// Rows converted and walked together: their keys stay in L1 cache.
-fn block_rows(d: usize) -> usize {
-    ((4096 / d.max(1)) / 8 * 8).clamp(8, 512)
-}
-
-/// Rows per parallel task.
-const PAR_CHUNK: usize = 4096;
+/// Rows per parallel task (a multiple of the scoring block).
+const PAR_CHUNK: usize = 64 * layout::BLOCK;
 
 impl IsolationForest {
     /// Grows the forest on `x` (one row per sample). Trees are grown in
@@ -253,13 +248,13 @@ impl IsolationForest {
         if rows == 0 {
             return Err(DetectError::Empty);
         }
+        // A MatrixView holds finite values only: nothing to re-check here.
         let (max_samples, max_features) = params.resolve(rows, cols)?;
-        if let Some(i) = x.data().iter().position(|v| !v.is_finite()) {
-            return Err(DetectError::NonFinite {
-                row: i / cols,
-                column: i % cols,
-                value: x.data()[i],
-            });
+        if cols >= 1 << 26 {
+            return Err(invalid(
+                "n_features",
+                format!("{cols} features exceed the 2^26 supported"),
+            ));
         }
         let seed = params.random_state.unwrap_or_else(|| {
             let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -400,64 +395,26 @@ impl IsolationForest {
                 format!("has {} slots for {} rows", out.len(), x.rows()),
             ));
         }
-        let result = out
-            .par_chunks_mut(PAR_CHUNK)
+        out.par_chunks_mut(PAR_CHUNK)
             .enumerate()
-            .try_for_each(|(c, out)| {
+            .for_each(|(c, out)| {
                 let start = c * PAR_CHUNK;
-                self.score_chunk(x.slice_rows(start, start + out.len()), start, out)
-            });
-        if result.is_err() {
-            // Several chunks may fail; report the first bad value in row order.
-            if let Some(i) = x.data().iter().position(|v| !v.is_finite()) {
-                return Err(DetectError::NonFinite {
-                    row: i / x.cols(),
-                    column: i % x.cols(),
-                    value: x.data()[i],
-                });
-            }
-        }
-        result
-    }
-
-    fn score_chunk(
-        &self,
-        x: MatrixView<'_>,
-        first_row: usize,
-        out: &mut [f64],
-    ) -> Result<(), DetectError> {
-        let d = self.n_features;
-        let block = block_rows(d);
-        let mut keys = Vec::with_capacity(block * d);
-        for (b, out) in out.chunks_mut(block).enumerate() {
-            let start = b * block;
-            let rows = x.slice_rows(start, start + out.len());
-            layout::to_keys(rows.data(), &mut keys, d).map_err(|(row, column, value)| {
-                DetectError::NonFinite {
-                    row: first_row + start + row,
-                    column,
-                    value,
+                self.layout
+                    .path_sums(x.slice_rows(start, start + out.len()), out);
+                for o in out.iter_mut() {
+                    *o = self.score_from_path_sum(*o);
                 }
-            })?;
-            out.fill(0.0);
-            self.layout.accumulate(&keys, d, out);
-            for o in out.iter_mut() {
-                *o = self.score_from_path_sum(*o);
-            }
-        }
+            });
         Ok(())
     }
 
     /// The anomaly score of one row, without touching the thread pool.
     pub fn score_row(&self, row: &[f64]) -> Result<f64, DetectError> {
         self.check_width(row.len())?;
-        let mut keys = Vec::with_capacity(row.len());
-        layout::to_keys(row, &mut keys, row.len()).map_err(|(_, column, value)| {
-            DetectError::NonFinite {
-                row: 0,
-                column,
-                value,
-            }
+        let keys = layout::row_keys(row).map_err(|(column, value)| DetectError::NonFinite {
+            row: 0,
+            column,
+            value,
         })?;
         Ok(self.score_from_path_sum(self.layout.path_sum(&keys)))
     }

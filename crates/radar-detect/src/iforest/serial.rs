@@ -118,7 +118,7 @@ fn decode(payload: &[u8]) -> Result<IsolationForest, DecodeError> {
         n_samples: r.u32s()?,
     };
     r.finish()?;
-    if n_features == 0 || n_features > u32::MAX as usize {
+    if n_features == 0 || n_features >= 1 << 26 {
         return Err(invalid(format!("{n_features} features")));
     }
     if !threshold.is_finite() {
