@@ -24,6 +24,32 @@ pub struct Args {
     /// Exit with an error when a data set falls short.
     #[arg(long)]
     check: bool,
+    /// scikit-learn's mean AUC over many seeds (bench/sklearn_multiseed.py
+    /// output). A data set whose 5-seed mean misses the baseline is then
+    /// also compared over that many seeds, which tells a real shortfall from
+    /// an unlucky draw of five seeds.
+    #[arg(long)]
+    multiseed: Option<PathBuf>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Multiseed {
+    seeds: u64,
+    datasets: std::collections::BTreeMap<String, MultiseedRow>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct MultiseedRow {
+    mean: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ManySeeds {
+    pub seeds: u64,
+    pub radar_auc_mean: f64,
+    pub sklearn_auc_mean: f64,
+    pub difference: f64,
+    pub within_tolerance: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -36,6 +62,16 @@ pub struct Row {
     pub sklearn_auc_std: f64,
     pub difference: f64,
     pub within_tolerance: bool,
+    /// Present when the 5-seed mean missed and a many-seed reference exists.
+    pub many_seeds: Option<ManySeeds>,
+}
+
+impl Row {
+    /// Meets the bar over the seeds asked for, or matches scikit-learn's
+    /// mean over many seeds.
+    pub fn at_parity(&self) -> bool {
+        self.within_tolerance || self.many_seeds.as_ref().is_some_and(|m| m.within_tolerance)
+    }
 }
 
 pub fn size_class(rows: usize) -> &'static str {
@@ -51,6 +87,10 @@ pub fn run(args: Args) -> Result<()> {
     let baselines = datasets::baselines(&root)?;
     let names = datasets::tabular_names(&root)?;
     let seeds: Vec<u64> = (0..args.seeds).collect();
+    let multiseed: Option<Multiseed> = match &args.multiseed {
+        Some(path) => Some(serde_json::from_str(&std::fs::read_to_string(path)?)?),
+        None => None,
+    };
     let mut rows = Vec::new();
     for name in names {
         let Some(base) = baselines.get(&name) else {
@@ -70,6 +110,25 @@ pub fn run(args: Args) -> Result<()> {
         let report =
             radar::cmd::eval::evaluate(&name, &table, &IsolationForestParams::default(), &seeds)?;
         let difference = report.roc_auc.mean - base.auc_mean;
+        let within_tolerance = difference >= -args.tolerance;
+        let many_seeds = match (&multiseed, within_tolerance) {
+            (Some(m), false) => match m.datasets.get(&name) {
+                Some(reference) => {
+                    let many: Vec<u64> = (0..m.seeds).collect();
+                    let r = radar::cmd::eval::evaluate(&name, &table, &IsolationForestParams::default(), &many)?;
+                    let difference = r.roc_auc.mean - reference.mean;
+                    Some(ManySeeds {
+                        seeds: m.seeds,
+                        radar_auc_mean: r.roc_auc.mean,
+                        sklearn_auc_mean: reference.mean,
+                        difference,
+                        within_tolerance: difference >= -args.tolerance,
+                    })
+                }
+                None => None,
+            },
+            _ => None,
+        };
         rows.push(Row {
             dataset: name,
             rows: report.rows,
@@ -78,7 +137,8 @@ pub fn run(args: Args) -> Result<()> {
             sklearn_auc_mean: base.auc_mean,
             sklearn_auc_std: base.auc_std,
             difference,
-            within_tolerance: difference >= -args.tolerance,
+            within_tolerance,
+            many_seeds,
         });
     }
     eprintln!(
@@ -97,6 +157,19 @@ pub fn run(args: Args) -> Result<()> {
             r.difference,
             if r.within_tolerance { "" } else { "  below" }
         );
+        if let Some(m) = &r.many_seeds {
+            eprintln!(
+                "{:<12} {:>8} {:>9.4} ({} seeds) {:>9.4} ({} seeds) {:>+9.4}{}",
+                "",
+                "",
+                m.radar_auc_mean,
+                m.seeds,
+                m.sklearn_auc_mean,
+                m.seeds,
+                m.difference,
+                if m.within_tolerance { "  at parity over many seeds" } else { "  below" }
+            );
+        }
     }
     println!(
         "{}",
@@ -109,7 +182,7 @@ pub fn run(args: Args) -> Result<()> {
     );
     let short: Vec<&str> = rows
         .iter()
-        .filter(|r| !r.within_tolerance)
+        .filter(|r| !r.at_parity())
         .map(|r| r.dataset.as_str())
         .collect();
     if args.check && !short.is_empty() {
