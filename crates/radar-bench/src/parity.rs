@@ -115,7 +115,12 @@ pub fn run(args: Args) -> Result<()> {
             (Some(m), false) => match m.datasets.get(&name) {
                 Some(reference) => {
                     let many: Vec<u64> = (0..m.seeds).collect();
-                    let r = radar::cmd::eval::evaluate(&name, &table, &IsolationForestParams::default(), &many)?;
+                    let r = radar::cmd::eval::evaluate(
+                        &name,
+                        &table,
+                        &IsolationForestParams::default(),
+                        &many,
+                    )?;
                     let difference = r.roc_auc.mean - reference.mean;
                     Some(ManySeeds {
                         seeds: m.seeds,
@@ -167,7 +172,11 @@ pub fn run(args: Args) -> Result<()> {
                 m.sklearn_auc_mean,
                 m.seeds,
                 m.difference,
-                if m.within_tolerance { "  at parity over many seeds" } else { "  below" }
+                if m.within_tolerance {
+                    "  at parity over many seeds"
+                } else {
+                    "  below"
+                }
             );
         }
     }

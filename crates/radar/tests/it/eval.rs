@@ -39,7 +39,14 @@ fn eval_reads_generated_gzip_and_plain_files_alike() {
     fs::write(&gz, enc.finish().unwrap()).unwrap();
 
     let run = |path: &std::path::Path| {
-        let out = radar(&["eval", "--data", path.to_str().unwrap(), "--seeds", "1", "--json"]);
+        let out = radar(&[
+            "eval",
+            "--data",
+            path.to_str().unwrap(),
+            "--seeds",
+            "1",
+            "--json",
+        ]);
         assert!(out.status.success(), "{}", stderr(&out));
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         v["roc_auc"]["mean"].as_f64().unwrap()
@@ -60,7 +67,11 @@ fn bad_inputs_are_clear_errors() {
     let missing = dir.path().join("missing.csv");
     let out = radar(&["eval", "--data", missing.to_str().unwrap()]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("cannot open data file"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot open data file"),
+        "{}",
+        stderr(&out)
+    );
 
     let bad = dir.path().join("bad.csv");
     fs::write(&bad, "a,b,label\n1,2,0\n3,oops,1\n").unwrap();
@@ -73,17 +84,33 @@ fn bad_inputs_are_clear_errors() {
     );
 
     let out = radar(&["eval", "--data", bad.to_str().unwrap(), "--label", "y"]);
-    assert!(stderr(&out).contains("label column `y` not found"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("label column `y` not found"),
+        "{}",
+        stderr(&out)
+    );
 
     let good = dir.path().join("good.csv");
     fs::write(&good, "a,label\n1,0\n2,1\n3,0\n").unwrap();
-    let out = radar(&["eval", "--data", good.to_str().unwrap(), "--contamination", "0.9"]);
+    let out = radar(&[
+        "eval",
+        "--data",
+        good.to_str().unwrap(),
+        "--contamination",
+        "0.9",
+    ]);
     assert!(
         stderr(&out).contains("invalid parameter `contamination`"),
         "{}",
         stderr(&out)
     );
-    let out = radar(&["eval", "--data", good.to_str().unwrap(), "--max-samples", "lots"]);
+    let out = radar(&[
+        "eval",
+        "--data",
+        good.to_str().unwrap(),
+        "--max-samples",
+        "lots",
+    ]);
     assert!(stderr(&out).contains("--max-samples"), "{}", stderr(&out));
 
     let one_class = dir.path().join("one.csv");
