@@ -1,10 +1,17 @@
-//! radar's pure core: data types shared by every layer, the deterministic
-//! random number generator, and synthetic data. No I/O, no async.
+//! radar's pure core: the types every layer shares (matrices, stream
+//! declarations, records, dead letters), the feature engine, the seeded RNG
+//! and synthetic data. No I/O beyond parsing what it is given, no async.
 
+pub mod binary;
+pub mod decode;
+pub mod features;
+pub mod hash;
 pub mod matrix;
 pub mod rng;
+pub mod schema;
 pub mod synth;
 pub mod tabular;
+pub mod time;
 
 pub use matrix::{Matrix, MatrixError, MatrixView};
 pub use rng::Rng;

@@ -529,7 +529,9 @@ mod serialization {
             assert!(
                 matches!(
                     err,
-                    DetectError::Decode(DecodeError::Truncated { .. } | DecodeError::NotAModel)
+                    DetectError::Decode(
+                        DecodeError::Truncated { .. } | DecodeError::WrongMagic { .. }
+                    )
                 ),
                 "cut {cut}: {err}"
             );
@@ -537,7 +539,7 @@ mod serialization {
         let err = IsolationForest::from_bytes(b"{\"model\": \"json\"}").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "not a radar model file (expected magic bytes `RADARMDL`)"
+            "not a radar model file (its first bytes are not `RADARMDL`)"
         );
     }
 

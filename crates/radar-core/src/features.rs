@@ -1,0 +1,1007 @@
+//! The feature engine: one implementation for training backfill and live
+//! scoring.
+//!
+//! The features of an event are computed from the state its entity's earlier
+//! events left, then the event updates that state. [`FeatureEngine::process`]
+//! is the incremental driver (one record in, one row out);
+//! [`FeatureEngine::batch`] is the batch driver, the same code in a loop.
+//! State is checkpointed and restored bit for bit, so a scorer that restarts
+//! from a checkpoint produces exactly the rows an uninterrupted pass would.
+//!
+//! Out-of-order events: an entity's clock never goes back. An event older
+//! than its entity's latest one is processed at the latest time (so it sees
+//! a zero time gap and lands last in the entity's window history); its own
+//! timestamp still drives hour-of-day and day-of-week.
+//!
+//! State is bounded: at most `max_entities` entities (the least recently
+//! seen is evicted, counted in [`EngineStats::entity_evictions`]), a fixed
+//! number of timestamps and categories per entity (least recently used
+//! category evicted, counted in [`EngineStats::category_evictions`]).
+
+use crate::binary::{DecodeError, Envelope, Reader, Writer};
+use crate::decode::{Record, Value};
+use crate::hash::hash64;
+use crate::matrix::{Matrix, MatrixError};
+use crate::schema::{CategorySource, Feature, StreamSchema};
+use crate::time::{self, MICROS_PER_SECOND};
+
+const EARTH_RADIUS_KM: f64 = 6371.0088;
+
+/// Signed log1p: finite for every finite input, odd, monotone.
+#[inline]
+pub fn signed_log1p(x: f64) -> f64 {
+    x.signum() * x.abs().ln_1p()
+}
+
+/// Great-circle distance in km (haversine).
+pub fn haversine_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
+    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
+    let dp = p2 - p1;
+    let dl = (lon2 - lon1).to_radians();
+    let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+    2.0 * EARTH_RADIUS_KM * a.sqrt().min(1.0).asin()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Ewma {
+    offset: usize,
+    field: usize,
+    alpha: f64,
+    log1p: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Loc {
+    offset: usize,
+    lat: usize,
+    lon: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct CategorySet {
+    offset: usize,
+    source: CategorySource,
+    cap: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Lag {
+    offset: usize,
+    field: usize,
+    k: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Op {
+    Raw(usize),
+    Log1p(usize),
+    HourOfDay,
+    DayOfWeek,
+    Count { window_seconds: u64 },
+    EwmaMean(usize),
+    EwmaStd(usize),
+    Zscore { ewma: usize, min_events: u32 },
+    TimeSinceLast { cap_seconds: u64 },
+    Distance(usize),
+    Speed(usize),
+    Novelty(usize),
+    Frequency(usize),
+    HourFrequency,
+    Lag(usize),
+}
+
+// Fixed words of every entity's state.
+const HEADER: usize = 0; // n_events u32 | ring length u8 << 32 | ring head u8 << 40
+const LAST_TS: usize = 1;
+const FIXED_WORDS: usize = 2;
+
+/// The layout of an entity's state and the compiled features.
+#[derive(Debug, Clone, PartialEq)]
+struct Plan {
+    words: usize,
+    ring: Option<(usize, usize)>, // (offset, capacity in timestamps)
+    hour_profile: Option<usize>,
+    ewmas: Vec<Ewma>,
+    locs: Vec<Loc>,
+    sets: Vec<CategorySet>,
+    lags: Vec<Lag>,
+    ops: Vec<Op>,
+    defaults: Vec<f64>,
+    ttl_micros: Option<i64>,
+}
+
+impl Plan {
+    fn new(schema: &StreamSchema) -> Plan {
+        let mut words = FIXED_WORDS;
+        let mut alloc = |n: usize| {
+            let at = words;
+            words += n;
+            at
+        };
+        let needs_ring = schema
+            .features
+            .iter()
+            .any(|f| matches!(f, Feature::Count { .. }));
+        let ring = needs_ring.then(|| (alloc(schema.history.div_ceil(2)), schema.history));
+        let hour_profile = schema
+            .features
+            .iter()
+            .any(|f| matches!(f, Feature::HourFrequency))
+            .then(|| alloc(3));
+        let mut ewmas: Vec<Ewma> = Vec::new();
+        let mut locs: Vec<Loc> = Vec::new();
+        let mut sets: Vec<CategorySet> = Vec::new();
+        let mut lags: Vec<Lag> = Vec::new();
+        // Features over the same inputs share state.
+        let mut ewma =
+            |field: usize, alpha: f64, log1p: bool, alloc: &mut dyn FnMut(usize) -> usize| {
+                match ewmas
+                    .iter()
+                    .position(|e| e.field == field && e.alpha == alpha && e.log1p == log1p)
+                {
+                    Some(i) => i,
+                    None => {
+                        ewmas.push(Ewma {
+                            offset: alloc(2),
+                            field,
+                            alpha,
+                            log1p,
+                        });
+                        ewmas.len() - 1
+                    }
+                }
+            };
+        let mut ops = Vec::new();
+        // Category sets are sized by the largest cap asked of them.
+        let mut set_caps: Vec<(CategorySource, usize)> = Vec::new();
+        for f in &schema.features {
+            if let Feature::Novelty {
+                source,
+                max_categories,
+            }
+            | Feature::Frequency {
+                source,
+                max_categories,
+            } = f
+            {
+                match set_caps.iter_mut().find(|(s, _)| s == source) {
+                    Some((_, cap)) => *cap = (*cap).max(*max_categories),
+                    None => set_caps.push((*source, *max_categories)),
+                }
+            }
+        }
+        for (source, cap) in set_caps {
+            sets.push(CategorySet {
+                offset: alloc(cap),
+                source,
+                cap,
+            });
+        }
+        for f in &schema.features {
+            let op = match *f {
+                Feature::Raw { field } => Op::Raw(field),
+                Feature::Log1p { field } => Op::Log1p(field),
+                Feature::HourOfDay => Op::HourOfDay,
+                Feature::DayOfWeek => Op::DayOfWeek,
+                Feature::HourFrequency => Op::HourFrequency,
+                Feature::Count { window_seconds } => Op::Count { window_seconds },
+                Feature::EwmaMean {
+                    field,
+                    alpha,
+                    log1p,
+                } => Op::EwmaMean(ewma(field, alpha, log1p, &mut alloc)),
+                Feature::EwmaStd {
+                    field,
+                    alpha,
+                    log1p,
+                } => Op::EwmaStd(ewma(field, alpha, log1p, &mut alloc)),
+                Feature::Zscore {
+                    field,
+                    alpha,
+                    log1p,
+                    min_events,
+                } => Op::Zscore {
+                    ewma: ewma(field, alpha, log1p, &mut alloc),
+                    min_events,
+                },
+                Feature::TimeSinceLast { cap_seconds } => Op::TimeSinceLast { cap_seconds },
+                Feature::Distance { lat, lon } | Feature::Speed { lat, lon } => {
+                    let i = match locs.iter().position(|l| l.lat == lat && l.lon == lon) {
+                        Some(i) => i,
+                        None => {
+                            locs.push(Loc {
+                                offset: alloc(1),
+                                lat,
+                                lon,
+                            });
+                            locs.len() - 1
+                        }
+                    };
+                    if matches!(f, Feature::Distance { .. }) {
+                        Op::Distance(i)
+                    } else {
+                        Op::Speed(i)
+                    }
+                }
+                Feature::Novelty { source, .. } | Feature::Frequency { source, .. } => {
+                    let i = sets.iter().position(|s| s.source == source).unwrap_or(0);
+                    if matches!(f, Feature::Novelty { .. }) {
+                        Op::Novelty(i)
+                    } else {
+                        Op::Frequency(i)
+                    }
+                }
+                Feature::Lag { field, k } => {
+                    let i = match lags.iter().position(|l| l.field == field && l.k == k) {
+                        Some(i) => i,
+                        None => {
+                            lags.push(Lag {
+                                offset: alloc(k),
+                                field,
+                                k,
+                            });
+                            lags.len() - 1
+                        }
+                    };
+                    Op::Lag(i)
+                }
+            };
+            ops.push(op);
+        }
+        Plan {
+            words,
+            ring,
+            hour_profile,
+            ewmas,
+            locs,
+            sets,
+            lags,
+            ops,
+            defaults: schema
+                .fields
+                .iter()
+                .map(|f| f.default.unwrap_or(0.0))
+                .collect(),
+            ttl_micros: schema
+                .entity_ttl_seconds
+                .map(|s| (s as i64).saturating_mul(MICROS_PER_SECOND)),
+        }
+    }
+
+    #[inline]
+    fn number(&self, record: &Record, field: usize) -> f64 {
+        record.values[field]
+            .as_f64()
+            .unwrap_or(self.defaults[field])
+    }
+
+    #[inline]
+    fn category(&self, record: &Record, source: CategorySource) -> u32 {
+        match source {
+            CategorySource::Hour => time::hour_index(record.ts) as u32,
+            CategorySource::Field(i) => {
+                let h = match &record.values[i] {
+                    Value::Str(s) => hash64(s.as_bytes()),
+                    Value::Int(v) => hash64(&v.to_le_bytes()),
+                    Value::Bool(b) => *b as u64,
+                    Value::Float(v) => hash64(&v.to_bits().to_le_bytes()),
+                    Value::Missing => 0,
+                };
+                (h ^ (h >> 32)) as u32
+            }
+        }
+    }
+
+    fn ewma_input(&self, record: &Record, e: &Ewma) -> f64 {
+        let x = self.number(record, e.field);
+        if e.log1p { signed_log1p(x) } else { x }
+    }
+
+    /// Writes the features of `record` given its entity's state.
+    fn compute(&self, state: &[u64], record: &Record, out: &mut [f64]) {
+        let n = n_events(state);
+        let last_ts = state[LAST_TS] as i64;
+        let now = if n > 0 {
+            record.ts.max(last_ts)
+        } else {
+            record.ts
+        };
+        let mut col = 0;
+        for op in &self.ops {
+            match *op {
+                Op::Raw(f) => {
+                    out[col] = self.number(record, f);
+                }
+                Op::Log1p(f) => {
+                    out[col] = signed_log1p(self.number(record, f));
+                }
+                Op::HourOfDay => {
+                    let a = time::hour_of_day(record.ts) * std::f64::consts::TAU / 24.0;
+                    out[col] = a.sin();
+                    out[col + 1] = a.cos();
+                }
+                Op::DayOfWeek => {
+                    let a = time::day_of_week(record.ts) * std::f64::consts::TAU / 7.0;
+                    out[col] = a.sin();
+                    out[col + 1] = a.cos();
+                }
+                Op::Count { window_seconds } => {
+                    let (offset, cap) = self.ring.unwrap_or((0, 1));
+                    let horizon = seconds(now) as i64 - window_seconds as i64;
+                    out[col] = (0..ring_len(state))
+                        .filter(|&i| ring_get(state, offset, cap, i) as i64 > horizon)
+                        .count() as f64;
+                }
+                Op::EwmaMean(i) => {
+                    let e = &self.ewmas[i];
+                    out[col] = if n == 0 {
+                        self.ewma_input(record, e)
+                    } else {
+                        f64::from_bits(state[e.offset])
+                    };
+                }
+                Op::EwmaStd(i) => {
+                    let e = &self.ewmas[i];
+                    out[col] = if n == 0 {
+                        0.0
+                    } else {
+                        f64::from_bits(state[e.offset + 1]).max(0.0).sqrt()
+                    };
+                }
+                Op::Zscore { ewma, min_events } => {
+                    let e = &self.ewmas[ewma];
+                    out[col] = if n < min_events.max(1) {
+                        0.0
+                    } else {
+                        let mean = f64::from_bits(state[e.offset]);
+                        let std = f64::from_bits(state[e.offset + 1]).max(0.0).sqrt();
+                        let floor = 1e-6 * mean.abs().max(1.0);
+                        (self.ewma_input(record, e) - mean) / std.max(floor)
+                    };
+                }
+                Op::TimeSinceLast { cap_seconds } => {
+                    out[col] = if n == 0 {
+                        cap_seconds as f64
+                    } else {
+                        ((now - last_ts) as f64 / MICROS_PER_SECOND as f64).min(cap_seconds as f64)
+                    };
+                }
+                Op::Distance(i) | Op::Speed(i) => {
+                    let l = &self.locs[i];
+                    let km = if n == 0 {
+                        0.0
+                    } else {
+                        let (lat0, lon0) = unpack_loc(state[l.offset]);
+                        haversine_km(
+                            lat0,
+                            lon0,
+                            self.number(record, l.lat),
+                            self.number(record, l.lon),
+                        )
+                    };
+                    out[col] = if matches!(op, Op::Speed(_)) {
+                        let hours = ((now - last_ts) as f64 / (3600.0 * MICROS_PER_SECOND as f64))
+                            .max(1.0 / 3600.0);
+                        if n == 0 { 0.0 } else { km / hours }
+                    } else {
+                        km
+                    };
+                }
+                Op::Novelty(i) | Op::Frequency(i) => {
+                    let s = &self.sets[i];
+                    let h = self.category(record, s.source);
+                    let count = state[s.offset..s.offset + s.cap]
+                        .iter()
+                        .find(|&&w| set_count(w) > 0 && set_hash(w) == h)
+                        .map_or(0, |&w| set_count(w));
+                    out[col] = match op {
+                        Op::Novelty(_) => (count == 0) as u8 as f64,
+                        _ if n == 0 => 0.0,
+                        _ => count as f64 / n as f64,
+                    };
+                }
+                Op::HourFrequency => {
+                    let offset = self.hour_profile.unwrap_or(0);
+                    let profile = hour_profile(state, offset);
+                    let total: u32 = profile.iter().map(|&c| c as u32).sum();
+                    out[col] = if total == 0 {
+                        0.0
+                    } else {
+                        profile[time::hour_index(record.ts)] as f64 / total as f64
+                    };
+                }
+                Op::Lag(i) => {
+                    let l = &self.lags[i];
+                    let x = self.number(record, l.field);
+                    let available = (n as usize).min(l.k);
+                    for j in 1..=l.k {
+                        // The j-th previous value; beyond the history, the oldest one
+                        // (or the current value when there is none).
+                        out[col + j - 1] = if available == 0 {
+                            x
+                        } else {
+                            let j = j.min(available);
+                            let pos = (n as usize - j) % l.k;
+                            f64::from_bits(state[l.offset + pos])
+                        };
+                    }
+                }
+            }
+            col += op_width(op, &self.lags);
+        }
+    }
+
+    /// Folds `record` into its entity's state.
+    fn update(&self, state: &mut [u64], record: &Record, stats: &mut EngineStats) {
+        let n = n_events(state);
+        let last_ts = state[LAST_TS] as i64;
+        let now = if n > 0 {
+            record.ts.max(last_ts)
+        } else {
+            record.ts
+        };
+        if let Some((offset, cap)) = self.ring {
+            let len = ring_len(state);
+            let head = ring_head(state);
+            let secs = seconds(now);
+            if len < cap {
+                ring_put(state, offset, (head + len) % cap, secs);
+                set_ring(state, len + 1, head);
+            } else {
+                // Full: overwrite the oldest (at head) and advance head.
+                ring_put(state, offset, head, secs);
+                set_ring(state, len, (head + 1) % cap);
+            }
+        }
+        if let Some(offset) = self.hour_profile {
+            let mut profile = hour_profile(state, offset);
+            let h = time::hour_index(record.ts);
+            if profile[h] == u8::MAX {
+                profile.iter_mut().for_each(|c| *c /= 2);
+            }
+            profile[h] += 1;
+            for (w, chunk) in profile.chunks_exact(8).enumerate() {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(chunk);
+                state[offset + w] = u64::from_le_bytes(b);
+            }
+        }
+        for e in &self.ewmas {
+            let x = self.ewma_input(record, e);
+            if n == 0 {
+                state[e.offset] = x.to_bits();
+                state[e.offset + 1] = 0f64.to_bits();
+            } else {
+                let mean = f64::from_bits(state[e.offset]);
+                let var = f64::from_bits(state[e.offset + 1]);
+                let diff = x - mean;
+                let incr = e.alpha * diff;
+                state[e.offset] = (mean + incr).to_bits();
+                state[e.offset + 1] = ((1.0 - e.alpha) * (var + diff * incr)).to_bits();
+            }
+        }
+        for l in &self.locs {
+            state[l.offset] = pack_loc(self.number(record, l.lat), self.number(record, l.lon));
+        }
+        for s in &self.sets {
+            let h = self.category(record, s.source);
+            let slots = &mut state[s.offset..s.offset + s.cap];
+            let found = slots
+                .iter()
+                .position(|&w| set_count(w) > 0 && set_hash(w) == h);
+            let entry = match found {
+                Some(i) => pack_set(h, set_count(slots[i]).saturating_add(1)),
+                None => {
+                    if set_count(slots[s.cap - 1]) > 0 {
+                        stats.category_evictions += 1;
+                    }
+                    pack_set(h, 1)
+                }
+            };
+            // Most recently used first.
+            let end = found.unwrap_or(s.cap - 1);
+            slots.copy_within(0..end, 1);
+            slots[0] = entry;
+        }
+        for l in &self.lags {
+            state[l.offset + n as usize % l.k] = self.number(record, l.field).to_bits();
+        }
+        state[LAST_TS] = now as u64;
+        state[HEADER] = (state[HEADER] & !0xFFFF_FFFF) | n.saturating_add(1) as u64;
+    }
+}
+
+fn op_width(op: &Op, lags: &[Lag]) -> usize {
+    match op {
+        Op::HourOfDay | Op::DayOfWeek => 2,
+        Op::Lag(i) => lags[*i].k,
+        _ => 1,
+    }
+}
+
+#[inline]
+fn n_events(state: &[u64]) -> u32 {
+    state[HEADER] as u32
+}
+#[inline]
+fn ring_len(state: &[u64]) -> usize {
+    ((state[HEADER] >> 32) & 0xFF) as usize
+}
+#[inline]
+fn ring_head(state: &[u64]) -> usize {
+    ((state[HEADER] >> 40) & 0xFF) as usize
+}
+fn set_ring(state: &mut [u64], len: usize, head: usize) {
+    state[HEADER] = (state[HEADER] & 0xFFFF_FFFF) | (len as u64) << 32 | (head as u64) << 40;
+}
+/// The i-th oldest timestamp (seconds) of a ring of `cap` slots.
+#[inline]
+fn ring_get(state: &[u64], offset: usize, cap: usize, i: usize) -> u32 {
+    let pos = (ring_head(state) + i) % cap;
+    (state[offset + pos / 2] >> (32 * (pos % 2))) as u32
+}
+fn ring_put(state: &mut [u64], offset: usize, pos: usize, v: u32) {
+    let w = &mut state[offset + pos / 2];
+    let shift = 32 * (pos % 2);
+    *w = (*w & !(0xFFFF_FFFFu64 << shift)) | (v as u64) << shift;
+}
+/// Event time in whole seconds, clamped to what a u32 holds.
+#[inline]
+fn seconds(micros: i64) -> u32 {
+    micros
+        .div_euclid(MICROS_PER_SECOND)
+        .clamp(0, u32::MAX as i64) as u32
+}
+fn hour_profile(state: &[u64], offset: usize) -> [u8; 24] {
+    let mut p = [0u8; 24];
+    for w in 0..3 {
+        p[w * 8..w * 8 + 8].copy_from_slice(&state[offset + w].to_le_bytes());
+    }
+    p
+}
+#[inline]
+fn set_hash(w: u64) -> u32 {
+    w as u32
+}
+#[inline]
+fn set_count(w: u64) -> u32 {
+    (w >> 32) as u32
+}
+#[inline]
+fn pack_set(hash: u32, count: u32) -> u64 {
+    (count as u64) << 32 | hash as u64
+}
+fn pack_loc(lat: f64, lon: f64) -> u64 {
+    ((lon as f32).to_bits() as u64) << 32 | (lat as f32).to_bits() as u64
+}
+fn unpack_loc(w: u64) -> (f64, f64) {
+    (
+        f32::from_bits(w as u32) as f64,
+        f32::from_bits((w >> 32) as u32) as f64,
+    )
+}
+
+/// Counters of the engine's bounded state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    pub entity_evictions: u64,
+    pub category_evictions: u64,
+    pub entity_resets: u64,
+}
+
+const EMPTY: u32 = u32::MAX;
+
+/// Per-entity state: an open-addressing table from key hash to a dense
+/// index, the state words of each entity, and a least-recently-used list.
+#[derive(Debug, Clone, PartialEq)]
+struct EntityStore {
+    words_per: usize,
+    cap: usize,
+    table: Vec<u32>,
+    keys: Vec<u64>,
+    words: Vec<u64>,
+    prev: Vec<u32>,
+    next: Vec<u32>,
+    /// Most and least recently used.
+    head: u32,
+    tail: u32,
+}
+
+impl EntityStore {
+    fn new(words_per: usize, cap: usize) -> Self {
+        EntityStore {
+            words_per,
+            cap,
+            table: vec![EMPTY; 1024],
+            keys: Vec::new(),
+            words: Vec::new(),
+            prev: Vec::new(),
+            next: Vec::new(),
+            head: EMPTY,
+            tail: EMPTY,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    #[inline]
+    fn find(&self, key: u64) -> Result<u32, usize> {
+        let mask = self.table.len() - 1;
+        let mut i = key as usize & mask;
+        loop {
+            match self.table[i] {
+                EMPTY => return Err(i),
+                idx if self.keys[idx as usize] == key => return Ok(idx),
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    fn state(&self, idx: u32) -> &[u64] {
+        let s = idx as usize * self.words_per;
+        &self.words[s..s + self.words_per]
+    }
+
+    fn state_mut(&mut self, idx: u32) -> &mut [u64] {
+        let s = idx as usize * self.words_per;
+        &mut self.words[s..s + self.words_per]
+    }
+
+    fn unlink(&mut self, idx: u32) {
+        let (p, n) = (self.prev[idx as usize], self.next[idx as usize]);
+        if p == EMPTY {
+            self.head = n
+        } else {
+            self.next[p as usize] = n
+        }
+        if n == EMPTY {
+            self.tail = p
+        } else {
+            self.prev[n as usize] = p
+        }
+    }
+
+    fn push_front(&mut self, idx: u32) {
+        self.prev[idx as usize] = EMPTY;
+        self.next[idx as usize] = self.head;
+        if self.head != EMPTY {
+            self.prev[self.head as usize] = idx;
+        }
+        self.head = idx;
+        if self.tail == EMPTY {
+            self.tail = idx;
+        }
+    }
+
+    fn touch(&mut self, idx: u32) {
+        if self.head != idx {
+            self.unlink(idx);
+            self.push_front(idx);
+        }
+    }
+
+    /// Grows vectors in steps of an eighth, so capacity stays within 12.5%
+    /// of use (this state is what bounds memory per entity).
+    fn reserve_one(&mut self) {
+        if self.keys.len() == self.keys.capacity() {
+            let more = (self.keys.len() / 8)
+                .max(1024)
+                .min(self.cap - self.keys.len())
+                .max(1);
+            self.keys.reserve_exact(more);
+            self.prev.reserve_exact(more);
+            self.next.reserve_exact(more);
+            self.words.reserve_exact(more * self.words_per);
+        }
+        if (self.keys.len() + 1) * 2 > self.table.len() {
+            self.rehash(self.table.len() * 2);
+        }
+    }
+
+    fn rehash(&mut self, size: usize) {
+        self.table = vec![EMPTY; size];
+        let mask = size - 1;
+        for (idx, &key) in self.keys.iter().enumerate() {
+            let mut i = key as usize & mask;
+            while self.table[i] != EMPTY {
+                i = (i + 1) & mask;
+            }
+            self.table[i] = idx as u32;
+        }
+    }
+
+    /// Removes `key`'s table entry (backward-shift deletion keeps probe
+    /// chains intact without tombstones).
+    fn remove_from_table(&mut self, key: u64) {
+        let Ok(_) = self.find(key) else { return };
+        let mask = self.table.len() - 1;
+        let mut i = key as usize & mask;
+        while self.keys[self.table[i] as usize] != key {
+            i = (i + 1) & mask;
+        }
+        let mut j = i;
+        loop {
+            j = (j + 1) & mask;
+            let idx = self.table[j];
+            if idx == EMPTY {
+                break;
+            }
+            let home = self.keys[idx as usize] as usize & mask;
+            // Move j back to i unless its home lies cyclically in (i, j].
+            let in_between = if i <= j {
+                home > i && home <= j
+            } else {
+                home > i || home <= j
+            };
+            if !in_between {
+                self.table[i] = idx;
+                i = j;
+            }
+        }
+        self.table[i] = EMPTY;
+    }
+
+    /// The index of `key`'s state, inserting a fresh one (and evicting the
+    /// least recently used entity at capacity).
+    fn get_or_insert(&mut self, key: u64, stats: &mut EngineStats) -> u32 {
+        match self.find(key) {
+            Ok(idx) => {
+                self.touch(idx);
+                idx
+            }
+            Err(_) if self.len() >= self.cap => {
+                let victim = self.tail;
+                let old = self.keys[victim as usize];
+                self.remove_from_table(old);
+                self.keys[victim as usize] = key;
+                self.state_mut(victim).fill(0);
+                let Err(slot) = self.find(key) else {
+                    unreachable!("key was absent")
+                };
+                self.table[slot] = victim;
+                self.touch(victim);
+                stats.entity_evictions += 1;
+                victim
+            }
+            Err(_) => {
+                self.reserve_one();
+                let idx = self.keys.len() as u32;
+                self.keys.push(key);
+                self.prev.push(EMPTY);
+                self.next.push(EMPTY);
+                self.words.resize(self.words.len() + self.words_per, 0);
+                let Err(slot) = self.find(key) else {
+                    unreachable!("key was absent")
+                };
+                self.table[slot] = idx;
+                self.push_front(idx);
+                idx
+            }
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.table.capacity() * 4
+            + self.keys.capacity() * 8
+            + self.words.capacity() * 8
+            + self.prev.capacity() * 4
+            + self.next.capacity() * 4
+    }
+}
+
+const CHECKPOINT: Envelope = Envelope {
+    magic: *b"RADARFST",
+    what: "radar feature-state checkpoint",
+    version: 1,
+};
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum CheckpointError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error(
+        "the checkpoint was made for a different stream declaration (fingerprint {found:#x}, expected {expected:#x})"
+    )]
+    WrongStream { expected: u64, found: u64 },
+}
+
+/// The feature engine of one stream.
+#[derive(Debug, Clone)]
+pub struct FeatureEngine {
+    schema: StreamSchema,
+    plan: Plan,
+    store: EntityStore,
+    stats: EngineStats,
+}
+
+impl FeatureEngine {
+    pub fn new(schema: StreamSchema) -> Self {
+        let plan = Plan::new(&schema);
+        let store = EntityStore::new(plan.words, schema.max_entities);
+        FeatureEngine {
+            schema,
+            plan,
+            store,
+            stats: EngineStats::default(),
+        }
+    }
+
+    pub fn schema(&self) -> &StreamSchema {
+        &self.schema
+    }
+
+    pub fn columns(&self) -> &[String] {
+        &self.schema.columns
+    }
+
+    pub fn width(&self) -> usize {
+        self.schema.columns.len()
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        self.stats
+    }
+
+    pub fn entities(&self) -> usize {
+        self.store.len()
+    }
+
+    /// Bytes of state per entity in the layout (without table overhead).
+    pub fn state_words_per_entity(&self) -> usize {
+        self.plan.words
+    }
+
+    /// Heap bytes the entity state holds now (all vectors' capacities).
+    pub fn state_heap_bytes(&self) -> usize {
+        self.store.heap_bytes()
+    }
+
+    fn key(&self, record: &Record) -> u64 {
+        record.entity.as_deref().map_or(0, |e| hash64(e.as_bytes()))
+    }
+
+    /// Incremental driver: features of `record` into `out` (one slot per
+    /// column), then `record` updates its entity's state.
+    pub fn process(&mut self, record: &Record, out: &mut [f64]) {
+        debug_assert_eq!(out.len(), self.width());
+        let key = self.key(record);
+        let idx = self.store.get_or_insert(key, &mut self.stats);
+        let plan = &self.plan;
+        let state = self.store.state_mut(idx);
+        if let Some(ttl) = plan.ttl_micros
+            && n_events(state) > 0
+            && record.ts.saturating_sub(state[LAST_TS] as i64) > ttl
+        {
+            state.fill(0);
+            self.stats.entity_resets += 1;
+        }
+        plan.compute(state, record, out);
+        plan.update(state, record, &mut self.stats);
+    }
+
+    /// Features of `record` from the current state, without changing it
+    /// (scoring an event that is not stored).
+    pub fn peek(&self, record: &Record, out: &mut [f64]) {
+        let fresh;
+        let state = match self.store.find(self.key(record)) {
+            Ok(idx) => {
+                let s = self.store.state(idx);
+                let expired = self.plan.ttl_micros.is_some_and(|ttl| {
+                    n_events(s) > 0 && record.ts.saturating_sub(s[LAST_TS] as i64) > ttl
+                });
+                if expired {
+                    fresh = vec![0; self.plan.words];
+                    &fresh[..]
+                } else {
+                    s
+                }
+            }
+            Err(_) => {
+                fresh = vec![0; self.plan.words];
+                &fresh[..]
+            }
+        };
+        self.plan.compute(state, record, out);
+    }
+
+    /// Batch driver: the rows of `records` in order, as `process` gives them.
+    pub fn batch(&mut self, records: &[Record]) -> Result<Matrix, MatrixError> {
+        let mut m = Matrix::with_columns(self.width())?;
+        let mut row = vec![0.0; self.width()];
+        for r in records {
+            self.process(r, &mut row);
+            m.push_row(&row)?;
+        }
+        Ok(m)
+    }
+
+    /// A fingerprint of what the state means: the features and the layout.
+    fn fingerprint(&self) -> u64 {
+        hash64(format!("{:?}|{:?}", self.schema.features, self.plan).as_bytes())
+    }
+
+    /// Serializes all entity state.
+    pub fn checkpoint(&self) -> Vec<u8> {
+        let s = &self.store;
+        let mut w = Writer::new();
+        w.u64(self.fingerprint());
+        w.u64(s.words_per as u64);
+        w.u64(s.cap as u64);
+        w.u32(s.head);
+        w.u32(s.tail);
+        w.u64s(&s.keys);
+        w.u64s(&s.words);
+        w.u32s(&s.prev);
+        w.u32s(&s.next);
+        w.u64(self.stats.entity_evictions);
+        w.u64(self.stats.category_evictions);
+        w.u64(self.stats.entity_resets);
+        CHECKPOINT.seal(1, &w.into_bytes())
+    }
+
+    /// Replaces all entity state with a checkpoint's.
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<(), CheckpointError> {
+        let (_, payload) = CHECKPOINT.open(bytes)?;
+        let mut r = Reader::new(payload);
+        let found = r.u64()?;
+        let expected = self.fingerprint();
+        if found != expected {
+            return Err(CheckpointError::WrongStream { expected, found });
+        }
+        let invalid = |m: &str| CheckpointError::Decode(DecodeError::Invalid(m.to_owned()));
+        let words_per = r.u64()? as usize;
+        let cap = r.u64()? as usize;
+        let (head, tail) = (r.u32()?, r.u32()?);
+        let keys = r.u64s()?;
+        let words = r.u64s()?;
+        let prev = r.u32s()?;
+        let next = r.u32s()?;
+        let stats = EngineStats {
+            entity_evictions: r.u64()?,
+            category_evictions: r.u64()?,
+            entity_resets: r.u64()?,
+        };
+        r.finish()?;
+        let n = keys.len();
+        if words_per != self.plan.words
+            || words.len() != n * words_per
+            || prev.len() != n
+            || next.len() != n
+            || n > cap
+        {
+            return Err(invalid("entity arrays disagree in length"));
+        }
+        let link_ok = |v: u32| v == EMPTY || (v as usize) < n;
+        if !prev.iter().chain(&next).all(|&v| link_ok(v)) || !link_ok(head) || !link_ok(tail) {
+            return Err(invalid("entity list points outside the entities"));
+        }
+        let mut store = EntityStore::new(words_per, self.schema.max_entities.max(n));
+        store.keys = keys;
+        store.words = words;
+        store.prev = prev;
+        store.next = next;
+        store.head = head;
+        store.tail = tail;
+        let mut size = 1024;
+        while size < n * 2 + 2 {
+            size *= 2;
+        }
+        store.rehash(size);
+        if store
+            .keys
+            .iter()
+            .enumerate()
+            .any(|(i, &k)| store.find(k) != Ok(i as u32))
+        {
+            return Err(invalid("duplicate entity keys"));
+        }
+        self.store = store;
+        self.stats = stats;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,366 @@
+use proptest::prelude::*;
+
+use super::*;
+use crate::schema::parse_streams;
+
+const ALL_KINDS: &str = r#"
+[streams.s]
+timestamp = "ts"
+entity = "e"
+max_entities = 4
+history = 4
+entity_ttl_seconds = 1000
+
+[streams.s.fields]
+x = { type = "float" }
+c = { type = "category" }
+lat = { type = "float" }
+lon = { type = "float" }
+
+[[streams.s.features]]
+kind = "raw"
+field = "x"
+[[streams.s.features]]
+kind = "log1p"
+field = "x"
+[[streams.s.features]]
+kind = "hour_of_day"
+[[streams.s.features]]
+kind = "day_of_week"
+[[streams.s.features]]
+kind = "count"
+window_seconds = 60
+[[streams.s.features]]
+kind = "ewma_mean"
+field = "x"
+alpha = 0.5
+[[streams.s.features]]
+kind = "ewma_std"
+field = "x"
+alpha = 0.5
+[[streams.s.features]]
+kind = "zscore"
+field = "x"
+alpha = 0.5
+min_events = 2
+[[streams.s.features]]
+kind = "time_since_last"
+cap_seconds = 500
+[[streams.s.features]]
+kind = "distance"
+lat = "lat"
+lon = "lon"
+[[streams.s.features]]
+kind = "speed"
+lat = "lat"
+lon = "lon"
+[[streams.s.features]]
+kind = "novelty"
+field = "c"
+max_categories = 3
+[[streams.s.features]]
+kind = "frequency"
+field = "c"
+max_categories = 3
+[[streams.s.features]]
+kind = "hour_frequency"
+[[streams.s.features]]
+kind = "lag"
+field = "x"
+k = 3
+"#;
+
+fn schema(text: &str) -> StreamSchema {
+    let (name, config) = parse_streams(text).unwrap().into_iter().next().unwrap();
+    config.build(&name).unwrap()
+}
+
+fn record(e: &str, ts_secs: i64, x: f64, c: &str, lat: f64, lon: f64) -> Record {
+    Record {
+        id: None,
+        ts: ts_secs * MICROS_PER_SECOND,
+        entity: Some(e.into()),
+        // Declared fields in schema order (alphabetical): c, lat, lon, x.
+        values: vec![
+            Value::Str(c.into()),
+            Value::Float(lat),
+            Value::Float(lon),
+            Value::Float(x),
+        ],
+    }
+}
+
+fn col(engine: &FeatureEngine, row: &[f64], name: &str) -> f64 {
+    row[engine
+        .columns()
+        .iter()
+        .position(|c| c == name)
+        .unwrap_or_else(|| panic!("no column {name}"))]
+}
+
+#[test]
+fn features_follow_their_definitions() {
+    let mut e = FeatureEngine::new(schema(ALL_KINDS));
+    let mut row = vec![0.0; e.width()];
+    // 2026-11-25 is a Wednesday; 06:00 UTC.
+    let t0 = 1_795_564_800 + 6 * 3600;
+    e.process(&record("a", t0, 10.0, "food", 48.85, 2.35), &mut row);
+    assert_eq!(col(&e, &row, "raw_x"), 10.0);
+    assert_eq!(col(&e, &row, "log1p_x"), 11f64.ln());
+    assert!((col(&e, &row, "hour_of_day_sin") - 1.0).abs() < 1e-12);
+    assert_eq!(col(&e, &row, "count"), 0.0);
+    assert_eq!(col(&e, &row, "ewma_mean_x"), 10.0);
+    assert_eq!(col(&e, &row, "ewma_std_x"), 0.0);
+    assert_eq!(col(&e, &row, "zscore_x"), 0.0);
+    assert_eq!(col(&e, &row, "time_since_last"), 500.0);
+    assert_eq!(col(&e, &row, "distance"), 0.0);
+    assert_eq!(col(&e, &row, "novelty_c"), 1.0);
+    assert_eq!(col(&e, &row, "frequency_c"), 0.0);
+    assert_eq!(col(&e, &row, "hour_frequency"), 0.0);
+    assert_eq!(
+        [col(&e, &row, "lag_x_1"), col(&e, &row, "lag_x_2")],
+        [10.0, 10.0]
+    );
+
+    // 30 s later, 343 km away (Paris -> London), x = 20.
+    e.process(
+        &record("a", t0 + 30, 20.0, "food", 51.5074, -0.1278),
+        &mut row,
+    );
+    assert_eq!(col(&e, &row, "count"), 1.0);
+    assert_eq!(col(&e, &row, "ewma_mean_x"), 10.0);
+    assert_eq!(col(&e, &row, "time_since_last"), 30.0);
+    let km = col(&e, &row, "distance");
+    assert!((km - 343.5).abs() < 1.0, "{km}");
+    assert!((col(&e, &row, "speed") - km / (30.0 / 3600.0)).abs() < 1e-6);
+    assert_eq!(col(&e, &row, "novelty_c"), 0.0);
+    assert_eq!(col(&e, &row, "frequency_c"), 1.0);
+    assert_eq!(col(&e, &row, "hour_frequency"), 1.0);
+    assert_eq!(col(&e, &row, "zscore_x"), 0.0, "below min_events");
+    assert_eq!(
+        [
+            col(&e, &row, "lag_x_1"),
+            col(&e, &row, "lag_x_2"),
+            col(&e, &row, "lag_x_3")
+        ],
+        [10.0, 10.0, 10.0]
+    );
+
+    // Third event: EWMA after 10, 20 with alpha 0.5: mean 15, var 0.5*(0+10*5) = 25.
+    e.process(
+        &record("a", t0 + 100, 25.0, "fuel", 51.5074, -0.1278),
+        &mut row,
+    );
+    assert_eq!(col(&e, &row, "ewma_mean_x"), 15.0);
+    assert_eq!(col(&e, &row, "ewma_std_x"), 5.0);
+    assert_eq!(col(&e, &row, "zscore_x"), 2.0);
+    assert_eq!(
+        col(&e, &row, "count"),
+        0.0,
+        "both earlier events left the 60 s window"
+    );
+    assert_eq!(col(&e, &row, "novelty_c"), 1.0);
+    assert_eq!(
+        [
+            col(&e, &row, "lag_x_1"),
+            col(&e, &row, "lag_x_2"),
+            col(&e, &row, "lag_x_3")
+        ],
+        [20.0, 10.0, 10.0]
+    );
+
+    // Another entity starts afresh.
+    e.process(&record("b", t0 + 101, 1.0, "fuel", 0.0, 0.0), &mut row);
+    assert_eq!(col(&e, &row, "novelty_c"), 1.0);
+    assert_eq!(col(&e, &row, "time_since_last"), 500.0);
+    assert_eq!(e.entities(), 2);
+}
+
+#[test]
+fn late_events_are_processed_at_the_entitys_latest_time() {
+    let mut e = FeatureEngine::new(schema(ALL_KINDS));
+    let mut row = vec![0.0; e.width()];
+    e.process(&record("a", 1000, 1.0, "x", 0.0, 0.0), &mut row);
+    e.process(&record("a", 900, 1.0, "x", 0.0, 1.0), &mut row);
+    assert_eq!(col(&e, &row, "time_since_last"), 0.0);
+    // Zero elapsed time: speed uses the one-second floor.
+    assert!((col(&e, &row, "speed") - col(&e, &row, "distance") * 3600.0).abs() < 1e-6);
+    e.process(&record("a", 1010, 1.0, "x", 0.0, 1.0), &mut row);
+    assert_eq!(col(&e, &row, "count"), 2.0);
+    assert_eq!(col(&e, &row, "time_since_last"), 10.0);
+}
+
+#[test]
+fn entities_beyond_capacity_evict_the_least_recent() {
+    let mut e = FeatureEngine::new(schema(ALL_KINDS));
+    let mut row = vec![0.0; e.width()];
+    for (i, name) in ["a", "b", "c", "d"].iter().enumerate() {
+        e.process(&record(name, 100 + i as i64, 1.0, "x", 0.0, 0.0), &mut row);
+    }
+    // Touch a; e then evicts b, the least recently seen.
+    e.process(&record("a", 110, 1.0, "x", 0.0, 0.0), &mut row);
+    e.process(&record("e", 111, 1.0, "x", 0.0, 0.0), &mut row);
+    assert_eq!(e.stats().entity_evictions, 1);
+    assert_eq!(e.entities(), 4);
+    e.process(&record("a", 112, 1.0, "x", 0.0, 0.0), &mut row);
+    assert_eq!(col(&e, &row, "time_since_last"), 2.0, "a kept its history");
+    e.process(&record("b", 113, 1.0, "x", 0.0, 0.0), &mut row);
+    assert_eq!(col(&e, &row, "time_since_last"), 500.0, "b was evicted");
+}
+
+#[test]
+fn category_sets_and_ttl_are_bounded() {
+    let mut e = FeatureEngine::new(schema(ALL_KINDS));
+    let mut row = vec![0.0; e.width()];
+    for (i, c) in ["p", "q", "r", "s"].iter().enumerate() {
+        e.process(&record("a", 100 + i as i64, 1.0, c, 0.0, 0.0), &mut row);
+    }
+    assert_eq!(e.stats().category_evictions, 1, "cap 3: p was evicted by s");
+    e.process(&record("a", 110, 1.0, "q", 0.0, 0.0), &mut row);
+    assert_eq!(col(&e, &row, "novelty_c"), 0.0);
+    e.process(&record("a", 111, 1.0, "p", 0.0, 0.0), &mut row);
+    assert_eq!(col(&e, &row, "novelty_c"), 1.0);
+    // Unseen for longer than the TTL (1000 s): a fresh history.
+    e.process(&record("a", 5000, 1.0, "p", 0.0, 0.0), &mut row);
+    assert_eq!(col(&e, &row, "time_since_last"), 500.0);
+    assert_eq!(e.stats().entity_resets, 1);
+}
+
+#[test]
+fn peek_reads_without_changing_state() {
+    let mut e = FeatureEngine::new(schema(ALL_KINDS));
+    let mut row = vec![0.0; e.width()];
+    let mut peeked = vec![0.0; e.width()];
+    e.process(&record("a", 100, 1.0, "x", 0.0, 0.0), &mut row);
+    let next = record("a", 130, 7.0, "y", 1.0, 1.0);
+    let before = e.checkpoint();
+    e.peek(&next, &mut peeked);
+    assert_eq!(e.checkpoint(), before);
+    e.process(&next, &mut row);
+    assert_eq!(peeked, row);
+    let mut fresh = vec![0.0; e.width()];
+    e.peek(&record("zz", 130, 7.0, "y", 1.0, 1.0), &mut fresh);
+    assert_eq!(col(&e, &fresh, "novelty_c"), 1.0);
+}
+
+#[test]
+fn checkpoints_refuse_another_declaration_and_corruption() {
+    let e = FeatureEngine::new(schema(ALL_KINDS));
+    let other = FeatureEngine::new(schema(
+        &ALL_KINDS.replace("window_seconds = 60", "window_seconds = 61"),
+    ));
+    let mut other2 = other.clone();
+    assert!(matches!(
+        other2.restore(&e.checkpoint()),
+        Err(CheckpointError::WrongStream { .. })
+    ));
+    let mut bytes = e.checkpoint();
+    let last = bytes.len() - 6;
+    bytes[last] ^= 1;
+    let mut e2 = e.clone();
+    assert!(e2.restore(&bytes).is_err());
+    assert!(e2.restore(b"garbage").is_err());
+}
+
+#[derive(Debug, Clone)]
+struct Ev {
+    entity: u8,
+    dt: i64,
+    x: f64,
+    c: u8,
+    lat: f64,
+    lon: f64,
+}
+
+fn events() -> impl Strategy<Value = Vec<Ev>> {
+    prop::collection::vec(
+        (
+            0u8..7,
+            -60i64..400,
+            -1000.0f64..1000.0,
+            0u8..6,
+            -80.0f64..80.0,
+            -170.0f64..170.0,
+        )
+            .prop_map(|(entity, dt, x, c, lat, lon)| Ev {
+                entity,
+                dt,
+                x,
+                c,
+                lat,
+                lon,
+            }),
+        1..300,
+    )
+}
+
+fn records(evs: &[Ev]) -> Vec<Record> {
+    let mut t = 1_700_000_000i64;
+    evs.iter()
+        .map(|ev| {
+            t += ev.dt;
+            record(
+                &format!("entity-{}", ev.entity),
+                t,
+                ev.x,
+                &format!("cat{}", ev.c),
+                ev.lat,
+                ev.lon,
+            )
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Any split into batches, with a checkpoint and restore into a new
+    /// engine at any boundary, gives the rows of one uninterrupted pass, bit
+    /// for bit.
+    #[test]
+    fn batches_and_checkpoints_match_one_pass(
+        evs in events(),
+        cuts in prop::collection::vec((any::<prop::sample::Index>(), any::<bool>()), 0..8),
+    ) {
+        let s = schema(ALL_KINDS);
+        let recs = records(&evs);
+        let whole = FeatureEngine::new(s.clone()).batch(&recs).unwrap();
+
+        let mut bounds: Vec<(usize, bool)> = cuts.iter().map(|(i, restore)| (i.index(recs.len() + 1), *restore)).collect();
+        bounds.sort();
+        let mut engine = FeatureEngine::new(s.clone());
+        let mut rows: Vec<f64> = Vec::new();
+        let mut start = 0;
+        for (end, restore) in bounds.into_iter().chain([(recs.len(), false)]) {
+            let part = engine.batch(&recs[start..end]).unwrap();
+            rows.extend_from_slice(part.data());
+            start = end;
+            if restore {
+                let mut fresh = FeatureEngine::new(s.clone());
+                fresh.restore(&engine.checkpoint()).unwrap();
+                prop_assert_eq!(fresh.checkpoint(), engine.checkpoint());
+                engine = fresh;
+            }
+        }
+        let a: Vec<u64> = whole.data().iter().map(|v| v.to_bits()).collect();
+        let b: Vec<u64> = rows.iter().map(|v| v.to_bits()).collect();
+        prop_assert_eq!(a, b);
+    }
+
+    /// The incremental driver, one record at a time, equals the batch driver.
+    #[test]
+    fn incremental_equals_batch(evs in events()) {
+        let s = schema(ALL_KINDS);
+        let recs = records(&evs);
+        let whole = FeatureEngine::new(s.clone()).batch(&recs).unwrap();
+        let mut e = FeatureEngine::new(s);
+        let mut row = vec![0.0; e.width()];
+        for (i, r) in recs.iter().enumerate() {
+            e.process(r, &mut row);
+            prop_assert!(row.iter().all(|v| v.is_finite()));
+            let expected: Vec<u64> = whole.row(i).iter().map(|v| v.to_bits()).collect();
+            let got: Vec<u64> = row.iter().map(|v| v.to_bits()).collect();
+            prop_assert_eq!(expected, got);
+        }
+    }
+}

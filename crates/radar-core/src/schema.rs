@@ -1,0 +1,616 @@
+//! Stream declarations: what an event of a stream looks like, how it is
+//! validated, and which features are computed from it.
+//!
+//! Declared in `radar.toml` under `[streams.<name>]`; every option has a
+//! default documented in README's configuration reference, and unknown keys
+//! are rejected by name. [`StreamConfig::build`] checks a declaration once
+//! and turns it into a [`StreamSchema`], which the decoder and the feature
+//! engine trust without re-checking.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// The `[streams]` part of `radar.toml`.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StreamsFile {
+    #[serde(default)]
+    pub streams: BTreeMap<String, StreamConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TimestampFormat {
+    /// Strings are RFC 3339; numbers are epoch seconds below 10^11,
+    /// milliseconds below 10^14, microseconds above.
+    #[default]
+    Auto,
+    Rfc3339,
+    EpochSeconds,
+    EpochMillis,
+    EpochMicros,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    Float,
+    Int,
+    Bool,
+    /// A string compared by equality (merchant category, device id...).
+    /// `string` is accepted as a synonym.
+    #[serde(alias = "string")]
+    Category,
+}
+
+impl FieldType {
+    pub fn name(self) -> &'static str {
+        match self {
+            FieldType::Float => "float",
+            FieldType::Int => "int",
+            FieldType::Bool => "bool",
+            FieldType::Category => "category",
+        }
+    }
+
+    fn is_numeric(self) -> bool {
+        !matches!(self, FieldType::Category)
+    }
+}
+
+/// One declared field of an event.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldConfig {
+    #[serde(rename = "type")]
+    pub ty: FieldType,
+    /// Events without the field are dead letters. Default: true, except for
+    /// labels.
+    pub required: Option<bool>,
+    /// Value used when an optional numeric field is absent (required for
+    /// optional numeric fields that feed features).
+    pub default: Option<f64>,
+    /// Inclusive bounds for numeric fields.
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    /// The only values a category field may take.
+    pub allowed: Option<Vec<String>>,
+    /// A label (ground truth): captured, never used as a feature, never
+    /// required.
+    #[serde(default)]
+    pub label: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeatureKind {
+    Raw,
+    Log1p,
+    HourOfDay,
+    DayOfWeek,
+    Count,
+    EwmaMean,
+    EwmaStd,
+    Zscore,
+    TimeSinceLast,
+    Distance,
+    Speed,
+    Novelty,
+    Frequency,
+    HourFrequency,
+    Lag,
+}
+
+impl FeatureKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            FeatureKind::Raw => "raw",
+            FeatureKind::Log1p => "log1p",
+            FeatureKind::HourOfDay => "hour_of_day",
+            FeatureKind::DayOfWeek => "day_of_week",
+            FeatureKind::Count => "count",
+            FeatureKind::EwmaMean => "ewma_mean",
+            FeatureKind::EwmaStd => "ewma_std",
+            FeatureKind::Zscore => "zscore",
+            FeatureKind::TimeSinceLast => "time_since_last",
+            FeatureKind::Distance => "distance",
+            FeatureKind::Speed => "speed",
+            FeatureKind::Novelty => "novelty",
+            FeatureKind::Frequency => "frequency",
+            FeatureKind::HourFrequency => "hour_frequency",
+            FeatureKind::Lag => "lag",
+        }
+    }
+
+    /// The options (besides `kind` and `name`) this kind takes.
+    fn options(self) -> &'static [&'static str] {
+        match self {
+            FeatureKind::Raw | FeatureKind::Log1p => &["field"],
+            FeatureKind::HourOfDay | FeatureKind::DayOfWeek | FeatureKind::HourFrequency => &[],
+            FeatureKind::Count => &["window_seconds"],
+            FeatureKind::EwmaMean | FeatureKind::EwmaStd => &["field", "alpha", "log1p"],
+            FeatureKind::Zscore => &["field", "alpha", "log1p", "min_events"],
+            FeatureKind::TimeSinceLast => &["cap_seconds"],
+            FeatureKind::Distance | FeatureKind::Speed => &["lat", "lon"],
+            FeatureKind::Novelty | FeatureKind::Frequency => &["field", "max_categories"],
+            FeatureKind::Lag => &["field", "k"],
+        }
+    }
+}
+
+/// One declared feature. Which options apply depends on `kind`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureConfig {
+    pub kind: FeatureKind,
+    /// Column name; default `<kind>_<field>` (or `<kind>`).
+    pub name: Option<String>,
+    pub field: Option<String>,
+    pub window_seconds: Option<u64>,
+    /// Weight of the newest value in an exponentially weighted mean, (0, 1].
+    pub alpha: Option<f64>,
+    /// Apply log1p to the value before the EWMA / z-score.
+    pub log1p: Option<bool>,
+    /// Events of an entity before its z-score is computed (0 until then).
+    pub min_events: Option<u32>,
+    pub cap_seconds: Option<u64>,
+    pub lat: Option<String>,
+    pub lon: Option<String>,
+    pub max_categories: Option<usize>,
+    pub k: Option<usize>,
+}
+
+/// One stream's declaration.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamConfig {
+    /// Field holding event time. Without it, events take their ingest time.
+    pub timestamp: Option<String>,
+    #[serde(default)]
+    pub timestamp_format: TimestampFormat,
+    /// Field identifying the entity (card, user, device, series) whose
+    /// history per-entity features follow. Without it, all events share one
+    /// history.
+    pub entity: Option<String>,
+    /// Field holding a unique event id; without it radar assigns one.
+    pub id: Option<String>,
+    #[serde(default)]
+    pub fields: BTreeMap<String, FieldConfig>,
+    #[serde(default)]
+    pub features: Vec<FeatureConfig>,
+    /// Larger events are dead letters. Default 65536.
+    #[serde(default = "default_max_event_bytes")]
+    pub max_event_bytes: usize,
+    /// Entities whose state is kept; the least recently seen is evicted
+    /// beyond this. Default 1,000,000.
+    #[serde(default = "default_max_entities")]
+    pub max_entities: usize,
+    /// An entity unseen for longer (in event time) starts afresh.
+    pub entity_ttl_seconds: Option<u64>,
+    /// Timestamps kept per entity for windowed counts (counts saturate at
+    /// this). Default 8.
+    #[serde(default = "default_history")]
+    pub history: usize,
+}
+
+fn default_max_event_bytes() -> usize {
+    65_536
+}
+fn default_max_entities() -> usize {
+    1_000_000
+}
+fn default_history() -> usize {
+    8
+}
+
+pub const DEFAULT_ALPHA: f64 = 0.1;
+pub const DEFAULT_MIN_EVENTS: u32 = 3;
+pub const DEFAULT_CAP_SECONDS: u64 = 7 * 86_400;
+pub const DEFAULT_MAX_CATEGORIES: usize = 8;
+/// Virtual category field: the event's hour of day (UTC), for novelty and
+/// frequency features.
+pub const HOUR_FIELD: &str = "@hour";
+
+#[derive(Debug, Error, PartialEq)]
+pub enum SchemaError {
+    #[error("stream `{stream}`: {message}")]
+    Invalid { stream: String, message: String },
+}
+
+/// A validated field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    pub name: String,
+    pub ty: FieldType,
+    pub required: bool,
+    pub default: Option<f64>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub allowed: Option<HashSet<String>>,
+    pub label: bool,
+}
+
+/// Where a category feature reads its value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CategorySource {
+    Field(usize),
+    Hour,
+}
+
+/// A validated feature with field references resolved to indices.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Feature {
+    Raw {
+        field: usize,
+    },
+    Log1p {
+        field: usize,
+    },
+    HourOfDay,
+    DayOfWeek,
+    Count {
+        window_seconds: u64,
+    },
+    EwmaMean {
+        field: usize,
+        alpha: f64,
+        log1p: bool,
+    },
+    EwmaStd {
+        field: usize,
+        alpha: f64,
+        log1p: bool,
+    },
+    Zscore {
+        field: usize,
+        alpha: f64,
+        log1p: bool,
+        min_events: u32,
+    },
+    TimeSinceLast {
+        cap_seconds: u64,
+    },
+    Distance {
+        lat: usize,
+        lon: usize,
+    },
+    Speed {
+        lat: usize,
+        lon: usize,
+    },
+    Novelty {
+        source: CategorySource,
+        max_categories: usize,
+    },
+    Frequency {
+        source: CategorySource,
+        max_categories: usize,
+    },
+    HourFrequency,
+    Lag {
+        field: usize,
+        k: usize,
+    },
+}
+
+impl Feature {
+    /// Columns this feature produces.
+    pub fn width(&self) -> usize {
+        match self {
+            Feature::HourOfDay | Feature::DayOfWeek => 2,
+            Feature::Lag { k, .. } => *k,
+            _ => 1,
+        }
+    }
+}
+
+/// A validated stream declaration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamSchema {
+    pub name: String,
+    pub timestamp: Option<String>,
+    pub timestamp_format: TimestampFormat,
+    pub entity: Option<String>,
+    pub id: Option<String>,
+    pub fields: Vec<Field>,
+    pub features: Vec<Feature>,
+    /// Column names, one per feature column.
+    pub columns: Vec<String>,
+    pub max_event_bytes: usize,
+    pub max_entities: usize,
+    pub entity_ttl_seconds: Option<u64>,
+    pub history: usize,
+}
+
+impl StreamSchema {
+    pub fn field_index(&self, name: &str) -> Option<usize> {
+        self.fields.iter().position(|f| f.name == name)
+    }
+
+    /// Indices of the label fields.
+    pub fn labels(&self) -> impl Iterator<Item = usize> + '_ {
+        self.fields
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.label)
+            .map(|(i, _)| i)
+    }
+}
+
+/// Parses a TOML document holding only `[streams.*]` tables; errors carry
+/// the line and name the offending key.
+pub fn parse_streams(toml_text: &str) -> Result<BTreeMap<String, StreamConfig>, String> {
+    toml::from_str::<StreamsFile>(toml_text)
+        .map(|f| f.streams)
+        .map_err(|e| e.to_string())
+}
+
+impl StreamConfig {
+    /// Validates the declaration.
+    pub fn build(&self, name: &str) -> Result<StreamSchema, SchemaError> {
+        let err = |message: String| SchemaError::Invalid {
+            stream: name.to_owned(),
+            message,
+        };
+        if self.max_event_bytes == 0 {
+            return Err(err("max_event_bytes must be at least 1".into()));
+        }
+        if self.max_entities == 0 || self.max_entities > (u32::MAX / 2) as usize {
+            return Err(err(format!(
+                "max_entities must be between 1 and {}, got {}",
+                u32::MAX / 2,
+                self.max_entities
+            )));
+        }
+        if self.history == 0 || self.history > 255 {
+            return Err(err(format!(
+                "history must be between 1 and 255, got {}",
+                self.history
+            )));
+        }
+        let mut fields = Vec::new();
+        for (fname, f) in &self.fields {
+            let is_special = [&self.timestamp, &self.entity, &self.id]
+                .iter()
+                .any(|s| s.as_deref() == Some(fname.as_str()));
+            if is_special {
+                return Err(err(format!(
+                    "field `{fname}` is the stream's timestamp, entity or id; declare it only there"
+                )));
+            }
+            let required = f.required.unwrap_or(!f.label);
+            if f.label && required {
+                return Err(err(format!("label field `{fname}` cannot be required")));
+            }
+            if (f.min.is_some() || f.max.is_some() || f.default.is_some()) && !f.ty.is_numeric() {
+                return Err(err(format!(
+                    "field `{fname}` is a category: min, max and default apply to numbers"
+                )));
+            }
+            if f.allowed.is_some() && f.ty != FieldType::Category {
+                return Err(err(format!(
+                    "field `{fname}`: `allowed` applies to category fields"
+                )));
+            }
+            if let (Some(lo), Some(hi)) = (f.min, f.max)
+                && lo > hi
+            {
+                return Err(err(format!("field `{fname}`: min {lo} is above max {hi}")));
+            }
+            for v in [f.min, f.max, f.default].into_iter().flatten() {
+                if !v.is_finite() {
+                    return Err(err(format!(
+                        "field `{fname}`: bounds and default must be finite"
+                    )));
+                }
+            }
+            fields.push(Field {
+                name: fname.clone(),
+                ty: f.ty,
+                required,
+                default: f.default,
+                min: f.min,
+                max: f.max,
+                allowed: f.allowed.as_ref().map(|a| a.iter().cloned().collect()),
+                label: f.label,
+            });
+        }
+        let mut features = Vec::new();
+        let mut columns: Vec<String> = Vec::new();
+        for (i, fc) in self.features.iter().enumerate() {
+            let what = format!(
+                "feature {} ({})",
+                i + 1,
+                fc.name.as_deref().unwrap_or(fc.kind.name())
+            );
+            let ferr = |message: String| err(format!("{what}: {message}"));
+            // Options that do not apply to this kind.
+            let given: [(&str, bool); 11] = [
+                ("field", fc.field.is_some()),
+                ("window_seconds", fc.window_seconds.is_some()),
+                ("alpha", fc.alpha.is_some()),
+                ("log1p", fc.log1p.is_some()),
+                ("min_events", fc.min_events.is_some()),
+                ("cap_seconds", fc.cap_seconds.is_some()),
+                ("lat", fc.lat.is_some()),
+                ("lon", fc.lon.is_some()),
+                ("max_categories", fc.max_categories.is_some()),
+                ("k", fc.k.is_some()),
+                ("", false),
+            ];
+            for (opt, present) in given {
+                if present && !fc.kind.options().contains(&opt) {
+                    return Err(ferr(format!(
+                        "option `{opt}` does not apply to kind `{}` (it takes: {})",
+                        fc.kind.name(),
+                        if fc.kind.options().is_empty() {
+                            "no options".to_string()
+                        } else {
+                            fc.kind.options().join(", ")
+                        }
+                    )));
+                }
+            }
+            let numeric = |opt: &str, name: &Option<String>| -> Result<usize, SchemaError> {
+                let name = name
+                    .as_deref()
+                    .ok_or_else(|| ferr(format!("kind `{}` needs `{opt}`", fc.kind.name())))?;
+                let idx = fields.iter().position(|f| f.name == name).ok_or_else(|| {
+                    ferr(format!(
+                        "`{opt}` names field `{name}`, which is not declared"
+                    ))
+                })?;
+                let f = &fields[idx];
+                if f.label {
+                    return Err(ferr(format!(
+                        "field `{name}` is a label and cannot feed a feature"
+                    )));
+                }
+                if !f.ty.is_numeric() {
+                    return Err(ferr(format!(
+                        "field `{name}` is a {}; this feature needs a number",
+                        f.ty.name()
+                    )));
+                }
+                if !f.required && f.default.is_none() {
+                    return Err(ferr(format!(
+                        "field `{name}` is optional without a `default`; give it one so the feature always has a value"
+                    )));
+                }
+                Ok(idx)
+            };
+            let category = |name: &Option<String>| -> Result<CategorySource, SchemaError> {
+                let name = name
+                    .as_deref()
+                    .ok_or_else(|| ferr(format!("kind `{}` needs `field`", fc.kind.name())))?;
+                if name == HOUR_FIELD {
+                    return Ok(CategorySource::Hour);
+                }
+                let idx = fields.iter().position(|f| f.name == name).ok_or_else(|| {
+                    ferr(format!("`field` names `{name}`, which is not declared"))
+                })?;
+                if fields[idx].label {
+                    return Err(ferr(format!(
+                        "field `{name}` is a label and cannot feed a feature"
+                    )));
+                }
+                if fields[idx].ty == FieldType::Float {
+                    return Err(ferr(format!(
+                        "field `{name}` is a float; novelty and frequency need a category, int or bool"
+                    )));
+                }
+                Ok(CategorySource::Field(idx))
+            };
+            let alpha = fc.alpha.unwrap_or(DEFAULT_ALPHA);
+            if !(alpha > 0.0 && alpha <= 1.0) {
+                return Err(ferr(format!("alpha must be in (0, 1], got {alpha}")));
+            }
+            let max_categories = fc.max_categories.unwrap_or(DEFAULT_MAX_CATEGORIES);
+            if max_categories == 0 || max_categories > 64 {
+                return Err(ferr(format!(
+                    "max_categories must be between 1 and 64, got {max_categories}"
+                )));
+            }
+            let feature = match fc.kind {
+                FeatureKind::Raw => Feature::Raw {
+                    field: numeric("field", &fc.field)?,
+                },
+                FeatureKind::Log1p => Feature::Log1p {
+                    field: numeric("field", &fc.field)?,
+                },
+                FeatureKind::HourOfDay => Feature::HourOfDay,
+                FeatureKind::DayOfWeek => Feature::DayOfWeek,
+                FeatureKind::HourFrequency => Feature::HourFrequency,
+                FeatureKind::Count => match fc.window_seconds {
+                    Some(w) if w > 0 => Feature::Count { window_seconds: w },
+                    _ => {
+                        return Err(ferr(
+                            "kind `count` needs `window_seconds` of at least 1".into(),
+                        ));
+                    }
+                },
+                FeatureKind::EwmaMean => Feature::EwmaMean {
+                    field: numeric("field", &fc.field)?,
+                    alpha,
+                    log1p: fc.log1p.unwrap_or(false),
+                },
+                FeatureKind::EwmaStd => Feature::EwmaStd {
+                    field: numeric("field", &fc.field)?,
+                    alpha,
+                    log1p: fc.log1p.unwrap_or(false),
+                },
+                FeatureKind::Zscore => Feature::Zscore {
+                    field: numeric("field", &fc.field)?,
+                    alpha,
+                    log1p: fc.log1p.unwrap_or(false),
+                    min_events: fc.min_events.unwrap_or(DEFAULT_MIN_EVENTS),
+                },
+                FeatureKind::TimeSinceLast => Feature::TimeSinceLast {
+                    cap_seconds: fc.cap_seconds.unwrap_or(DEFAULT_CAP_SECONDS).max(1),
+                },
+                FeatureKind::Distance => Feature::Distance {
+                    lat: numeric("lat", &fc.lat)?,
+                    lon: numeric("lon", &fc.lon)?,
+                },
+                FeatureKind::Speed => Feature::Speed {
+                    lat: numeric("lat", &fc.lat)?,
+                    lon: numeric("lon", &fc.lon)?,
+                },
+                FeatureKind::Novelty => Feature::Novelty {
+                    source: category(&fc.field)?,
+                    max_categories,
+                },
+                FeatureKind::Frequency => Feature::Frequency {
+                    source: category(&fc.field)?,
+                    max_categories,
+                },
+                FeatureKind::Lag => match fc.k {
+                    Some(k) if (1..=64).contains(&k) => Feature::Lag {
+                        field: numeric("field", &fc.field)?,
+                        k,
+                    },
+                    _ => return Err(ferr("kind `lag` needs `k` between 1 and 64".into())),
+                },
+            };
+            let base = fc.name.clone().unwrap_or_else(|| match &fc.field {
+                Some(f) => format!("{}_{}", fc.kind.name(), f.trim_start_matches('@')),
+                None => fc.kind.name().to_owned(),
+            });
+            let names: Vec<String> = match &feature {
+                Feature::HourOfDay | Feature::DayOfWeek => {
+                    vec![format!("{base}_sin"), format!("{base}_cos")]
+                }
+                Feature::Lag { k, .. } => (1..=*k).map(|j| format!("{base}_{j}")).collect(),
+                _ => vec![base],
+            };
+            for n in names {
+                if columns.contains(&n) {
+                    return Err(ferr(format!(
+                        "column `{n}` is produced twice; give the feature a distinct `name`"
+                    )));
+                }
+                columns.push(n);
+            }
+            features.push(feature);
+        }
+        Ok(StreamSchema {
+            name: name.to_owned(),
+            timestamp: self.timestamp.clone(),
+            timestamp_format: self.timestamp_format,
+            entity: self.entity.clone(),
+            id: self.id.clone(),
+            fields,
+            features,
+            columns,
+            max_event_bytes: self.max_event_bytes,
+            max_entities: self.max_entities,
+            entity_ttl_seconds: self.entity_ttl_seconds,
+            history: self.history,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
