@@ -2,6 +2,7 @@
 //! Each command prints JSON on stdout and a readable table on stderr.
 
 mod datasets;
+mod features;
 mod parity;
 mod peer;
 mod speed;
@@ -25,6 +26,8 @@ enum Command {
     IforestSpeed(speed::Args),
     /// Isolation Forest ROC-AUC over seeds against scikit-learn's baselines.
     IforestParity(parity::Args),
+    /// Stream decoding and feature speed, feature-state memory per entity.
+    Features(features::Args),
     /// Repeats one Isolation Forest operation in a loop, for profilers.
     IforestLoop(speed::LoopArgs),
 }
@@ -34,5 +37,6 @@ fn main() -> Result<()> {
         Command::IforestSpeed(args) => speed::run(args),
         Command::IforestParity(args) => parity::run(args),
         Command::IforestLoop(args) => speed::run_loop(args),
+        Command::Features(args) => features::run(args),
     }
 }

@@ -85,15 +85,37 @@ enum Op {
     Distance(usize),
     Speed(usize),
     Novelty(usize),
-    Frequency(usize),
-    HourFrequency,
+    Frequency { set: usize, surprise: bool },
+    HourFrequency { surprise: bool },
     Lag(usize),
+}
+
+/// A share count/n as itself, or as surprise −ln((count + ½) / (n + 1)).
+#[inline]
+fn share(count: u32, n: u32, surprise: bool) -> f64 {
+    if surprise {
+        -((count as f64 + 0.5) / (n as f64 + 1.0)).ln()
+    } else if n == 0 {
+        0.0
+    } else {
+        count as f64 / n as f64
+    }
 }
 
 // Fixed words of every entity's state.
 const HEADER: usize = 0; // n_events u32 | ring length u8 << 32 | ring head u8 << 40
 const LAST_TS: usize = 1;
 const FIXED_WORDS: usize = 2;
+
+/// What one record needs in several places, computed once: EWMA inputs,
+/// category hashes with their slots in the entity's sets, the hour.
+#[derive(Debug, Clone, Default)]
+struct Prepared {
+    hour: usize,
+    ewma_x: Vec<f64>,
+    set_hash: Vec<u32>,
+    set_pos: Vec<Option<usize>>,
+}
 
 /// The layout of an entity's state and the compiled features.
 #[derive(Debug, Clone, PartialEq)]
@@ -126,7 +148,7 @@ impl Plan {
         let hour_profile = schema
             .features
             .iter()
-            .any(|f| matches!(f, Feature::HourFrequency))
+            .any(|f| matches!(f, Feature::HourFrequency { .. }))
             .then(|| alloc(3));
         let mut ewmas: Vec<Ewma> = Vec::new();
         let mut locs: Vec<Loc> = Vec::new();
@@ -162,6 +184,7 @@ impl Plan {
             | Feature::Frequency {
                 source,
                 max_categories,
+                ..
             } = f
             {
                 match set_caps.iter_mut().find(|(s, _)| s == source) {
@@ -183,7 +206,7 @@ impl Plan {
                 Feature::Log1p { field } => Op::Log1p(field),
                 Feature::HourOfDay => Op::HourOfDay,
                 Feature::DayOfWeek => Op::DayOfWeek,
-                Feature::HourFrequency => Op::HourFrequency,
+                Feature::HourFrequency { surprise } => Op::HourFrequency { surprise },
                 Feature::Count { window_seconds } => Op::Count { window_seconds },
                 Feature::EwmaMean {
                     field,
@@ -223,14 +246,15 @@ impl Plan {
                         Op::Speed(i)
                     }
                 }
-                Feature::Novelty { source, .. } | Feature::Frequency { source, .. } => {
-                    let i = sets.iter().position(|s| s.source == source).unwrap_or(0);
-                    if matches!(f, Feature::Novelty { .. }) {
-                        Op::Novelty(i)
-                    } else {
-                        Op::Frequency(i)
-                    }
+                Feature::Novelty { source, .. } => {
+                    Op::Novelty(sets.iter().position(|s| s.source == source).unwrap_or(0))
                 }
+                Feature::Frequency {
+                    source, surprise, ..
+                } => Op::Frequency {
+                    set: sets.iter().position(|s| s.source == source).unwrap_or(0),
+                    surprise,
+                },
                 Feature::Lag { field, k } => {
                     let i = match lags.iter().position(|l| l.field == field && l.k == k) {
                         Some(i) => i,
@@ -297,8 +321,29 @@ impl Plan {
         if e.log1p { signed_log1p(x) } else { x }
     }
 
+    fn prepare(&self, state: &[u64], record: &Record, p: &mut Prepared) {
+        p.hour = time::hour_index(record.ts);
+        p.ewma_x.clear();
+        p.ewma_x
+            .extend(self.ewmas.iter().map(|e| self.ewma_input(record, e)));
+        p.set_hash.clear();
+        p.set_pos.clear();
+        for s in &self.sets {
+            let h = match s.source {
+                CategorySource::Hour => p.hour as u32,
+                source => self.category(record, source),
+            };
+            p.set_hash.push(h);
+            p.set_pos.push(
+                state[s.offset..s.offset + s.cap]
+                    .iter()
+                    .position(|&w| set_count(w) > 0 && set_hash(w) == h),
+            );
+        }
+    }
+
     /// Writes the features of `record` given its entity's state.
-    fn compute(&self, state: &[u64], record: &Record, out: &mut [f64]) {
+    fn compute(&self, state: &[u64], record: &Record, p: &Prepared, out: &mut [f64]) {
         let n = n_events(state);
         let last_ts = state[LAST_TS] as i64;
         let now = if n > 0 {
@@ -316,14 +361,16 @@ impl Plan {
                     out[col] = signed_log1p(self.number(record, f));
                 }
                 Op::HourOfDay => {
-                    let a = time::hour_of_day(record.ts) * std::f64::consts::TAU / 24.0;
-                    out[col] = a.sin();
-                    out[col + 1] = a.cos();
+                    let (sin, cos) =
+                        (time::hour_of_day(record.ts) * std::f64::consts::TAU / 24.0).sin_cos();
+                    out[col] = sin;
+                    out[col + 1] = cos;
                 }
                 Op::DayOfWeek => {
-                    let a = time::day_of_week(record.ts) * std::f64::consts::TAU / 7.0;
-                    out[col] = a.sin();
-                    out[col + 1] = a.cos();
+                    let (sin, cos) =
+                        (time::day_of_week(record.ts) * std::f64::consts::TAU / 7.0).sin_cos();
+                    out[col] = sin;
+                    out[col + 1] = cos;
                 }
                 Op::Count { window_seconds } => {
                     let (offset, cap) = self.ring.unwrap_or((0, 1));
@@ -335,7 +382,7 @@ impl Plan {
                 Op::EwmaMean(i) => {
                     let e = &self.ewmas[i];
                     out[col] = if n == 0 {
-                        self.ewma_input(record, e)
+                        p.ewma_x[i]
                     } else {
                         f64::from_bits(state[e.offset])
                     };
@@ -356,7 +403,7 @@ impl Plan {
                         let mean = f64::from_bits(state[e.offset]);
                         let std = f64::from_bits(state[e.offset + 1]).max(0.0).sqrt();
                         let floor = 1e-6 * mean.abs().max(1.0);
-                        (self.ewma_input(record, e) - mean) / std.max(floor)
+                        (p.ewma_x[ewma] - mean) / std.max(floor)
                     };
                 }
                 Op::TimeSinceLast { cap_seconds } => {
@@ -387,28 +434,19 @@ impl Plan {
                         km
                     };
                 }
-                Op::Novelty(i) | Op::Frequency(i) => {
-                    let s = &self.sets[i];
-                    let h = self.category(record, s.source);
-                    let count = state[s.offset..s.offset + s.cap]
-                        .iter()
-                        .find(|&&w| set_count(w) > 0 && set_hash(w) == h)
-                        .map_or(0, |&w| set_count(w));
+                Op::Novelty(set) | Op::Frequency { set, .. } => {
+                    let s = &self.sets[set];
+                    let count = p.set_pos[set].map_or(0, |i| set_count(state[s.offset + i]));
                     out[col] = match op {
-                        Op::Novelty(_) => (count == 0) as u8 as f64,
-                        _ if n == 0 => 0.0,
-                        _ => count as f64 / n as f64,
+                        Op::Frequency { surprise, .. } => share(count, n, *surprise),
+                        _ => (count == 0) as u8 as f64,
                     };
                 }
-                Op::HourFrequency => {
+                Op::HourFrequency { surprise } => {
                     let offset = self.hour_profile.unwrap_or(0);
                     let profile = hour_profile(state, offset);
                     let total: u32 = profile.iter().map(|&c| c as u32).sum();
-                    out[col] = if total == 0 {
-                        0.0
-                    } else {
-                        profile[time::hour_index(record.ts)] as f64 / total as f64
-                    };
+                    out[col] = share(profile[p.hour] as u32, total, surprise);
                 }
                 Op::Lag(i) => {
                     let l = &self.lags[i];
@@ -432,7 +470,7 @@ impl Plan {
     }
 
     /// Folds `record` into its entity's state.
-    fn update(&self, state: &mut [u64], record: &Record, stats: &mut EngineStats) {
+    fn update(&self, state: &mut [u64], record: &Record, p: &Prepared, stats: &mut EngineStats) {
         let n = n_events(state);
         let last_ts = state[LAST_TS] as i64;
         let now = if n > 0 {
@@ -455,7 +493,7 @@ impl Plan {
         }
         if let Some(offset) = self.hour_profile {
             let mut profile = hour_profile(state, offset);
-            let h = time::hour_index(record.ts);
+            let h = p.hour;
             if profile[h] == u8::MAX {
                 profile.iter_mut().for_each(|c| *c /= 2);
             }
@@ -466,8 +504,7 @@ impl Plan {
                 state[offset + w] = u64::from_le_bytes(b);
             }
         }
-        for e in &self.ewmas {
-            let x = self.ewma_input(record, e);
+        for (e, &x) in self.ewmas.iter().zip(&p.ewma_x) {
             if n == 0 {
                 state[e.offset] = x.to_bits();
                 state[e.offset + 1] = 0f64.to_bits();
@@ -814,6 +851,7 @@ pub struct FeatureEngine {
     plan: Plan,
     store: EntityStore,
     stats: EngineStats,
+    scratch: Prepared,
 }
 
 impl FeatureEngine {
@@ -825,6 +863,7 @@ impl FeatureEngine {
             plan,
             store,
             stats: EngineStats::default(),
+            scratch: Prepared::default(),
         }
     }
 
@@ -863,8 +902,10 @@ impl FeatureEngine {
     }
 
     /// Incremental driver: features of `record` into `out` (one slot per
-    /// column), then `record` updates its entity's state.
-    pub fn process(&mut self, record: &Record, out: &mut [f64]) {
+    /// column), then `record` updates its entity's state. Returns how many
+    /// earlier events of the entity the features saw (its history length;
+    /// 0 for an entity's first event), which tells cold-start rows apart.
+    pub fn process(&mut self, record: &Record, out: &mut [f64]) -> u32 {
         debug_assert_eq!(out.len(), self.width());
         let key = self.key(record);
         let idx = self.store.get_or_insert(key, &mut self.stats);
@@ -877,8 +918,12 @@ impl FeatureEngine {
             state.fill(0);
             self.stats.entity_resets += 1;
         }
-        plan.compute(state, record, out);
-        plan.update(state, record, &mut self.stats);
+        let history = n_events(state);
+        let p = &mut self.scratch;
+        plan.prepare(state, record, p);
+        plan.compute(state, record, p, out);
+        plan.update(state, record, p, &mut self.stats);
+        history
     }
 
     /// Features of `record` from the current state, without changing it
@@ -903,18 +948,29 @@ impl FeatureEngine {
                 &fresh[..]
             }
         };
-        self.plan.compute(state, record, out);
+        let mut p = Prepared::default();
+        self.plan.prepare(state, record, &mut p);
+        self.plan.compute(state, record, &p, out);
     }
 
     /// Batch driver: the rows of `records` in order, as `process` gives them.
     pub fn batch(&mut self, records: &[Record]) -> Result<Matrix, MatrixError> {
+        Ok(self.batch_with_history(records)?.0)
+    }
+
+    /// As [`batch`](Self::batch), with each row's history length.
+    pub fn batch_with_history(
+        &mut self,
+        records: &[Record],
+    ) -> Result<(Matrix, Vec<u32>), MatrixError> {
         let mut m = Matrix::with_columns(self.width())?;
+        let mut history = Vec::with_capacity(records.len());
         let mut row = vec![0.0; self.width()];
         for r in records {
-            self.process(r, &mut row);
+            history.push(self.process(r, &mut row));
             m.push_row(&row)?;
         }
-        Ok(m)
+        Ok((m, history))
     }
 
     /// A fingerprint of what the state means: the features and the layout.

@@ -128,13 +128,15 @@ impl FeatureKind {
     fn options(self) -> &'static [&'static str] {
         match self {
             FeatureKind::Raw | FeatureKind::Log1p => &["field"],
-            FeatureKind::HourOfDay | FeatureKind::DayOfWeek | FeatureKind::HourFrequency => &[],
+            FeatureKind::HourOfDay | FeatureKind::DayOfWeek => &[],
+            FeatureKind::HourFrequency => &["surprise"],
             FeatureKind::Count => &["window_seconds"],
             FeatureKind::EwmaMean | FeatureKind::EwmaStd => &["field", "alpha", "log1p"],
             FeatureKind::Zscore => &["field", "alpha", "log1p", "min_events"],
             FeatureKind::TimeSinceLast => &["cap_seconds"],
             FeatureKind::Distance | FeatureKind::Speed => &["lat", "lon"],
-            FeatureKind::Novelty | FeatureKind::Frequency => &["field", "max_categories"],
+            FeatureKind::Novelty => &["field", "max_categories"],
+            FeatureKind::Frequency => &["field", "max_categories", "surprise"],
             FeatureKind::Lag => &["field", "k"],
         }
     }
@@ -160,6 +162,9 @@ pub struct FeatureConfig {
     pub lon: Option<String>,
     pub max_categories: Option<usize>,
     pub k: Option<usize>,
+    /// Frequencies as surprise, −ln((count + ½) / (events + 1)): rare
+    /// values stretch out, common ones bunch near 0.
+    pub surprise: Option<bool>,
 }
 
 /// One stream's declaration.
@@ -287,8 +292,11 @@ pub enum Feature {
     Frequency {
         source: CategorySource,
         max_categories: usize,
+        surprise: bool,
     },
-    HourFrequency,
+    HourFrequency {
+        surprise: bool,
+    },
     Lag {
         field: usize,
         k: usize,
@@ -428,6 +436,7 @@ impl StreamConfig {
             let ferr = |message: String| err(format!("{what}: {message}"));
             // Options that do not apply to this kind.
             let given: [(&str, bool); 11] = [
+                ("surprise", fc.surprise.is_some()),
                 ("field", fc.field.is_some()),
                 ("window_seconds", fc.window_seconds.is_some()),
                 ("alpha", fc.alpha.is_some()),
@@ -438,7 +447,6 @@ impl StreamConfig {
                 ("lon", fc.lon.is_some()),
                 ("max_categories", fc.max_categories.is_some()),
                 ("k", fc.k.is_some()),
-                ("", false),
             ];
             for (opt, present) in given {
                 if present && !fc.kind.options().contains(&opt) {
@@ -522,7 +530,9 @@ impl StreamConfig {
                 },
                 FeatureKind::HourOfDay => Feature::HourOfDay,
                 FeatureKind::DayOfWeek => Feature::DayOfWeek,
-                FeatureKind::HourFrequency => Feature::HourFrequency,
+                FeatureKind::HourFrequency => Feature::HourFrequency {
+                    surprise: fc.surprise.unwrap_or(false),
+                },
                 FeatureKind::Count => match fc.window_seconds {
                     Some(w) if w > 0 => Feature::Count { window_seconds: w },
                     _ => {
@@ -565,6 +575,7 @@ impl StreamConfig {
                 FeatureKind::Frequency => Feature::Frequency {
                     source: category(&fc.field)?,
                     max_categories,
+                    surprise: fc.surprise.unwrap_or(false),
                 },
                 FeatureKind::Lag => match fc.k {
                     Some(k) if (1..=64).contains(&k) => Feature::Lag {

@@ -96,6 +96,41 @@ pub fn average_precision(scores: &[f64], labels: &[bool]) -> Result<f64, MetricE
     Ok(ap)
 }
 
+/// The highest recall reached at a threshold whose precision is at least
+/// `min_precision`, with that threshold (rows scoring at or above it are
+/// flagged). None when no threshold reaches the precision.
+pub fn recall_at_precision(
+    scores: &[f64],
+    labels: &[bool],
+    min_precision: f64,
+) -> Result<Option<(f64, f64)>, MetricError> {
+    let (p, _) = check(scores, labels)?;
+    if p == 0 {
+        return Err(MetricError::SingleClass("normal"));
+    }
+    let order = order_desc(scores);
+    let mut best: Option<(f64, f64)> = None;
+    let (mut tp, mut fp) = (0usize, 0usize);
+    let mut i = 0;
+    while i < order.len() {
+        let s = scores[order[i]];
+        while i < order.len() && scores[order[i]] == s {
+            if labels[order[i]] {
+                tp += 1;
+            } else {
+                fp += 1;
+            }
+            i += 1;
+        }
+        let precision = tp as f64 / (tp + fp) as f64;
+        let recall = tp as f64 / p as f64;
+        if precision >= min_precision && best.is_none_or(|(r, _)| recall > r) {
+            best = Some((recall, s));
+        }
+    }
+    Ok(best)
+}
+
 /// Counts of a binary decision against the labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Confusion {
@@ -304,6 +339,29 @@ mod tests {
         assert_eq!(precision_at_k(&scores, &labels, 2).unwrap(), 0.5);
         assert!((precision_at_k(&scores, &labels, 3).unwrap() - 2.0 / 3.0).abs() < EPS);
         assert_eq!(precision_at_k(&scores, &labels, 10).unwrap(), 0.5);
+    }
+
+    #[test]
+    fn recall_at_precision_finds_the_deepest_qualifying_threshold() {
+        let scores = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4];
+        let labels = [true, true, false, true, false, true];
+        // Thresholds: 0.9 (P 1, R .25), 0.8 (1, .5), 0.7 (.67, .5), 0.6 (.75, .75), 0.5 (.6, .75), 0.4 (.67, 1).
+        assert_eq!(
+            recall_at_precision(&scores, &labels, 0.75).unwrap(),
+            Some((0.75, 0.6))
+        );
+        assert_eq!(
+            recall_at_precision(&scores, &labels, 1.0).unwrap(),
+            Some((0.5, 0.8))
+        );
+        assert_eq!(
+            recall_at_precision(&scores, &labels, 0.6).unwrap(),
+            Some((1.0, 0.4))
+        );
+        assert_eq!(
+            recall_at_precision(&[0.1, 0.9], &[true, false], 0.9).unwrap(),
+            None
+        );
     }
 
     #[test]

@@ -17,8 +17,11 @@ pub enum Command {
     /// Fit an Isolation Forest on a labelled CSV file and report how well its
     /// scores find the labelled anomalies.
     Eval(cmd::eval::EvalArgs),
-    /// Write a synthetic labelled data set as CSV.
+    /// Write synthetic labelled data: card transactions (JSON lines) or
+    /// tabular rows (CSV).
     Generate(cmd::generate::GenerateArgs),
+    /// Compute a stream's declared features for a file of events.
+    Features(cmd::features::FeaturesArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -26,6 +29,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Eval(args) => cmd::eval::run(args),
         Command::Generate(args) => cmd::generate::run(args),
+        Command::Features(args) => cmd::features::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

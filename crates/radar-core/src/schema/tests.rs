@@ -22,17 +22,13 @@ fn shipped_examples_build() {
         tx.columns,
         [
             "log_amount",
-            "amount_z",
             "hour_sin",
             "hour_cos",
-            "card_hour_share",
+            "amount_z",
+            "hour_surprise",
             "tx_10m",
-            "tx_24h",
-            "seconds_since_last",
-            "km_from_last",
             "kmh_from_last",
-            "new_category",
-            "category_share",
+            "category_surprise",
             "new_device"
         ]
     );
@@ -168,7 +164,8 @@ fn hour_is_a_virtual_category_field() {
         s.features[0],
         Feature::Frequency {
             source: CategorySource::Hour,
-            max_categories: DEFAULT_MAX_CATEGORIES
+            max_categories: DEFAULT_MAX_CATEGORIES,
+            surprise: false,
         }
     );
     assert_eq!(s.columns, ["frequency_hour"]);

@@ -1,2 +1,4 @@
 pub mod eval;
+pub mod eval_stream;
+pub mod features;
 pub mod generate;

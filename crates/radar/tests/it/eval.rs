@@ -23,6 +23,8 @@ fn eval_reads_generated_gzip_and_plain_files_alike() {
     let csv = dir.path().join("data.csv");
     let out = radar(&[
         "generate",
+        "--kind",
+        "tabular",
         "--out",
         csv.to_str().unwrap(),
         "--rows",

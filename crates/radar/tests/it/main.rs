@@ -2,6 +2,7 @@
 //! so it links once.
 
 mod eval;
+mod streams;
 
 use std::process::{Command, Output};
 

@@ -1,6 +1,8 @@
 //! Synthetic labelled data, so radar can show what it does on a machine that
 //! has no data yet.
 
+pub mod transactions;
+
 use crate::matrix::Matrix;
 use crate::rng::Rng;
 use crate::tabular::LabelledTable;
