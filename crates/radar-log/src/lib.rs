@@ -1,0 +1,154 @@
+//! radar's event log: where events wait to be scored and captured.
+//!
+//! One trait, [`EventLog`], with two implementations: [`embedded::EmbeddedLog`]
+//! (segment files on local disk, for one machine) and, behind the `kafka`
+//! feature, [`kafka::KafkaLog`] (Apache Kafka, Redpanda, Azure Event Hubs'
+//! Kafka endpoint, Confluent, MSK). Both pass the same conformance suite.
+//!
+//! The API is synchronous: appends block until durable, consumers poll with
+//! a timeout. Async callers run it on blocking threads.
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+pub mod conformance;
+pub mod embedded;
+#[cfg(feature = "kafka")]
+pub mod kafka;
+
+/// One record: an optional key (which picks the partition), a value, a
+/// timestamp (UTC µs) and headers.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Record {
+    pub key: Option<Vec<u8>>,
+    pub value: Vec<u8>,
+    pub timestamp: i64,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl Record {
+    pub fn new(key: Option<&[u8]>, value: impl Into<Vec<u8>>, timestamp: i64) -> Self {
+        Record {
+            key: key.map(<[u8]>::to_vec),
+            value: value.into(),
+            timestamp,
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// A record as stored: where it is in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub partition: u32,
+    pub offset: u64,
+    pub record: Record,
+}
+
+#[derive(Debug, Error)]
+pub enum LogError {
+    #[error("log directory `{path}` is locked by another process (or another open log in this one)")]
+    Locked { path: String },
+    #[error("topic `{0}` does not exist")]
+    NoTopic(String),
+    #[error("topic `{topic}` has {partitions} partitions; partition {partition} does not exist")]
+    NoPartition {
+        topic: String,
+        partition: u32,
+        partitions: u32,
+    },
+    #[error("topic `{topic}` exists with {existing} partitions, not {requested}")]
+    PartitionMismatch {
+        topic: String,
+        existing: u32,
+        requested: u32,
+    },
+    #[error("corrupt record in `{path}` at byte {position}: {detail} (refusing to skip it)")]
+    Corrupt {
+        path: String,
+        position: u64,
+        detail: String,
+    },
+    #[error("offset {offset} of {topic}/{partition} was removed by retention (earliest is {earliest})")]
+    OffsetRemoved {
+        topic: String,
+        partition: u32,
+        offset: u64,
+        earliest: u64,
+    },
+    #[error("i/o error on `{path}`: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("kafka: {0}")]
+    Kafka(String),
+    #[error("invalid log configuration: {0}")]
+    Config(String),
+    #[error("invalid name `{0}`: use letters, digits, `.`, `_` and `-`")]
+    BadName(String),
+}
+
+impl LogError {
+    /// Whether retrying the same call later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, LogError::Io { .. } | LogError::Kafka(_))
+    }
+}
+
+/// Which partition a keyed record goes to: stable for a key and a partition
+/// count, so an entity's events stay on one partition.
+pub fn partition_for(key: &[u8], partitions: u32) -> u32 {
+    (radar_core::hash::hash64(key) % partitions.max(1) as u64) as u32
+}
+
+pub(crate) fn check_name(name: &str) -> Result<(), LogError> {
+    let ok = !name.is_empty()
+        && name.len() <= 200
+        && name != "."
+        && name != ".."
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok { Ok(()) } else { Err(LogError::BadName(name.to_owned())) }
+}
+
+/// The log.
+pub trait EventLog: Send + Sync {
+    /// Creates `topic` with `partitions` partitions; a no-op when it exists
+    /// with that many.
+    fn create_topic(&self, topic: &str, partitions: u32) -> Result<(), LogError>;
+
+    fn partitions(&self, topic: &str) -> Result<u32, LogError>;
+
+    /// Appends `records` and returns each one's (partition, offset) once all
+    /// are durable. Keyed records go to [`partition_for`] their key.
+    fn append(&self, topic: &str, records: &[Record]) -> Result<Vec<(u32, u64)>, LogError>;
+
+    /// Up to `max` records of a partition from `offset` on (fewer at the end).
+    fn read(&self, topic: &str, partition: u32, offset: u64, max: usize) -> Result<Vec<Stored>, LogError>;
+
+    /// (earliest offset still stored, offset the next append will get).
+    fn offsets(&self, topic: &str, partition: u32) -> Result<(u64, u64), LogError>;
+
+    /// A member of consumer group `group` on `topic`. Members of one group
+    /// split the partitions; each starts from its group's committed offsets
+    /// (the earliest stored, if none).
+    fn consumer(&self, topic: &str, group: &str) -> Result<Box<dyn Consumer>, LogError>;
+
+    /// The next offset `group` will read from `partition`, if it committed.
+    fn committed(&self, topic: &str, group: &str, partition: u32) -> Result<Option<u64>, LogError>;
+}
+
+/// A consumer-group member.
+pub trait Consumer: Send {
+    /// Records from the assigned partitions, waiting up to `timeout` for
+    /// some. Advances the member's position, not the group's commit.
+    fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Stored>, LogError>;
+
+    /// Durably commits, per partition, the next offset to read.
+    fn commit(&mut self, positions: &[(u32, u64)]) -> Result<(), LogError>;
+
+    /// The partitions this member holds now.
+    fn assignment(&mut self) -> Result<Vec<u32>, LogError>;
+}
