@@ -3,6 +3,7 @@
 
 mod datasets;
 mod features;
+mod log;
 mod parity;
 mod peer;
 mod speed;
@@ -28,6 +29,8 @@ enum Command {
     IforestParity(parity::Args),
     /// Stream decoding and feature speed, feature-state memory per entity.
     Features(features::Args),
+    /// Event log append and read throughput.
+    Log(log::Args),
     /// Repeats one Isolation Forest operation in a loop, for profilers.
     IforestLoop(speed::LoopArgs),
 }
@@ -38,5 +41,6 @@ fn main() -> Result<()> {
         Command::IforestParity(args) => parity::run(args),
         Command::IforestLoop(args) => speed::run_loop(args),
         Command::Features(args) => features::run(args),
+        Command::Log(args) => log::run(args),
     }
 }

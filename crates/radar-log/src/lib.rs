@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+pub use bytes::Bytes;
 use thiserror::Error;
 
 pub mod conformance;
@@ -18,19 +19,20 @@ pub mod embedded;
 pub mod kafka;
 
 /// One record: an optional key (which picks the partition), a value, a
-/// timestamp (UTC µs) and headers.
+/// timestamp (UTC µs) and headers. Keys and values are [`Bytes`]: records
+/// read from the log share the read buffer instead of each owning a copy.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Record {
-    pub key: Option<Vec<u8>>,
-    pub value: Vec<u8>,
+    pub key: Option<Bytes>,
+    pub value: Bytes,
     pub timestamp: i64,
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
 impl Record {
-    pub fn new(key: Option<&[u8]>, value: impl Into<Vec<u8>>, timestamp: i64) -> Self {
+    pub fn new(key: Option<&[u8]>, value: impl Into<Bytes>, timestamp: i64) -> Self {
         Record {
-            key: key.map(<[u8]>::to_vec),
+            key: key.map(Bytes::copy_from_slice),
             value: value.into(),
             timestamp,
             headers: Vec::new(),
@@ -48,7 +50,9 @@ pub struct Stored {
 
 #[derive(Debug, Error)]
 pub enum LogError {
-    #[error("log directory `{path}` is locked by another process (or another open log in this one)")]
+    #[error(
+        "log directory `{path}` is locked by another process (or another open log in this one)"
+    )]
     Locked { path: String },
     #[error("topic `{0}` does not exist")]
     NoTopic(String),
@@ -70,7 +74,9 @@ pub enum LogError {
         position: u64,
         detail: String,
     },
-    #[error("offset {offset} of {topic}/{partition} was removed by retention (earliest is {earliest})")]
+    #[error(
+        "offset {offset} of {topic}/{partition} was removed by retention (earliest is {earliest})"
+    )]
     OffsetRemoved {
         topic: String,
         partition: u32,
@@ -109,8 +115,14 @@ pub(crate) fn check_name(name: &str) -> Result<(), LogError> {
         && name.len() <= 200
         && name != "."
         && name != ".."
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok { Ok(()) } else { Err(LogError::BadName(name.to_owned())) }
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(LogError::BadName(name.to_owned()))
+    }
 }
 
 /// The log.
@@ -126,7 +138,13 @@ pub trait EventLog: Send + Sync {
     fn append(&self, topic: &str, records: &[Record]) -> Result<Vec<(u32, u64)>, LogError>;
 
     /// Up to `max` records of a partition from `offset` on (fewer at the end).
-    fn read(&self, topic: &str, partition: u32, offset: u64, max: usize) -> Result<Vec<Stored>, LogError>;
+    fn read(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max: usize,
+    ) -> Result<Vec<Stored>, LogError>;
 
     /// (earliest offset still stored, offset the next append will get).
     fn offsets(&self, topic: &str, partition: u32) -> Result<(u64, u64), LogError>;

@@ -101,7 +101,10 @@ impl Partition {
                 return Err(LogError::Corrupt {
                     path: seg.path.display().to_string(),
                     position: 0,
-                    detail: format!("segment starts at offset {base}, the previous one ends at {}", Segment::next_of(prev)),
+                    detail: format!(
+                        "segment starts at offset {base}, the previous one ends at {}",
+                        Segment::next_of(prev)
+                    ),
                 });
             }
             list.push(seg);
@@ -120,11 +123,15 @@ impl Partition {
     }
 
     fn earliest(&self) -> u64 {
-        self.segments.read().map(|s| s.list.first().map_or(0, |f| f.base)).unwrap_or(0)
+        self.segments
+            .read()
+            .map(|s| s.list.first().map_or(0, |f| f.base))
+            .unwrap_or(0)
     }
 
-    /// Writes `records` at the end; returns their first offset once durable.
-    fn append(&self, records: &[&Record], options: &Options) -> Result<u64, LogError> {
+    /// Writes `records` at the end (not yet durable); returns the offsets of
+    /// the first and one past the last.
+    fn write(&self, records: &[&Record], options: &Options) -> Result<(u64, u64), LogError> {
         let mut buf = Vec::with_capacity(records.iter().map(|r| segment::framed_len(r)).sum());
         let (first, last) = {
             let mut segs = self.segments.write().map_err(|_| poisoned())?;
@@ -149,6 +156,11 @@ impl Partition {
             active.len = pos;
             (first, active.next)
         };
+        Ok((first, last))
+    }
+
+    /// Returns once every offset below `last` is durable.
+    fn sync_through(&self, last: u64) -> Result<(), LogError> {
         // Group commit: one fsync of the active segment covers every record
         // written before it (sealed segments were synced when they rolled).
         let mut synced = self.sync.lock().map_err(|_| poisoned())?;
@@ -156,7 +168,10 @@ impl Partition {
             let (file, covered) = {
                 let segs = self.segments.read().map_err(|_| poisoned())?;
                 let active = segs.list.last().ok_or_else(poisoned)?;
-                (active.file.try_clone().map_err(io(&active.path))?, active.next)
+                (
+                    active.file.try_clone().map_err(io(&active.path))?,
+                    active.next,
+                )
             };
             file.sync_data().map_err(io(&self.dir))?;
             *synced = covered;
@@ -164,10 +179,16 @@ impl Partition {
             let _g = self.grew.0.lock();
             self.grew.1.notify_all();
         }
-        Ok(first)
+        Ok(())
     }
 
-    fn read(&self, topic: &str, partition: u32, offset: u64, max: usize) -> Result<Vec<Stored>, LogError> {
+    fn read(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max: usize,
+    ) -> Result<Vec<Stored>, LogError> {
         let end = self.durable.load(Ordering::Acquire);
         let segs = self.segments.read().map_err(|_| poisoned())?;
         let earliest = segs.list.first().map_or(0, |s| s.base);
@@ -179,8 +200,11 @@ impl Partition {
                 earliest,
             });
         }
-        let mut out = Vec::new();
-        let start = segs.list.partition_point(|s| s.base <= offset).saturating_sub(1);
+        let mut out = Vec::with_capacity(max.min(end.saturating_sub(offset) as usize));
+        let start = segs
+            .list
+            .partition_point(|s| s.base <= offset)
+            .saturating_sub(1);
         for seg in &segs.list[start..] {
             if out.len() >= max || seg.base >= end {
                 break;
@@ -202,9 +226,9 @@ impl Partition {
             let total: u64 = segs.list.iter().map(|s| s.len).sum();
             let first = &segs.list[0];
             let too_big = retention.max_bytes.is_some_and(|m| total > m);
-            let too_old = retention
-                .max_age
-                .is_some_and(|age| first.max_timestamp < now_micros.saturating_sub(age.as_micros() as i64));
+            let too_old = retention.max_age.is_some_and(|age| {
+                first.max_timestamp < now_micros.saturating_sub(age.as_micros() as i64)
+            });
             if !(too_big || too_old) {
                 return Ok(());
             }
@@ -257,7 +281,9 @@ pub struct EmbeddedLog {
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
-    let dir = path.parent().ok_or_else(|| LogError::Config(format!("`{}` has no parent", path.display())))?;
+    let dir = path
+        .parent()
+        .ok_or_else(|| LogError::Config(format!("`{}` has no parent", path.display())))?;
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let tmp = path.with_extension("tmp");
     {
@@ -321,10 +347,12 @@ impl EmbeddedLog {
         let dir = self.inner.root.join("topics").join(name);
         let meta = dir.join("partitions");
         let text = std::fs::read_to_string(&meta).map_err(io(&meta))?;
-        let n: u32 = text
-            .trim()
-            .parse()
-            .map_err(|_| LogError::Config(format!("`{}` does not hold a partition count", meta.display())))?;
+        let n: u32 = text.trim().parse().map_err(|_| {
+            LogError::Config(format!(
+                "`{}` does not hold a partition count",
+                meta.display()
+            ))
+        })?;
         let partitions = (0..n)
             .map(|p| Partition::open(dir.join(p.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
@@ -351,16 +379,26 @@ impl EmbeddedLog {
     }
 
     fn partition<'t>(topic: &'t Topic, name: &str, p: u32) -> Result<&'t Partition, LogError> {
-        topic.partitions.get(p as usize).ok_or_else(|| LogError::NoPartition {
-            topic: name.to_owned(),
-            partition: p,
-            partitions: topic.partitions.len() as u32,
-        })
+        topic
+            .partitions
+            .get(p as usize)
+            .ok_or_else(|| LogError::NoPartition {
+                topic: name.to_owned(),
+                partition: p,
+                partitions: topic.partitions.len() as u32,
+            })
     }
 
     /// Applies retention now (segments also roll at `segment_bytes`).
     pub fn enforce_retention(&self, now_micros: i64) -> Result<(), LogError> {
-        let topics: Vec<Arc<Topic>> = self.inner.topics.read().map_err(|_| poisoned())?.values().cloned().collect();
+        let topics: Vec<Arc<Topic>> = self
+            .inner
+            .topics
+            .read()
+            .map_err(|_| poisoned())?
+            .values()
+            .cloned()
+            .collect();
         for t in topics {
             for p in &t.partitions {
                 p.enforce(&self.inner.options.retention, now_micros)?;
@@ -371,7 +409,14 @@ impl EmbeddedLog {
 
     /// Names of the topics.
     pub fn topics(&self) -> Result<Vec<String>, LogError> {
-        let mut names: Vec<String> = self.inner.topics.read().map_err(|_| poisoned())?.keys().cloned().collect();
+        let mut names: Vec<String> = self
+            .inner
+            .topics
+            .read()
+            .map_err(|_| poisoned())?
+            .keys()
+            .cloned()
+            .collect();
         names.sort();
         Ok(names)
     }
@@ -411,7 +456,9 @@ impl EmbeddedLog {
     fn join(&self, topic: &str, group: &str) -> Result<u64, LogError> {
         let id = self.inner.next_member.fetch_add(1, Ordering::Relaxed);
         let mut groups = self.inner.groups.lock().map_err(|_| poisoned())?;
-        let g = groups.entry((topic.to_owned(), group.to_owned())).or_default();
+        let g = groups
+            .entry((topic.to_owned(), group.to_owned()))
+            .or_default();
         g.members.push(id);
         g.generation += 1;
         Ok(id)
@@ -428,7 +475,13 @@ impl EmbeddedLog {
 
     /// (generation, this member's partitions): partitions are dealt out in
     /// ranges to members in joining order.
-    fn assignment_of(&self, topic: &str, group: &str, id: u64, partitions: u32) -> Result<(u64, Vec<u32>), LogError> {
+    fn assignment_of(
+        &self,
+        topic: &str,
+        group: &str,
+        id: u64,
+        partitions: u32,
+    ) -> Result<(u64, Vec<u32>), LogError> {
         let groups = self.inner.groups.lock().map_err(|_| poisoned())?;
         let g = groups
             .get(&(topic.to_owned(), group.to_owned()))
@@ -446,10 +499,18 @@ impl EventLog for EmbeddedLog {
     fn create_topic(&self, topic: &str, partitions: u32) -> Result<(), LogError> {
         check_name(topic)?;
         if partitions == 0 || partitions > 10_000 {
-            return Err(LogError::Config(format!("a topic needs 1 to 10000 partitions, got {partitions}")));
+            return Err(LogError::Config(format!(
+                "a topic needs 1 to 10000 partitions, got {partitions}"
+            )));
         }
         // Serialise creators on the topic map's write lock.
-        let existing = self.inner.topics.read().map_err(|_| poisoned())?.get(topic).cloned();
+        let existing = self
+            .inner
+            .topics
+            .read()
+            .map_err(|_| poisoned())?
+            .get(topic)
+            .cloned();
         if let Some(t) = existing {
             let n = t.partitions.len() as u32;
             return if n == partitions {
@@ -463,7 +524,13 @@ impl EventLog for EmbeddedLog {
             };
         }
         let guard = self.inner.admin.lock().map_err(|_| poisoned())?;
-        if self.inner.topics.read().map_err(|_| poisoned())?.contains_key(topic) {
+        if self
+            .inner
+            .topics
+            .read()
+            .map_err(|_| poisoned())?
+            .contains_key(topic)
+        {
             // Created meanwhile by another caller: check its partition count.
             drop(guard);
             return self.create_topic(topic, partitions);
@@ -484,7 +551,10 @@ impl EventLog for EmbeddedLog {
         let n = t.partitions.len() as u32;
         for r in records {
             if segment::framed_len(r) - FRAME > MAX_RECORD {
-                return Err(LogError::Config(format!("a record of {} bytes is over the {MAX_RECORD}-byte limit", r.value.len())));
+                return Err(LogError::Config(format!(
+                    "a record of {} bytes is over the {MAX_RECORD}-byte limit",
+                    r.value.len()
+                )));
             }
         }
         let mut by_partition: Vec<Vec<usize>> = vec![Vec::new(); n as usize];
@@ -495,21 +565,34 @@ impl EventLog for EmbeddedLog {
             };
             by_partition[p as usize].push(i);
         }
+        // Write every partition's share, then wait for durability: the fsyncs
+        // of one call then also cover what other callers wrote meanwhile.
         let mut out = vec![(0, 0); records.len()];
+        let mut written = Vec::new();
         for (p, idx) in by_partition.iter().enumerate() {
             if idx.is_empty() {
                 continue;
             }
             let batch: Vec<&Record> = idx.iter().map(|&i| &records[i]).collect();
-            let first = t.partitions[p].append(&batch, &self.inner.options)?;
+            let (first, last) = t.partitions[p].write(&batch, &self.inner.options)?;
             for (k, &i) in idx.iter().enumerate() {
                 out[i] = (p as u32, first + k as u64);
             }
+            written.push((p, last));
+        }
+        for (p, last) in written {
+            t.partitions[p].sync_through(last)?;
         }
         Ok(out)
     }
 
-    fn read(&self, topic: &str, partition: u32, offset: u64, max: usize) -> Result<Vec<Stored>, LogError> {
+    fn read(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max: usize,
+    ) -> Result<Vec<Stored>, LogError> {
         let t = self.topic(topic)?;
         Self::partition(&t, topic, partition)?.read(topic, partition, offset, max)
     }
@@ -558,7 +641,9 @@ impl EmbeddedConsumer {
     /// Picks up a rebalance: newly held partitions start from the group's
     /// committed offsets.
     fn refresh(&mut self) -> Result<(), LogError> {
-        let (generation, assigned) = self.log.assignment_of(&self.topic, &self.group, self.id, self.partitions)?;
+        let (generation, assigned) =
+            self.log
+                .assignment_of(&self.topic, &self.group, self.id, self.partitions)?;
         if generation == self.generation {
             return Ok(());
         }
@@ -568,7 +653,10 @@ impl EmbeddedConsumer {
             .into_iter()
             .map(|p| {
                 let earliest = t.partitions[p as usize].earliest();
-                (p, committed.get(&p).copied().unwrap_or(earliest).max(earliest))
+                (
+                    p,
+                    committed.get(&p).copied().unwrap_or(earliest).max(earliest),
+                )
             })
             .collect();
         self.generation = generation;
@@ -638,7 +726,10 @@ impl Consumer for EmbeddedConsumer {
         let mut lines: Vec<(u32, u64)> = committed.into_iter().collect();
         lines.sort();
         let text: String = lines.iter().map(|(p, o)| format!("{p} {o}\n")).collect();
-        write_atomically(&self.log.offsets_path(&self.group, &self.topic), text.as_bytes())
+        write_atomically(
+            &self.log.offsets_path(&self.group, &self.topic),
+            text.as_bytes(),
+        )
     }
 
     fn assignment(&mut self) -> Result<Vec<u32>, LogError> {

