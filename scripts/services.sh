@@ -58,6 +58,7 @@ s3_port=$(free_port)
 service_pids+=($!)
 wait_port "$s3_port" moto
 export RADAR_S3_ENDPOINT="http://127.0.0.1:$s3_port"
+curl -fsS -X PUT "$RADAR_S3_ENDPOINT/radar" >/dev/null
 
 az_port=$(free_port)
 "$node_dir/node_modules/.bin/azurite-blob" --blobHost 127.0.0.1 --blobPort "$az_port" --location "$logs/azurite" \
@@ -65,4 +66,25 @@ az_port=$(free_port)
 service_pids+=($!)
 wait_port "$az_port" azurite
 export RADAR_AZURITE_ENDPOINT="http://127.0.0.1:$az_port"
+# object_store's emulator mode reads the Azurite URL from here.
+export AZURITE_BLOB_STORAGE_URL="$RADAR_AZURITE_ENDPOINT"
+# object_store cannot create containers: a SharedKey-signed PUT does.
+"$RADAR_PYTHON" - "$RADAR_AZURITE_ENDPOINT" <<'PY'
+import base64, datetime, hashlib, hmac, sys, urllib.request
+endpoint, account = sys.argv[1], "devstoreaccount1"
+key = base64.b64decode("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==")
+date = datetime.datetime.now(datetime.timezone.utc).strftime("%a, %d %b %Y %H:%M:%S GMT")
+version = "2021-08-06"
+# VERB, then Content-Encoding, -Language, -Length (empty for 0), -MD5, -Type,
+# Date, If-Modified-Since, If-Match, If-None-Match, If-Unmodified-Since, Range.
+to_sign = "\n".join(["PUT", "", "", "", "", "application/octet-stream", "", "", "", "", "", ""]) + f"\nx-ms-date:{date}\nx-ms-version:{version}\n/{account}/{account}/radar\nrestype:container"
+sig = base64.b64encode(hmac.new(key, to_sign.encode(), hashlib.sha256).digest()).decode()
+req = urllib.request.Request(f"{endpoint}/{account}/radar?restype=container", method="PUT", data=b"",
+    headers={"Content-Type": "application/octet-stream", "x-ms-date": date, "x-ms-version": version, "Authorization": f"SharedKey {account}:{sig}"})
+try:
+    urllib.request.urlopen(req)
+except urllib.error.HTTPError as e:
+    if e.code != 409:  # already exists
+        raise
+PY
 echo "services: kafka $RADAR_KAFKA_BROKERS, s3 $RADAR_S3_ENDPOINT, azure $RADAR_AZURITE_ENDPOINT (logs in $logs)" >&2

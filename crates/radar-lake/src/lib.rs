@@ -1,1 +1,420 @@
+//! radar's data lake: every event captured to Parquet, on local disk or
+//! object storage (S3, Azure Blob / ADLS Gen2, GCS).
+//!
+//! ```text
+//! lake/raw/<stream>/date=YYYY-MM-DD/hour=HH/part-p<partition>-<first>-<last>.parquet
+//! lake/dead_letters/<stream>/date=YYYY-MM-DD/hour=HH/part-p<partition>-<first>-<last>.parquet
+//! ```
+//! Hive-style partitions that Spark, Databricks, DuckDB, DataFusion and
+//! pandas read as they are; ZSTD; the stream's typed columns plus `_offset`,
+//! `_partition`, `_ingest_time`. A file's name carries the log partition and
+//! offset range it holds, which makes capture idempotent: a file that was
+//! written but whose offsets were never committed is found and removed
+//! before its range is captured again.
 
+pub mod capture;
+pub mod storage;
+pub mod table;
+pub mod testing;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use radar_core::schema::StreamSchema;
+use radar_core::time::{MICROS_PER_SECOND, format_rfc3339};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+pub use table::{DeadRow, Row};
+
+#[derive(Debug, Error)]
+pub enum LakeError {
+    #[error("storage: {0}")]
+    Storage(String),
+    #[error("format: {0}")]
+    Format(String),
+    #[error(transparent)]
+    Log(#[from] radar_log::LogError),
+}
+
+impl From<object_store::Error> for LakeError {
+    fn from(e: object_store::Error) -> Self {
+        LakeError::Storage(e.to_string())
+    }
+}
+
+impl From<parquet::errors::ParquetError> for LakeError {
+    fn from(e: parquet::errors::ParquetError) -> Self {
+        LakeError::Format(e.to_string())
+    }
+}
+
+/// Which table of a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Table {
+    Raw,
+    DeadLetters,
+}
+
+impl Table {
+    fn dir(self) -> &'static str {
+        match self {
+            Table::Raw => "raw",
+            Table::DeadLetters => "dead_letters",
+        }
+    }
+}
+
+/// One Parquet file of the lake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileInfo {
+    pub path: String,
+    pub size: u64,
+    pub partition: u32,
+    pub first_offset: u64,
+    pub last_offset: u64,
+    /// Start of the hour the file's rows fall in (UTC µs).
+    pub hour: i64,
+}
+
+/// A dataset snapshot: exactly which files, how many rows, and a hash of
+/// their contents. The same data always gives the same id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Snapshot {
+    pub id: String,
+    pub rows: u64,
+    pub files: Vec<FileInfo>,
+}
+
+pub(crate) const HOUR: i64 = 3600 * MICROS_PER_SECOND;
+
+fn hour_dir(hour: i64) -> String {
+    let t = format_rfc3339(hour);
+    format!("date={}/hour={}", &t[..10], &t[11..13])
+}
+
+/// Parses `…/date=YYYY-MM-DD/hour=HH/part-pNNNNN-FIRST-LAST.parquet`.
+fn parse_file(path: &str, size: u64) -> Option<FileInfo> {
+    let mut parts = path.rsplit('/');
+    let name = parts.next()?;
+    let hour = parts.next()?.strip_prefix("hour=")?;
+    let date = parts.next()?.strip_prefix("date=")?;
+    let stem = name.strip_prefix("part-p")?.strip_suffix(".parquet")?;
+    let mut f = stem.split('-');
+    let partition = f.next()?.parse().ok()?;
+    let first_offset = f.next()?.parse().ok()?;
+    let last_offset = f.next()?.parse().ok()?;
+    let hour = radar_core::time::parse_rfc3339(&format!("{date}T{hour}:00:00Z")).ok()?;
+    Some(FileInfo {
+        path: path.to_owned(),
+        size,
+        partition,
+        first_offset,
+        last_offset,
+        hour,
+    })
+}
+
+/// The lake under a storage root.
+#[derive(Clone)]
+pub struct Lake {
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    /// For a local root: the directory, so writes can be made durable.
+    local: Option<PathBuf>,
+}
+
+impl Lake {
+    /// Opens the lake under `root` (see [`storage::open`]).
+    pub fn open(root: &str, options: &[(String, String)]) -> Result<Lake, LakeError> {
+        let (store, prefix) = storage::open(root, options)?;
+        let local = (!root.contains("://") || root.starts_with("file://"))
+            .then(|| PathBuf::from(root.strip_prefix("file://").unwrap_or(root)));
+        Ok(Lake {
+            store,
+            prefix: prefix.join("lake"),
+            local,
+        })
+    }
+
+    fn table_prefix(&self, table: Table, stream: &str) -> Path {
+        self.prefix.clone().join(table.dir()).join(stream)
+    }
+
+    async fn put_parquet(
+        &self,
+        path: &Path,
+        batch: &arrow_array::RecordBatch,
+    ) -> Result<u64, LakeError> {
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .set_created_by(format!("radar {}", env!("CARGO_PKG_VERSION")))
+            .build();
+        let mut buf = Vec::with_capacity(1 << 20);
+        let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props))?;
+        w.write(batch)?;
+        w.close()?;
+        let size = buf.len() as u64;
+        self.store.put(path, PutPayload::from(buf)).await?;
+        if let Some(root) = &self.local {
+            // The object store renames a finished file into place; make the
+            // file and its directory durable before offsets are committed.
+            let file = root.join(path.as_ref());
+            let sync = |p: &std::path::Path| std::fs::File::open(p).and_then(|f| f.sync_all());
+            sync(&file)
+                .and_then(|_| file.parent().map_or(Ok(()), sync))
+                .map_err(|e| LakeError::Storage(format!("syncing `{}`: {e}", file.display())))?;
+        }
+        Ok(size)
+    }
+
+    /// Writes captured rows: one file per (hour of event time, partition).
+    pub async fn write_raw(
+        &self,
+        schema: &StreamSchema,
+        rows: &[Row],
+    ) -> Result<Vec<FileInfo>, LakeError> {
+        let mut groups: BTreeMap<(i64, u32), Vec<&Row>> = BTreeMap::new();
+        for r in rows {
+            groups
+                .entry((r.record.ts.div_euclid(HOUR) * HOUR, r.partition))
+                .or_default()
+                .push(r);
+        }
+        let mut out = Vec::new();
+        for ((hour, partition), mut group) in groups {
+            group.sort_by_key(|r| r.offset);
+            let (first, last) = (group[0].offset, group[group.len() - 1].offset);
+            let batch = table::raw_batch(schema, &group)?;
+            out.push(
+                self.write_file(
+                    Table::Raw,
+                    &schema.name,
+                    hour,
+                    partition,
+                    first,
+                    last,
+                    &batch,
+                )
+                .await?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Writes dead letters: one file per (hour of ingest time, partition).
+    pub async fn write_dead_letters(
+        &self,
+        stream: &str,
+        rows: &[DeadRow],
+    ) -> Result<Vec<FileInfo>, LakeError> {
+        let mut groups: BTreeMap<(i64, u32), Vec<&DeadRow>> = BTreeMap::new();
+        for r in rows {
+            groups
+                .entry((r.ingest_time.div_euclid(HOUR) * HOUR, r.partition))
+                .or_default()
+                .push(r);
+        }
+        let mut out = Vec::new();
+        for ((hour, partition), mut group) in groups {
+            group.sort_by_key(|r| r.offset);
+            let (first, last) = (group[0].offset, group[group.len() - 1].offset);
+            let batch = table::dead_batch(&group)?;
+            out.push(
+                self.write_file(
+                    Table::DeadLetters,
+                    stream,
+                    hour,
+                    partition,
+                    first,
+                    last,
+                    &batch,
+                )
+                .await?,
+            );
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn write_file(
+        &self,
+        table: Table,
+        stream: &str,
+        hour: i64,
+        partition: u32,
+        first: u64,
+        last: u64,
+        batch: &arrow_array::RecordBatch,
+    ) -> Result<FileInfo, LakeError> {
+        let mut path = self.table_prefix(table, stream);
+        for part in hour_dir(hour).split('/') {
+            path = path.join(part);
+        }
+        let path = path.join(format!(
+            "part-p{partition:05}-{first:020}-{last:020}.parquet"
+        ));
+        let size = self.put_parquet(&path, batch).await?;
+        Ok(FileInfo {
+            path: path.to_string(),
+            size,
+            partition,
+            first_offset: first,
+            last_offset: last,
+            hour,
+        })
+    }
+
+    /// Files of a table, in (partition, offset) order; with a time range,
+    /// only the hours that can hold rows in [from, to).
+    pub async fn files(
+        &self,
+        table: Table,
+        stream: &str,
+        range: Option<(i64, i64)>,
+    ) -> Result<Vec<FileInfo>, LakeError> {
+        let prefix = self.table_prefix(table, stream);
+        let metas: Vec<object_store::ObjectMeta> =
+            self.store.list(Some(&prefix)).try_collect().await?;
+        let mut files: Vec<FileInfo> = metas
+            .iter()
+            .filter_map(|m| parse_file(m.location.as_ref(), m.size))
+            .filter(|f| range.is_none_or(|(from, to)| f.hour + HOUR > from && f.hour < to))
+            .collect();
+        files.sort_by_key(|f| (f.partition, f.first_offset, f.hour));
+        Ok(files)
+    }
+
+    /// Removes the files of `partition` holding offsets at or beyond
+    /// `committed`: written by a capture that stopped before committing
+    /// them. Returns how many went.
+    pub async fn remove_uncommitted(
+        &self,
+        stream: &str,
+        partition: u32,
+        committed: u64,
+    ) -> Result<usize, LakeError> {
+        let mut removed = 0;
+        for table in [Table::Raw, Table::DeadLetters] {
+            for f in self.files(table, stream, None).await? {
+                if f.partition == partition && f.last_offset >= committed {
+                    self.store.delete(&Path::from(f.path.as_str())).await?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn read_file(&self, path: &str) -> Result<Bytes, LakeError> {
+        Ok(self.store.get(&Path::from(path)).await?.bytes().await?)
+    }
+
+    /// Scans a stream's raw table for event times in [from, to), file by
+    /// file in log order (partition, then offset), so memory stays bounded
+    /// by one file whatever the lake's size.
+    pub async fn scan(&self, schema: &StreamSchema, from: i64, to: i64) -> Result<Scan, LakeError> {
+        let files = self
+            .files(Table::Raw, &schema.name, Some((from, to)))
+            .await?;
+        Ok(Scan {
+            lake: self.clone(),
+            schema: schema.clone(),
+            files,
+            next: 0,
+            from,
+            to,
+        })
+    }
+
+    /// Every dead letter of a stream.
+    pub async fn dead_letters(&self, stream: &str) -> Result<Vec<DeadRow>, LakeError> {
+        let mut out = Vec::new();
+        for f in self.files(Table::DeadLetters, stream, None).await? {
+            let bytes = self.read_file(&f.path).await?;
+            for batch in ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()? {
+                let batch = batch.map_err(|e| LakeError::Format(e.to_string()))?;
+                table::dead_rows(&batch, &mut out)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The snapshot of a stream's raw files in [from, to).
+    pub async fn snapshot(
+        &self,
+        stream: &str,
+        range: Option<(i64, i64)>,
+    ) -> Result<Snapshot, LakeError> {
+        let mut files = self.files(Table::Raw, stream, range).await?;
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut all = Sha256::new();
+        let mut rows = 0u64;
+        for f in &files {
+            let bytes = self.read_file(&f.path).await?;
+            let n = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())?
+                .metadata()
+                .file_metadata()
+                .num_rows() as u64;
+            rows += n;
+            let digest = Sha256::digest(&bytes);
+            // Paths relative to the stream, so the id does not depend on
+            // where the lake lives.
+            let rel = f
+                .path
+                .rsplit_once(&format!("/{stream}/"))
+                .map_or(f.path.as_str(), |(_, r)| r);
+            all.update(format!("{rel}\t{}\t{n}\t", f.size).as_bytes());
+            all.update(digest);
+            all.update(b"\n");
+        }
+        let id = all.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        Ok(Snapshot { id, rows, files })
+    }
+}
+
+/// A scan in progress.
+pub struct Scan {
+    lake: Lake,
+    schema: StreamSchema,
+    files: Vec<FileInfo>,
+    next: usize,
+    from: i64,
+    to: i64,
+}
+
+impl Scan {
+    pub fn files(&self) -> &[FileInfo] {
+        &self.files
+    }
+
+    /// The rows of the next file (in the time range), or None at the end.
+    pub async fn next_file(&mut self) -> Result<Option<Vec<Row>>, LakeError> {
+        let Some(f) = self.files.get(self.next) else {
+            return Ok(None);
+        };
+        self.next += 1;
+        let bytes = self.lake.read_file(&f.path).await?;
+        let mut rows = Vec::new();
+        for batch in ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()? {
+            let batch = batch.map_err(|e| LakeError::Format(e.to_string()))?;
+            table::raw_rows(&self.schema, &batch, &mut rows)?;
+        }
+        rows.retain(|r| r.record.ts >= self.from && r.record.ts < self.to);
+        Ok(Some(rows))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,164 @@
+//! Capture: a consumer of a stream's log topic that writes every event to
+//! the lake, valid ones to the raw table and refused ones to dead letters.
+//!
+//! Offsets are committed only after the files holding them are durable, so
+//! a crash never loses an acknowledged event from the lake. When capture
+//! (re)starts on a partition, files it wrote beyond the committed offset
+//! are removed first, so the range is written once: no duplicate rows.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use radar_core::decode::Decoder;
+use radar_core::schema::StreamSchema;
+use radar_log::{EventLog, Stored};
+
+use crate::{DeadRow, Lake, LakeError, Row};
+
+/// When capture rolls a batch of files.
+#[derive(Debug, Clone)]
+pub struct CaptureOptions {
+    pub group: String,
+    pub max_rows: usize,
+    pub max_bytes: usize,
+    pub max_age: Duration,
+}
+
+impl Default for CaptureOptions {
+    fn default() -> Self {
+        CaptureOptions {
+            group: "radar-capture".into(),
+            max_rows: 200_000,
+            max_bytes: 64 << 20,
+            max_age: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What a capture run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CaptureStats {
+    pub events: u64,
+    pub dead_letters: u64,
+    pub files: u64,
+    pub commits: u64,
+    pub removed_uncommitted_files: u64,
+}
+
+struct Pending {
+    rows: Vec<Row>,
+    dead: Vec<DeadRow>,
+    next: BTreeMap<u32, u64>,
+    bytes: usize,
+    since: Option<Instant>,
+}
+
+impl Pending {
+    fn new() -> Self {
+        Pending {
+            rows: Vec::new(),
+            dead: Vec::new(),
+            next: BTreeMap::new(),
+            bytes: 0,
+            since: None,
+        }
+    }
+    fn len(&self) -> usize {
+        self.rows.len() + self.dead.len()
+    }
+}
+
+/// Captures `topic` (the stream's events) until `stop` is set, then flushes
+/// and returns. Blocking: runs lake writes on `rt`.
+pub fn run(
+    log: &dyn EventLog,
+    lake: &Lake,
+    schema: &StreamSchema,
+    topic: &str,
+    options: &CaptureOptions,
+    stop: &AtomicBool,
+    rt: &tokio::runtime::Handle,
+) -> Result<CaptureStats, LakeError> {
+    let mut consumer = log.consumer(topic, &options.group)?;
+    let mut decoder = Decoder::new(schema.clone());
+    let mut stats = CaptureStats::default();
+    let mut held: BTreeSet<u32> = BTreeSet::new();
+    let mut pending = Pending::new();
+    loop {
+        let stopping = stop.load(Ordering::Relaxed);
+        // Newly held partitions: clear what an earlier run wrote but did not
+        // commit. Partitions lost to another member: drop their buffer (the
+        // new holder re-reads from the commit).
+        let now_held: BTreeSet<u32> = consumer.assignment()?.into_iter().collect();
+        if now_held != held {
+            for &p in now_held.difference(&held) {
+                let committed = log.committed(topic, &options.group, p)?.unwrap_or(0);
+                stats.removed_uncommitted_files +=
+                    rt.block_on(lake.remove_uncommitted(&schema.name, p, committed))? as u64;
+            }
+            pending.rows.retain(|r| now_held.contains(&r.partition));
+            pending.dead.retain(|r| now_held.contains(&r.partition));
+            pending.next.retain(|p, _| now_held.contains(p));
+            held = now_held;
+        }
+        let batch: Vec<Stored> = if stopping {
+            Vec::new()
+        } else {
+            consumer.poll(10_000, Duration::from_millis(100))?
+        };
+        for s in batch {
+            if !held.contains(&s.partition) {
+                continue;
+            }
+            pending.since.get_or_insert_with(Instant::now);
+            pending.bytes += s.record.value.len();
+            pending.next.insert(s.partition, s.offset + 1);
+            let ingest_time = s.record.timestamp;
+            match decoder.decode_json(&s.record.value, ingest_time) {
+                Ok(record) => pending.rows.push(Row {
+                    partition: s.partition,
+                    offset: s.offset,
+                    ingest_time,
+                    record,
+                }),
+                Err(dl) => pending.dead.push(DeadRow {
+                    partition: s.partition,
+                    offset: s.offset,
+                    ingest_time,
+                    reason: dl.reason.code().to_owned(),
+                    message: dl.reason.to_string(),
+                    field: dl.reason.field().map(str::to_owned),
+                    raw: dl.raw,
+                }),
+            }
+        }
+        let due = pending.len() >= options.max_rows
+            || pending.bytes >= options.max_bytes
+            || pending
+                .since
+                .is_some_and(|t| t.elapsed() >= options.max_age)
+            || stopping;
+        if due && !pending.next.is_empty() {
+            let files = rt.block_on(async {
+                let mut n = lake.write_raw(schema, &pending.rows).await?.len();
+                n += lake
+                    .write_dead_letters(&schema.name, &pending.dead)
+                    .await?
+                    .len();
+                Ok::<_, LakeError>(n)
+            })?;
+            // Files are durable: now the offsets may be committed.
+            let positions: Vec<(u32, u64)> = pending.next.iter().map(|(&p, &o)| (p, o)).collect();
+            consumer.commit(&positions)?;
+            stats.events += pending.rows.len() as u64;
+            stats.dead_letters += pending.dead.len() as u64;
+            stats.files += files as u64;
+            stats.commits += 1;
+            pending = Pending::new();
+        }
+        if stopping {
+            return Ok(stats);
+        }
+    }
+}

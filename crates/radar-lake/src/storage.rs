@@ -1,0 +1,43 @@
+//! The storage root: a local path or an object-store URL.
+
+use std::sync::Arc;
+
+use object_store::ObjectStore;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+
+use crate::LakeError;
+
+/// Opens the storage root `root`: a local directory (`./radar-data`,
+/// `/var/lib/radar`, `file:///…`), or `s3://bucket/prefix`,
+/// `az://container/prefix` (also `abfss://`, `azure://`), `gs://bucket/prefix`.
+/// Object stores read credentials from the environment (`AWS_*`,
+/// `AZURE_*`, `GOOGLE_*`); `options` adds or overrides keys (e.g.
+/// `aws_endpoint`, `aws_allow_http`, `azure_storage_use_emulator`).
+pub fn open(
+    root: &str,
+    options: &[(String, String)],
+) -> Result<(Arc<dyn ObjectStore>, Path), LakeError> {
+    let is_url = root.contains("://") && !root.starts_with("file://");
+    if !is_url {
+        let dir = root.strip_prefix("file://").unwrap_or(root);
+        std::fs::create_dir_all(dir)
+            .map_err(|e| LakeError::Storage(format!("cannot create `{dir}`: {e}")))?;
+        let store = LocalFileSystem::new_with_prefix(dir)
+            .map_err(|e| LakeError::Storage(format!("cannot use `{dir}`: {e}")))?
+            .with_automatic_cleanup(true);
+        return Ok((Arc::new(store), Path::default()));
+    }
+    let url = url::Url::parse(root)
+        .map_err(|e| LakeError::Storage(format!("`{root}` is not a storage URL: {e}")))?;
+    let mut opts: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| {
+            k.starts_with("AWS_") || k.starts_with("AZURE_") || k.starts_with("GOOGLE_")
+        })
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect();
+    opts.extend(options.iter().cloned());
+    let (store, prefix) = object_store::parse_url_opts(&url, opts)
+        .map_err(|e| LakeError::Storage(format!("cannot open `{root}`: {e}")))?;
+    Ok((Arc::from(store), prefix))
+}
