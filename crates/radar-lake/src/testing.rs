@@ -37,12 +37,12 @@ pub fn row(partition: u32, offset: u64, ts: i64) -> Row {
             values: vec![
                 Value::Float(offset as f64 * 1.5),
                 Value::Str(format!("k{}", offset % 4).into()),
-                if offset % 2 == 0 {
+                if offset.is_multiple_of(2) {
                     Value::Missing
                 } else {
                     Value::Int(offset as i64)
                 },
-                Value::Bool(offset % 3 == 0),
+                Value::Bool(offset.is_multiple_of(3)),
             ],
         },
     }
