@@ -3,6 +3,7 @@
 
 mod datasets;
 mod features;
+mod lake;
 mod log;
 mod parity;
 mod peer;
@@ -31,6 +32,9 @@ enum Command {
     Features(features::Args),
     /// Event log append and read throughput.
     Log(log::Args),
+    /// Capture into Parquet and lake scan throughput; Kafka produce and
+    /// consume through the Kafka implementation.
+    Lake(lake::Args),
     /// Repeats one Isolation Forest operation in a loop, for profilers.
     IforestLoop(speed::LoopArgs),
 }
@@ -42,5 +46,6 @@ fn main() -> Result<()> {
         Command::IforestLoop(args) => speed::run_loop(args),
         Command::Features(args) => features::run(args),
         Command::Log(args) => log::run(args),
+        Command::Lake(args) => lake::run(args),
     }
 }

@@ -46,6 +46,36 @@ pub struct Record {
     pub values: Vec<Value>,
 }
 
+impl Record {
+    /// The record as a JSON object that decodes back to it (timestamps as
+    /// RFC 3339 with microseconds).
+    pub fn to_json(&self, schema: &StreamSchema) -> String {
+        let mut m = serde_json::Map::new();
+        if let Some(t) = &schema.timestamp {
+            m.insert(t.clone(), crate::time::format_rfc3339(self.ts).into());
+        }
+        if let (Some(e), Some(v)) = (&schema.entity, &self.entity) {
+            m.insert(e.clone(), v.to_string().into());
+        }
+        if let (Some(i), Some(v)) = (&schema.id, &self.id) {
+            m.insert(i.clone(), v.to_string().into());
+        }
+        for (f, v) in schema.fields.iter().zip(&self.values) {
+            let json = match v {
+                Value::Missing => continue,
+                Value::Float(x) => {
+                    serde_json::Number::from_f64(*x).map_or(serde_json::Value::Null, Into::into)
+                }
+                Value::Int(x) => (*x).into(),
+                Value::Bool(b) => (*b).into(),
+                Value::Str(s) => s.to_string().into(),
+            };
+            m.insert(f.name.clone(), json);
+        }
+        serde_json::Value::Object(m).to_string()
+    }
+}
+
 /// Why an event was refused. Each names the field it is about.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reason {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use radar_core::decode::Decoder;
 use radar_core::schema::StreamSchema;
 use radar_log::{EventLog, Stored};
+use rayon::prelude::*;
 
 use crate::{DeadRow, Lake, LakeError, Row};
 
@@ -23,6 +24,9 @@ pub struct CaptureOptions {
     pub max_rows: usize,
     pub max_bytes: usize,
     pub max_age: Duration,
+    /// Flush and return at the first poll that finds nothing new (a
+    /// backfill of what the log holds, rather than a service).
+    pub until_caught_up: bool,
 }
 
 impl Default for CaptureOptions {
@@ -32,6 +36,7 @@ impl Default for CaptureOptions {
             max_rows: 200_000,
             max_bytes: 64 << 20,
             max_age: Duration::from_secs(10),
+            until_caught_up: false,
         }
     }
 }
@@ -81,12 +86,13 @@ pub fn run(
     rt: &tokio::runtime::Handle,
 ) -> Result<CaptureStats, LakeError> {
     let mut consumer = log.consumer(topic, &options.group)?;
-    let mut decoder = Decoder::new(schema.clone());
+    let decoder = Decoder::new(schema.clone());
     let mut stats = CaptureStats::default();
     let mut held: BTreeSet<u32> = BTreeSet::new();
     let mut pending = Pending::new();
+    let mut caught_up = false;
     loop {
-        let stopping = stop.load(Ordering::Relaxed);
+        let stopping = stop.load(Ordering::Relaxed) || caught_up;
         // Newly held partitions: clear what an earlier run wrote but did not
         // commit. Partitions lost to another member: drop their buffer (the
         // new holder re-reads from the commit).
@@ -107,15 +113,31 @@ pub fn run(
         } else {
             consumer.poll(10_000, Duration::from_millis(100))?
         };
-        for s in batch {
-            if !held.contains(&s.partition) {
-                continue;
-            }
+        if batch.is_empty() && options.until_caught_up && !held.is_empty() {
+            caught_up = true;
+        }
+        // Decoding is the per-event work: spread it over the cores, then
+        // file the results in log order.
+        let decoded: Vec<(
+            Stored,
+            Result<radar_core::decode::Record, radar_core::decode::DeadLetter>,
+        )> = batch
+            .into_par_iter()
+            .filter(|s| held.contains(&s.partition))
+            .map_init(
+                || decoder.clone(),
+                |d, s| {
+                    let r = d.decode_json(&s.record.value, s.record.timestamp);
+                    (s, r)
+                },
+            )
+            .collect();
+        for (s, result) in decoded {
             pending.since.get_or_insert_with(Instant::now);
             pending.bytes += s.record.value.len();
             pending.next.insert(s.partition, s.offset + 1);
             let ingest_time = s.record.timestamp;
-            match decoder.decode_json(&s.record.value, ingest_time) {
+            match result {
                 Ok(record) => pending.rows.push(Row {
                     partition: s.partition,
                     offset: s.offset,
@@ -138,7 +160,8 @@ pub fn run(
             || pending
                 .since
                 .is_some_and(|t| t.elapsed() >= options.max_age)
-            || stopping;
+            || stopping
+            || caught_up;
         if due && !pending.next.is_empty() {
             let files = rt.block_on(async {
                 let mut n = lake.write_raw(schema, &pending.rows).await?.len();
@@ -157,7 +180,7 @@ pub fn run(
             stats.commits += 1;
             pending = Pending::new();
         }
-        if stopping {
+        if stopping || (caught_up && pending.next.is_empty()) {
             return Ok(stats);
         }
     }

@@ -126,6 +126,83 @@ fn parse_file(path: &str, size: u64) -> Option<FileInfo> {
     })
 }
 
+/// A file's Parquet bytes, ready to store.
+struct Encoded {
+    hour: i64,
+    partition: u32,
+    first: u64,
+    last: u64,
+    bytes: Vec<u8>,
+}
+
+/// Rows that know their log offset.
+trait AtOffset {
+    fn at(&self) -> u64;
+}
+impl AtOffset for &Row {
+    fn at(&self) -> u64 {
+        self.offset
+    }
+}
+impl AtOffset for &DeadRow {
+    fn at(&self) -> u64 {
+        self.offset
+    }
+}
+
+fn parquet_bytes(batch: &arrow_array::RecordBatch) -> Result<Vec<u8>, LakeError> {
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_created_by(format!("radar {}", env!("CARGO_PKG_VERSION")))
+        .build();
+    let mut buf = Vec::with_capacity(1 << 20);
+    let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props))?;
+    w.write(batch)?;
+    w.close()?;
+    Ok(buf)
+}
+
+/// Sorts each group by offset, builds and encodes its file, groups on
+/// threads of their own (up to the machine's parallelism): Parquet encoding
+/// is most of capture's work.
+fn encode_parallel<T: AtOffset + Sync>(
+    groups: &[((i64, u32), Vec<T>)],
+    batch: impl Fn(&[T]) -> Result<arrow_array::RecordBatch, LakeError> + Sync,
+) -> Result<Vec<Encoded>, LakeError> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .max(1);
+    let encode = |((hour, partition), rows): &((i64, u32), Vec<T>)| -> Result<Encoded, LakeError> {
+        let first = rows.iter().map(AtOffset::at).min().unwrap_or(0);
+        let last = rows.iter().map(AtOffset::at).max().unwrap_or(0);
+        Ok(Encoded {
+            hour: *hour,
+            partition: *partition,
+            first,
+            last,
+            bytes: parquet_bytes(&batch(rows)?)?,
+        })
+    };
+    let mut out = Vec::with_capacity(groups.len());
+    for chunk in groups.chunks(threads) {
+        let results: Vec<Result<Encoded, LakeError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = chunk.iter().map(|g| s.spawn(|| encode(g))).collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(LakeError::Format("an encoding thread panicked".into()))
+                    })
+                })
+                .collect()
+        });
+        for r in results {
+            out.push(r?);
+        }
+    }
+    Ok(out)
+}
+
 /// The lake under a storage root.
 #[derive(Clone)]
 pub struct Lake {
@@ -152,31 +229,36 @@ impl Lake {
         self.prefix.clone().join(table.dir()).join(stream)
     }
 
-    async fn put_parquet(
-        &self,
-        path: &Path,
-        batch: &arrow_array::RecordBatch,
-    ) -> Result<u64, LakeError> {
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::default()))
-            .set_created_by(format!("radar {}", env!("CARGO_PKG_VERSION")))
-            .build();
-        let mut buf = Vec::with_capacity(1 << 20);
-        let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props))?;
-        w.write(batch)?;
-        w.close()?;
+    async fn put_bytes(&self, path: &Path, buf: Vec<u8>) -> Result<u64, LakeError> {
         let size = buf.len() as u64;
         self.store.put(path, PutPayload::from(buf)).await?;
         if let Some(root) = &self.local {
             // The object store renames a finished file into place; make the
-            // file and its directory durable before offsets are committed.
+            // file durable before offsets are committed (its directory is
+            // synced once per batch, in `sync_dirs`).
             let file = root.join(path.as_ref());
-            let sync = |p: &std::path::Path| std::fs::File::open(p).and_then(|f| f.sync_all());
-            sync(&file)
-                .and_then(|_| file.parent().map_or(Ok(()), sync))
+            std::fs::File::open(&file)
+                .and_then(|f| f.sync_all())
                 .map_err(|e| LakeError::Storage(format!("syncing `{}`: {e}", file.display())))?;
         }
         Ok(size)
+    }
+
+    /// Makes the directories of `files` durable (local roots only).
+    fn sync_dirs(&self, files: &[FileInfo]) -> Result<(), LakeError> {
+        let Some(root) = &self.local else {
+            return Ok(());
+        };
+        let dirs: std::collections::BTreeSet<PathBuf> = files
+            .iter()
+            .filter_map(|f| root.join(&f.path).parent().map(PathBuf::from))
+            .collect();
+        for d in dirs {
+            std::fs::File::open(&d)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| LakeError::Storage(format!("syncing `{}`: {e}", d.display())))?;
+        }
+        Ok(())
     }
 
     /// Writes captured rows: one file per (hour of event time, partition).
@@ -192,25 +274,13 @@ impl Lake {
                 .or_default()
                 .push(r);
         }
-        let mut out = Vec::new();
-        for ((hour, partition), mut group) in groups {
-            group.sort_by_key(|r| r.offset);
-            let (first, last) = (group[0].offset, group[group.len() - 1].offset);
-            let batch = table::raw_batch(schema, &group)?;
-            out.push(
-                self.write_file(
-                    Table::Raw,
-                    &schema.name,
-                    hour,
-                    partition,
-                    first,
-                    last,
-                    &batch,
-                )
-                .await?,
-            );
-        }
-        Ok(out)
+        let mut groups: Vec<((i64, u32), Vec<&Row>)> = groups.into_iter().collect();
+        // Files hold their rows in log order.
+        groups
+            .iter_mut()
+            .for_each(|(_, g)| g.sort_by_key(|r| r.offset));
+        let encoded = encode_parallel(&groups, |rows| table::raw_batch(schema, rows))?;
+        self.put_all(Table::Raw, &schema.name, encoded).await
     }
 
     /// Writes dead letters: one file per (hour of ingest time, partition).
@@ -226,54 +296,42 @@ impl Lake {
                 .or_default()
                 .push(r);
         }
-        let mut out = Vec::new();
-        for ((hour, partition), mut group) in groups {
-            group.sort_by_key(|r| r.offset);
-            let (first, last) = (group[0].offset, group[group.len() - 1].offset);
-            let batch = table::dead_batch(&group)?;
-            out.push(
-                self.write_file(
-                    Table::DeadLetters,
-                    stream,
-                    hour,
-                    partition,
-                    first,
-                    last,
-                    &batch,
-                )
-                .await?,
-            );
-        }
-        Ok(out)
+        let mut groups: Vec<((i64, u32), Vec<&DeadRow>)> = groups.into_iter().collect();
+        groups
+            .iter_mut()
+            .for_each(|(_, g)| g.sort_by_key(|r| r.offset));
+        let encoded = encode_parallel(&groups, table::dead_batch)?;
+        self.put_all(Table::DeadLetters, stream, encoded).await
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn write_file(
+    async fn put_all(
         &self,
         table: Table,
         stream: &str,
-        hour: i64,
-        partition: u32,
-        first: u64,
-        last: u64,
-        batch: &arrow_array::RecordBatch,
-    ) -> Result<FileInfo, LakeError> {
-        let mut path = self.table_prefix(table, stream);
-        for part in hour_dir(hour).split('/') {
-            path = path.join(part);
+        encoded: Vec<Encoded>,
+    ) -> Result<Vec<FileInfo>, LakeError> {
+        let mut out = Vec::with_capacity(encoded.len());
+        for e in encoded {
+            let mut path = self.table_prefix(table, stream);
+            for part in hour_dir(e.hour).split('/') {
+                path = path.join(part);
+            }
+            let path = path.join(format!(
+                "part-p{:05}-{:020}-{:020}.parquet",
+                e.partition, e.first, e.last
+            ));
+            let size = self.put_bytes(&path, e.bytes).await?;
+            out.push(FileInfo {
+                path: path.to_string(),
+                size,
+                partition: e.partition,
+                first_offset: e.first,
+                last_offset: e.last,
+                hour: e.hour,
+            });
         }
-        let path = path.join(format!(
-            "part-p{partition:05}-{first:020}-{last:020}.parquet"
-        ));
-        let size = self.put_parquet(&path, batch).await?;
-        Ok(FileInfo {
-            path: path.to_string(),
-            size,
-            partition,
-            first_offset: first,
-            last_offset: last,
-            hour,
-        })
+        self.sync_dirs(&out)?;
+        Ok(out)
     }
 
     /// Files of a table, in (partition, offset) order; with a time range,
@@ -335,6 +393,7 @@ impl Lake {
             next: 0,
             from,
             to,
+            ahead: None,
         })
     }
 
@@ -384,7 +443,8 @@ impl Lake {
     }
 }
 
-/// A scan in progress.
+/// A scan in progress. While the caller works on one file, the next is
+/// fetched and decoded on another thread.
 pub struct Scan {
     lake: Lake,
     schema: StreamSchema,
@@ -392,6 +452,7 @@ pub struct Scan {
     next: usize,
     from: i64,
     to: i64,
+    ahead: Option<tokio::task::JoinHandle<Result<Vec<Row>, LakeError>>>,
 }
 
 impl Scan {
@@ -399,19 +460,45 @@ impl Scan {
         &self.files
     }
 
+    fn start(&self, i: usize) -> Option<tokio::task::JoinHandle<Result<Vec<Row>, LakeError>>> {
+        let f = self.files.get(i)?;
+        let (lake, schema, path, from, to) = (
+            self.lake.clone(),
+            self.schema.clone(),
+            f.path.clone(),
+            self.from,
+            self.to,
+        );
+        Some(tokio::spawn(async move {
+            let bytes = lake.read_file(&path).await?;
+            tokio::task::spawn_blocking(move || {
+                let mut rows = Vec::new();
+                for batch in ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()? {
+                    let batch = batch.map_err(|e| LakeError::Format(e.to_string()))?;
+                    table::raw_rows(&schema, &batch, &mut rows)?;
+                }
+                rows.retain(|r| r.record.ts >= from && r.record.ts < to);
+                Ok(rows)
+            })
+            .await
+            .map_err(|e| LakeError::Storage(format!("decoding task failed: {e}")))?
+        }))
+    }
+
     /// The rows of the next file (in the time range), or None at the end.
     pub async fn next_file(&mut self) -> Result<Option<Vec<Row>>, LakeError> {
-        let Some(f) = self.files.get(self.next) else {
-            return Ok(None);
+        let current = match self.ahead.take() {
+            Some(h) => h,
+            None => match self.start(self.next) {
+                Some(h) => h,
+                None => return Ok(None),
+            },
         };
         self.next += 1;
-        let bytes = self.lake.read_file(&f.path).await?;
-        let mut rows = Vec::new();
-        for batch in ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()? {
-            let batch = batch.map_err(|e| LakeError::Format(e.to_string()))?;
-            table::raw_rows(&self.schema, &batch, &mut rows)?;
-        }
-        rows.retain(|r| r.record.ts >= self.from && r.record.ts < self.to);
+        self.ahead = self.start(self.next);
+        let rows = current
+            .await
+            .map_err(|e| LakeError::Storage(format!("scan task failed: {e}")))??;
         Ok(Some(rows))
     }
 }

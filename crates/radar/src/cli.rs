@@ -22,6 +22,14 @@ pub enum Command {
     Generate(cmd::generate::GenerateArgs),
     /// Compute a stream's declared features for a file of events.
     Features(cmd::features::FeaturesArgs),
+    /// Append a file of events to a stream's log topic.
+    Ingest(cmd::ops::IngestArgs),
+    /// Inspect the event log.
+    Log(cmd::ops::LogArgs),
+    /// Write a stream's events from the log to the data lake.
+    Capture(cmd::ops::CaptureArgs),
+    /// Inspect the data lake.
+    Lake(cmd::ops::LakeArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -30,6 +38,10 @@ pub fn main() -> ExitCode {
         Command::Eval(args) => cmd::eval::run(args),
         Command::Generate(args) => cmd::generate::run(args),
         Command::Features(args) => cmd::features::run(args),
+        Command::Ingest(args) => cmd::ops::run_ingest(args),
+        Command::Log(args) => cmd::ops::run_log(args),
+        Command::Capture(args) => cmd::ops::run_capture(args),
+        Command::Lake(args) => cmd::ops::run_lake(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

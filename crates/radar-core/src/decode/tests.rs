@@ -317,3 +317,14 @@ fn streams_without_a_timestamp_use_ingest_time() {
     assert_eq!(r.ts, 42);
     assert_eq!(r.entity, None);
 }
+
+#[test]
+fn records_round_trip_through_json() {
+    let mut d = decoder();
+    let r = d
+        .decode_json(br#"{"id":"a","ts":"2026-11-25T10:00:00.123456Z","card":"c","amount":1.25,"n":3,"online":true,"channel":"web","label":false}"#, 0)
+        .unwrap();
+    let json = r.to_json(d.schema());
+    let back = decoder().decode_json(json.as_bytes(), 0).unwrap();
+    assert_eq!(back, r);
+}

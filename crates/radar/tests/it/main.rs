@@ -1,6 +1,7 @@
 //! End-to-end tests of the `radar` binary. One test binary (modules below)
 //! so it links once.
 
+mod capture;
 mod eval;
 mod streams;
 
