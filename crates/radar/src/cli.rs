@@ -30,6 +30,17 @@ pub enum Command {
     Capture(cmd::ops::CaptureArgs),
     /// Inspect the data lake.
     Lake(cmd::ops::LakeArgs),
+    /// Train a model on a stream's lake data and register it.
+    Train(cmd::train::TrainArgs),
+    /// Model versions and their aliases.
+    Models(cmd::models::ModelsArgs),
+    /// Training runs.
+    Runs(cmd::models::RunsArgs),
+    /// Run ingest, capture, the scorer and the HTTP API together.
+    Up(cmd::up::UpArgs),
+    /// The whole loop on one machine, from nothing: history, training,
+    /// live scoring over HTTP, and a report.
+    Demo(cmd::demo::DemoArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -42,6 +53,11 @@ pub fn main() -> ExitCode {
         Command::Log(args) => cmd::ops::run_log(args),
         Command::Capture(args) => cmd::ops::run_capture(args),
         Command::Lake(args) => cmd::ops::run_lake(args),
+        Command::Train(args) => cmd::train::run(args),
+        Command::Models(args) => cmd::models::run_models(args),
+        Command::Runs(args) => cmd::models::run_runs(args),
+        Command::Up(args) => cmd::up::run(args),
+        Command::Demo(args) => cmd::demo::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,9 @@
+pub mod demo;
 pub mod eval;
 pub mod eval_stream;
 pub mod features;
 pub mod generate;
+pub mod models;
 pub mod ops;
+pub mod train;
+pub mod up;

@@ -1,0 +1,248 @@
+//! The HTTP API.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use radar_core::decode::Decoder;
+use radar_log::{EventLog, Record};
+use radar_registry::Registry;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::alerts::{AlertQuery, AlertStore};
+use crate::scorer::Shared;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub log: Arc<dyn EventLog>,
+    pub shared: Shared,
+    pub alerts: AlertStore,
+    pub registry: Registry,
+}
+
+/// An error answer: a status and a message naming the problem.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+    fn bad(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+    fn internal(e: impl std::fmt::Display) -> Self {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.message }))).into_response()
+    }
+}
+
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/v1/streams/{stream}/events", post(ingest))
+        .route("/v1/streams/{stream}/score", post(score))
+        .route("/v1/alerts", get(alerts))
+        .route("/v1/models", get(models))
+        .route("/v1/runs", get(runs))
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint; see /v1/streams/{stream}/events, /v1/alerts, /v1/models, /v1/runs, /healthz, /readyz, /metrics") })
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+fn check_stream(state: &AppState, stream: &str) -> Result<(), ApiError> {
+    if stream != state.shared.schema.name {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("stream `{stream}` is not served here (serving `{}`)", state.shared.schema.name),
+        ));
+    }
+    Ok(())
+}
+
+/// One JSON object, an array of them, or NDJSON (one per line).
+fn split_events(body: &[u8]) -> Result<Vec<Vec<u8>>, ApiError> {
+    let text = body.trim_ascii();
+    if text.is_empty() {
+        return Err(ApiError::bad("the body is empty: send a JSON object, an array of objects, or NDJSON"));
+    }
+    if text[0] == b'[' {
+        let items: Vec<Value> = serde_json::from_slice(text).map_err(|e| ApiError::bad(format!("the body is not a JSON array: {e}")))?;
+        if items.is_empty() {
+            return Err(ApiError::bad("the array holds no events"));
+        }
+        return Ok(items.iter().map(|v| v.to_string().into_bytes()).collect());
+    }
+    Ok(text
+        .split(|&b| b == b'\n')
+        .map(|l| l.trim_ascii())
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect())
+}
+
+#[derive(Serialize)]
+struct ItemResult {
+    index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partition: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offset: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+}
+
+async fn ingest(State(state): State<AppState>, Path(stream): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+    check_stream(&state, &stream)?;
+    let events = split_events(&body)?;
+    let now = crate::now_micros();
+    let mut decoder = Decoder::new(state.shared.schema.clone());
+    let mut records = Vec::with_capacity(events.len());
+    let mut results = Vec::with_capacity(events.len());
+    let mut valid = 0;
+    for (index, raw) in events.into_iter().enumerate() {
+        match decoder.decode_json(&raw, now) {
+            Ok(r) => {
+                valid += 1;
+                records.push(Record::new(r.entity.as_deref().map(str::as_bytes), raw, now));
+                results.push(ItemResult { index, partition: None, offset: None, error: None, reason: None, field: None });
+            }
+            Err(dl) => {
+                state.shared.metrics.dead_letter(&dl.reason);
+                // Kept in the log unkeyed: capture files it as a dead letter.
+                records.push(Record::new(None, dl.raw, now));
+                results.push(ItemResult {
+                    index,
+                    partition: None,
+                    offset: None,
+                    error: Some(dl.reason.to_string()),
+                    reason: Some(dl.reason.code()),
+                    field: dl.reason.field().map(str::to_owned),
+                });
+            }
+        }
+    }
+    state.shared.metrics.events_in.fetch_add(results.len() as u64, Ordering::Relaxed);
+    let log = state.log.clone();
+    let acks = tokio::task::spawn_blocking(move || log.append(&stream, &records))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("the event log refused the append: {e}")))?;
+    for (r, (p, o)) in results.iter_mut().zip(acks) {
+        if r.error.is_none() {
+            r.partition = Some(p);
+            r.offset = Some(o);
+        }
+    }
+    let rejected = results.len() - valid;
+    let body = json!({ "accepted": valid, "rejected": rejected, "results": results });
+    let status = if valid == 0 { StatusCode::BAD_REQUEST } else { StatusCode::ACCEPTED };
+    Ok((status, Json(body)).into_response())
+}
+
+async fn score(State(state): State<AppState>, Path(stream): Path<String>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    check_stream(&state, &stream)?;
+    let Some(served) = state.shared.model.load_full() else {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no champion model is loaded yet"));
+    };
+    let events = split_events(&body)?;
+    let mut decoder = Decoder::new(state.shared.schema.clone());
+    let engine = state.shared.engine.read().map_err(|_| ApiError::internal("engine lock poisoned"))?;
+    let mut row = vec![0.0; state.shared.schema.columns.len()];
+    let mut out = Vec::with_capacity(events.len());
+    for (index, raw) in events.iter().enumerate() {
+        match decoder.decode_json(raw, crate::now_micros()) {
+            Ok(record) => {
+                engine.peek(&record, &mut row);
+                let forest = &served.bundle.forest;
+                let s = forest.score_row(&row).map_err(ApiError::internal)?;
+                let explanation = forest.explain_row(&row).map_err(ApiError::internal)?;
+                let contributions: Vec<Value> = explanation
+                    .ranked()
+                    .into_iter()
+                    .take(5)
+                    .map(|(f, share)| json!({"feature": served.bundle.columns[f], "share": share, "value": row[f]}))
+                    .collect();
+                out.push(json!({
+                    "index": index,
+                    "score": s,
+                    "threshold": served.bundle.threshold,
+                    "anomaly": s > served.bundle.threshold,
+                    "contributions": contributions,
+                    "features": served.bundle.columns.iter().zip(&row).map(|(c, v)| (c.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+                }));
+            }
+            Err(dl) => out.push(json!({"index": index, "error": dl.reason.to_string(), "reason": dl.reason.code(), "field": dl.reason.field()})),
+        }
+    }
+    Ok(Json(json!({ "model": served.name, "model_version": served.version, "results": out })))
+}
+
+async fn alerts(State(state): State<AppState>, q: Result<Query<AlertQuery>, QueryRejection>) -> Result<Json<Value>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::bad(e.body_text()))?;
+    let since = match &q.since {
+        Some(s) => Some(radar_core::time::parse_rfc3339(s).map_err(|e| ApiError::bad(format!("`since`: {e}")))?),
+        None => None,
+    };
+    if q.limit.is_some_and(|l| l == 0 || l > 10_000) {
+        return Err(ApiError::bad("`limit` must be between 1 and 10000"));
+    }
+    if q.min_score.is_some_and(|s| !s.is_finite()) {
+        return Err(ApiError::bad("`min_score` must be a finite number"));
+    }
+    let store = state.alerts.clone();
+    let found = tokio::task::spawn_blocking(move || store.query(&q, since))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!({ "alerts": found })))
+}
+
+async fn models(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let versions = state.registry.versions().map_err(ApiError::internal)?;
+    Ok(Json(json!({ "models": versions })))
+}
+
+async fn runs(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let runs = state.registry.runs(100).map_err(ApiError::internal)?;
+    Ok(Json(json!({ "runs": runs })))
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    match state.shared.model.load_full() {
+        Some(m) => Json(json!({"status": "ready", "model": m.name, "model_version": m.version})).into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "waiting for a champion model"}))).into_response(),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.shared.metrics.render(&state.shared.schema.name),
+    )
+        .into_response()
+}

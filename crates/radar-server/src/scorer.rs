@@ -1,0 +1,279 @@
+//! The streaming scorer: a consumer of the stream's topic that computes
+//! features (incremental driver), scores with the `champion`, decides
+//! against its threshold and raises alerts.
+//!
+//! Feature state is checkpointed together with the log positions it covers
+//! (one file, written atomically) before the group's offsets are committed;
+//! on restart records before the checkpoint's positions are skipped, so
+//! feature state counts every event exactly once, while alerts of replayed
+//! events are deduplicated by the alerts table.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use radar_core::Matrix;
+use radar_core::binary::{Envelope, Reader, Writer};
+use radar_core::decode::Decoder;
+use radar_core::features::FeatureEngine;
+use radar_core::schema::StreamSchema;
+use radar_core::time::format_rfc3339;
+use radar_log::EventLog;
+use radar_registry::{Bundle, Registry};
+
+use crate::alerts::{Alert, Contribution, Sinks};
+use crate::metrics::Metrics;
+
+/// The model being served.
+pub struct Served {
+    pub name: String,
+    pub version: i64,
+    pub bundle: Bundle,
+}
+
+/// What the scorer shares with the HTTP API.
+#[derive(Clone)]
+pub struct Shared {
+    pub schema: StreamSchema,
+    pub engine: Arc<RwLock<FeatureEngine>>,
+    pub model: Arc<ArcSwapOption<Served>>,
+    pub metrics: Arc<Metrics>,
+}
+
+const CHECKPOINT: Envelope = Envelope {
+    magic: *b"RADARSCP",
+    what: "radar scorer checkpoint",
+    version: 1,
+};
+
+fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+pub struct ScorerOptions {
+    pub group: String,
+    /// Where the checkpoint file lives.
+    pub checkpoint: PathBuf,
+    pub checkpoint_every: Duration,
+    /// Top contributions attached to an alert.
+    pub explain_top: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScorerError {
+    #[error(transparent)]
+    Log(#[from] radar_log::LogError),
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+    #[error(transparent)]
+    Alerts(#[from] crate::alerts::AlertError),
+    #[error("scoring: {0}")]
+    Detect(String),
+}
+
+/// Loads the checkpoint, if any: (engine state, next offset per partition).
+fn load_checkpoint(path: &PathBuf, engine: &mut FeatureEngine) -> Result<BTreeMap<u32, u64>, ScorerError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) => return Err(ScorerError::Checkpoint(format!("reading `{}`: {e}", path.display()))),
+    };
+    let err = |e: String| ScorerError::Checkpoint(format!("`{}`: {e}", path.display()));
+    let (_, payload) = CHECKPOINT.open(&bytes).map_err(|e| err(e.to_string()))?;
+    let mut r = Reader::new(payload);
+    let positions: BTreeMap<u32, u64> = serde_json::from_slice(r.bytes().map_err(|e| err(e.to_string()))?).map_err(|e| err(e.to_string()))?;
+    engine.restore(r.bytes().map_err(|e| err(e.to_string()))?).map_err(|e| err(e.to_string()))?;
+    Ok(positions)
+}
+
+fn save_checkpoint(path: &PathBuf, engine: &FeatureEngine, positions: &BTreeMap<u32, u64>) -> Result<(), ScorerError> {
+    let mut w = Writer::new();
+    w.bytes(serde_json::to_string(positions).unwrap_or_default().as_bytes());
+    w.bytes(&engine.checkpoint());
+    let bytes = CHECKPOINT.seal(1, &w.into_bytes());
+    let err = |e: std::io::Error| ScorerError::Checkpoint(format!("writing `{}`: {e}", path.display()));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    let tmp = path.with_extension("tmp");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp).map_err(err)?;
+        f.write_all(&bytes).map_err(err)?;
+        f.sync_all().map_err(err)?;
+    }
+    std::fs::rename(&tmp, path).map_err(err)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Follows `alias` of `model` in the registry, swapping in each new version
+/// (checked and loaded off the scoring path) until `stop`.
+pub fn watch_model(registry: Registry, model: String, alias: String, shared: Shared, stop: Arc<AtomicBool>, rt: tokio::runtime::Handle) {
+    let mut current: Option<i64> = None;
+    while !stop.load(Ordering::Relaxed) {
+        if let Ok(Some(v)) = registry.alias(&model, &alias)
+            && current != Some(v)
+        {
+            let loaded = registry
+                .version(&model, v)
+                .map_err(|e| e.to_string())
+                .and_then(|mv| rt.block_on(registry.artifact(&mv)).map_err(|e| e.to_string()))
+                .and_then(|bytes| Bundle::from_bytes(&bytes).map_err(|e| e.to_string()));
+            match loaded {
+                Ok(bundle) if bundle.columns == shared.schema.columns => {
+                    shared.model.store(Some(Arc::new(Served {
+                        name: model.clone(),
+                        version: v,
+                        bundle,
+                    })));
+                    shared.metrics.model_version.store(v as u64, Ordering::Relaxed);
+                    current = Some(v);
+                }
+                Ok(_) => {
+                    eprintln!("model {model} v{v}: its feature columns differ from stream `{}`; not served", shared.schema.name);
+                    current = Some(v);
+                }
+                Err(e) => eprintln!("model {model} v{v} could not be loaded: {e}"),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Scores the stream until `stop`, then checkpoints and returns.
+pub fn run(log: &dyn EventLog, shared: &Shared, sinks: &Sinks, options: &ScorerOptions, stop: &AtomicBool) -> Result<u64, ScorerError> {
+    let topic = shared.schema.name.clone();
+    let mut positions = {
+        let mut engine = shared.engine.write().map_err(|_| ScorerError::Checkpoint("engine lock poisoned".into()))?;
+        load_checkpoint(&options.checkpoint, &mut engine)?
+    };
+    let mut consumer = log.consumer(&topic, &options.group)?;
+    let mut decoder = Decoder::new(shared.schema.clone());
+    let width = shared.schema.columns.len();
+    let mut last_checkpoint = Instant::now();
+    let mut dirty = false;
+    let mut scored_total = 0u64;
+    let mut row = vec![0.0; width];
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        // No champion yet: wait rather than consume events nobody scores.
+        let Some(served) = shared.model.load_full() else {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        };
+        let batch = consumer.poll(5000, Duration::from_millis(50))?;
+        if batch.is_empty() {
+            if dirty && last_checkpoint.elapsed() >= options.checkpoint_every {
+                checkpoint(shared, options, &positions, consumer.as_mut())?;
+                last_checkpoint = Instant::now();
+                dirty = false;
+            }
+            continue;
+        }
+        let mut matrix = Matrix::with_columns(width).map_err(|e| ScorerError::Detect(e.to_string()))?;
+        let mut meta = Vec::with_capacity(batch.len());
+        {
+            let mut engine = shared.engine.write().map_err(|_| ScorerError::Checkpoint("engine lock poisoned".into()))?;
+            for s in &batch {
+                // Already folded into the restored state.
+                if positions.get(&s.partition).is_some_and(|&next| s.offset < next) {
+                    continue;
+                }
+                positions.insert(s.partition, s.offset + 1);
+                // Invalid events were answered at ingest and go to the
+                // dead-letter table through capture.
+                let Ok(record) = decoder.decode_json(&s.record.value, s.record.timestamp) else { continue };
+                engine.process(&record, &mut row);
+                matrix.push_row(&row).map_err(|e| ScorerError::Detect(e.to_string()))?;
+                meta.push((record, s.record.timestamp, s.partition, s.offset));
+            }
+        }
+        dirty = true;
+        if meta.is_empty() {
+            continue;
+        }
+        let forest = &served.bundle.forest;
+        let scores = forest.score(matrix.view()).map_err(|e| ScorerError::Detect(e.to_string()))?;
+        let threshold = served.bundle.threshold;
+        let decided = now_micros();
+        let mut alerts = Vec::new();
+        for (i, ((record, ingest, partition, offset), &score)) in meta.iter().zip(&scores).enumerate() {
+            let latency = (decided - ingest).max(0) as u64;
+            shared.metrics.decision_latency.observe_micros(latency);
+            if score <= threshold {
+                continue;
+            }
+            let values = matrix.row(i);
+            let contributions = forest
+                .explain_row(values)
+                .map(|e| {
+                    e.ranked()
+                        .into_iter()
+                        .take(options.explain_top)
+                        .map(|(f, share)| Contribution {
+                            feature: served.bundle.columns[f].clone(),
+                            share,
+                            value: values[f],
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            alerts.push(Alert {
+                event_id: record.id.as_deref().map_or_else(|| format!("{topic}-{partition}-{offset}"), str::to_owned),
+                stream: topic.clone(),
+                entity: record.entity.as_deref().map(str::to_owned),
+                score,
+                threshold,
+                model: served.name.clone(),
+                model_version: served.version,
+                event_time: format_rfc3339(record.ts),
+                event_time_us: record.ts,
+                decided_at_us: decided,
+                latency_ms: latency as f64 / 1000.0,
+                contributions,
+            });
+        }
+        sinks.emit(alerts)?;
+        scored_total += meta.len() as u64;
+        shared.metrics.scored.fetch_add(meta.len() as u64, Ordering::Relaxed);
+        if last_checkpoint.elapsed() >= options.checkpoint_every {
+            checkpoint(shared, options, &positions, consumer.as_mut())?;
+            last_checkpoint = Instant::now();
+            dirty = false;
+            let mut lag = Vec::new();
+            for (&p, &next) in &positions {
+                let end = log.offsets(&topic, p).map_or(next, |o| o.1);
+                lag.push((p, end.saturating_sub(next)));
+            }
+            if let Ok(mut l) = shared.metrics.lag.lock() {
+                *l = lag;
+            }
+        }
+    }
+    if dirty {
+        checkpoint(shared, options, &positions, consumer.as_mut())?;
+    }
+    Ok(scored_total)
+}
+
+/// State and positions durable first, then the group's commit (which only
+/// serves lag reporting and a fallback).
+fn checkpoint(shared: &Shared, options: &ScorerOptions, positions: &BTreeMap<u32, u64>, consumer: &mut dyn radar_log::Consumer) -> Result<(), ScorerError> {
+    {
+        let engine = shared.engine.read().map_err(|_| ScorerError::Checkpoint("engine lock poisoned".into()))?;
+        save_checkpoint(&options.checkpoint, &engine, positions)?;
+    }
+    let commits: Vec<(u32, u64)> = positions.iter().map(|(&p, &o)| (p, o)).collect();
+    consumer.commit(&commits)?;
+    Ok(())
+}

@@ -1,0 +1,229 @@
+//! Every endpoint against a real server on a free port: good requests work,
+//! bad ones get a 4xx naming the problem, and nothing makes it panic.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, RwLock};
+
+use arc_swap::ArcSwapOption;
+use radar_core::features::FeatureEngine;
+use radar_core::schema::parse_streams;
+use radar_core::{Matrix, Rng};
+use radar_detect::{IsolationForest, IsolationForestParams};
+use radar_log::EventLog;
+use radar_log::embedded::{EmbeddedLog, Options};
+use radar_registry::{Bundle, Reference, Registry};
+use radar_server::alerts::AlertStore;
+use radar_server::http::{AppState, router};
+use radar_server::metrics::Metrics;
+use radar_server::scorer::{Served, Shared};
+use serde_json::Value;
+
+const DECL: &str = r#"
+[streams.tx]
+timestamp = "ts"
+entity = "card"
+id = "id"
+max_event_bytes = 2000
+[streams.tx.fields]
+amount = { type = "float", min = 0.0 }
+kind = { type = "category" }
+[[streams.tx.features]]
+kind = "log1p"
+field = "amount"
+[[streams.tx.features]]
+kind = "zscore"
+field = "amount"
+"#;
+
+struct Server {
+    url: String,
+    shared: Shared,
+    _dir: tempfile::TempDir,
+    _stop: Arc<AtomicBool>,
+}
+
+async fn server() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let (name, c) = parse_streams(DECL).unwrap().into_iter().next().unwrap();
+    let schema = c.build(&name).unwrap();
+    let log = Arc::new(EmbeddedLog::open(dir.path().join("log"), Options::default()).unwrap());
+    log.create_topic("tx", 2).unwrap();
+    let registry = Registry::open(&dir.path().join("radar.db"), dir.path().to_str().unwrap(), &[]).unwrap();
+    let shared = Shared {
+        schema: schema.clone(),
+        engine: Arc::new(RwLock::new(FeatureEngine::new(schema))),
+        model: Arc::new(ArcSwapOption::empty()),
+        metrics: Arc::new(Metrics::default()),
+    };
+    let state = AppState {
+        log,
+        shared: shared.clone(),
+        alerts: AlertStore::open(&dir.path().join("alerts.db")).unwrap(),
+        registry,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(listener, router(state, 64 << 10)).await.unwrap();
+    });
+    Server {
+        url,
+        shared,
+        _dir: dir,
+        _stop: Arc::new(AtomicBool::new(false)),
+    }
+}
+
+fn load_model(s: &Server) {
+    let mut rng = Rng::seed_from_u64(1);
+    let x = Matrix::new((0..400).map(|_| rng.normal()).collect(), 2).unwrap();
+    let forest = IsolationForest::fit(&IsolationForestParams { random_state: Some(0), ..Default::default() }, x.view()).unwrap();
+    let scores = forest.score(x.view()).unwrap();
+    s.shared.model.store(Some(Arc::new(Served {
+        name: "tx-iforest".into(),
+        version: 1,
+        bundle: Bundle {
+            stream: "tx".into(),
+            columns: s.shared.schema.columns.clone(),
+            threshold: forest.threshold(),
+            reference: Reference::of(x.view(), &scores),
+            forest,
+            trained: serde_json::json!({}),
+        },
+    })));
+}
+
+async fn post(s: &Server, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+    let r = reqwest::Client::new().post(format!("{}{path}", s.url)).body(body).send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+async fn get(s: &Server, path: &str) -> (u16, Value) {
+    let r = reqwest::get(format!("{}{path}", s.url)).await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+const GOOD: &str = r#"{"id":"e1","ts":"2026-01-01T00:00:00Z","card":"c1","amount":12.5,"kind":"food"}"#;
+
+#[tokio::test]
+async fn ingest_accepts_objects_arrays_and_ndjson() {
+    let s = server().await;
+    let (status, body) = post(&s, "/v1/streams/tx/events", GOOD).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["accepted"], 1);
+    assert!(body["results"][0]["offset"].is_u64());
+    let (status, body) = post(&s, "/v1/streams/tx/events", format!("[{GOOD},{GOOD}]")).await;
+    assert_eq!((status, body["accepted"].as_u64()), (202, Some(2)));
+    let (status, body) = post(&s, "/v1/streams/tx/events", format!("{GOOD}\n{GOOD}\n\n{GOOD}\n")).await;
+    assert_eq!((status, body["accepted"].as_u64()), (202, Some(3)));
+}
+
+#[tokio::test]
+async fn ingest_reports_bad_events_by_field() {
+    let s = server().await;
+    let mixed = format!("{GOOD}\n{{\"id\":\"e2\",\"ts\":\"2026-01-01T00:00:00Z\",\"card\":\"c1\",\"kind\":\"x\"}}\nnot json\n");
+    let (status, body) = post(&s, "/v1/streams/tx/events", mixed).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!((body["accepted"].as_u64(), body["rejected"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(body["results"][1]["reason"], "missing");
+    assert_eq!(body["results"][1]["field"], "amount");
+    assert_eq!(body["results"][1]["error"], "field `amount` is missing");
+    assert_eq!(body["results"][2]["reason"], "not_json");
+
+    let (status, body) = post(&s, "/v1/streams/tx/events", r#"{"id":"e","ts":"soon","card":"c","amount":1,"kind":"k"}"#).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["results"][0]["reason"], "bad_timestamp");
+    let (status, body) = post(&s, "/v1/streams/tx/events", "").await;
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().unwrap().contains("empty"));
+    let (status, body) = post(&s, "/v1/streams/tx/events", "[1, 2").await;
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().unwrap().contains("not a JSON array"), "{body}");
+    let (status, body) = post(&s, "/v1/streams/tx/events", "[]").await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = post(&s, "/v1/streams/nope/events", GOOD).await;
+    assert_eq!(status, 404);
+    assert!(body["error"].as_str().unwrap().contains("stream `nope`"));
+    let (status, _) = post(&s, "/v1/streams/tx/events", vec![b'{'; 100_000]).await;
+    assert_eq!(status, 413);
+    // A too-large single event is refused by the declaration's limit.
+    let big = format!(r#"{{"id":"e","ts":"2026-01-01T00:00:00Z","card":"c","amount":1,"kind":"{}"}}"#, "k".repeat(3000));
+    let (status, body) = post(&s, "/v1/streams/tx/events", big).await;
+    assert_eq!((status, body["results"][0]["reason"].as_str()), (400, Some("too_large")));
+}
+
+#[tokio::test]
+async fn score_needs_a_model_and_explains() {
+    let s = server().await;
+    let (status, body) = post(&s, "/v1/streams/tx/score", GOOD).await;
+    assert_eq!(status, 503);
+    assert!(body["error"].as_str().unwrap().contains("no champion"));
+    let (status, _) = get(&s, "/readyz").await;
+    assert_eq!(status, 503);
+    load_model(&s);
+    let (status, _) = get(&s, "/readyz").await;
+    assert_eq!(status, 200);
+    let (status, body) = post(&s, "/v1/streams/tx/score", format!("[{GOOD}, {{\"id\":1}}]")).await;
+    assert_eq!(status, 200, "{body}");
+    let r = &body["results"][0];
+    assert!(r["score"].as_f64().unwrap() > 0.0);
+    assert!(r["contributions"].as_array().unwrap().len() == 2);
+    assert_eq!(body["results"][1]["reason"], "missing");
+    assert_eq!(body["model_version"], 1);
+    let (status, _) = post(&s, "/v1/streams/tx/score", "").await;
+    assert_eq!(status, 400);
+    let (status, _) = post(&s, "/v1/streams/other/score", GOOD).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn reads_validate_their_parameters() {
+    let s = server().await;
+    for (path, expect) in [
+        ("/v1/alerts", 200),
+        ("/v1/alerts?limit=5&min_score=0.5&entity=c1&since=2026-01-01T00:00:00Z", 200),
+        ("/v1/alerts?since=yesterday", 400),
+        ("/v1/alerts?limit=0", 400),
+        ("/v1/alerts?limit=many", 400),
+        ("/v1/alerts?colour=red", 400),
+        ("/v1/models", 200),
+        ("/v1/runs", 200),
+        ("/healthz", 200),
+        ("/nope", 404),
+    ] {
+        let (status, body) = get(&s, path).await;
+        assert_eq!(status, expect, "{path}: {body}");
+        if expect >= 400 {
+            assert!(body["error"].is_string() || body.is_string(), "{path}: {body}");
+        }
+    }
+    let (status, body) = get(&s, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(body.as_str().unwrap().contains("radar_events_in_total"));
+}
+
+#[tokio::test]
+async fn random_bodies_never_break_the_server() {
+    let s = server().await;
+    load_model(&s);
+    let mut rng = Rng::seed_from_u64(9);
+    let pieces: [&[u8]; 12] = [b"{", b"}", b"[", b"]", b"\"", b":", b",", b"\n", b"null", b"1e999", b"\"ts\"", "é\u{0}".as_bytes()];
+    for i in 0..300 {
+        let mut body = Vec::new();
+        for _ in 0..rng.below(40) {
+            if rng.below(3) == 0 {
+                body.push(rng.below(256) as u8);
+            } else {
+                body.extend_from_slice(pieces[rng.below(pieces.len() as u64) as usize]);
+            }
+        }
+        let path = if i % 2 == 0 { "/v1/streams/tx/events" } else { "/v1/streams/tx/score" };
+        let (status, body) = post(&s, path, body).await;
+        assert!([200, 202, 400, 413].contains(&status), "{status}: {body}");
+    }
+    assert_eq!(get(&s, "/healthz").await.0, 200);
+}
