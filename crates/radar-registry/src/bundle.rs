@@ -79,8 +79,10 @@ impl Bundle {
     pub fn from_bytes(bytes: &[u8]) -> Result<Bundle, DecodeError> {
         let (_, payload) = ENVELOPE.open(bytes)?;
         let mut r = Reader::new(payload);
-        let meta: Meta = serde_json::from_slice(r.bytes()?).map_err(|e| DecodeError::Invalid(format!("bundle metadata: {e}")))?;
-        let forest = IsolationForest::from_bytes(r.bytes()?).map_err(|e| DecodeError::Invalid(format!("detector: {e}")))?;
+        let meta: Meta = serde_json::from_slice(r.bytes()?)
+            .map_err(|e| DecodeError::Invalid(format!("bundle metadata: {e}")))?;
+        let forest = IsolationForest::from_bytes(r.bytes()?)
+            .map_err(|e| DecodeError::Invalid(format!("detector: {e}")))?;
         r.finish()?;
         if forest.n_features() != meta.columns.len() {
             return Err(DecodeError::Invalid(format!(

@@ -134,7 +134,10 @@ pub fn now_micros() -> i64 {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The registry. Cheap to clone.
@@ -152,16 +155,23 @@ fn json(text: String) -> serde_json::Value {
 impl Registry {
     /// Opens (creating) the metadata database at `db_path`; artifacts go
     /// under `artifacts/` of the storage root `root`.
-    pub fn open(db_path: &Path, root: &str, options: &[(String, String)]) -> Result<Registry, RegistryError> {
+    pub fn open(
+        db_path: &Path,
+        root: &str,
+        options: &[(String, String)],
+    ) -> Result<Registry, RegistryError> {
         if let Some(dir) = db_path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| RegistryError::Invalid(format!("cannot create `{}`: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                RegistryError::Invalid(format!("cannot create `{}`: {e}", dir.display()))
+            })?;
         }
         let conn = Connection::open(db_path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(SCHEMA)?;
-        let (store, prefix) = radar_lake::storage::open(root, options).map_err(|e| RegistryError::Store(e.to_string()))?;
+        let (store, prefix) = radar_lake::storage::open(root, options)
+            .map_err(|e| RegistryError::Store(e.to_string()))?;
         Ok(Registry {
             db: Arc::new(Mutex::new(conn)),
             store,
@@ -170,19 +180,33 @@ impl Registry {
     }
 
     fn db(&self) -> Result<std::sync::MutexGuard<'_, Connection>, RegistryError> {
-        self.db.lock().map_err(|_| RegistryError::Invalid("registry lock poisoned".into()))
+        self.db
+            .lock()
+            .map_err(|_| RegistryError::Invalid("registry lock poisoned".into()))
     }
 
     /// Starts a run in `experiment` (created on first use).
-    pub fn start_run(&self, experiment: &str, params: &serde_json::Value) -> Result<String, RegistryError> {
+    pub fn start_run(
+        &self,
+        experiment: &str,
+        params: &serde_json::Value,
+    ) -> Result<String, RegistryError> {
         let db = self.db()?;
         let now = now_micros();
         db.execute(
             "INSERT OR IGNORE INTO experiments (name, created_at) VALUES (?1, ?2)",
             params![experiment, now],
         )?;
-        let exp: i64 = db.query_row("SELECT id FROM experiments WHERE name = ?1", [experiment], |r| r.get(0))?;
-        let id = format!("run-{:x}-{:04x}", now, (now as u64).wrapping_mul(0x9E37_79B9) >> 48);
+        let exp: i64 = db.query_row(
+            "SELECT id FROM experiments WHERE name = ?1",
+            [experiment],
+            |r| r.get(0),
+        )?;
+        let id = format!(
+            "run-{:x}-{:04x}",
+            now,
+            (now as u64).wrapping_mul(0x9E37_79B9) >> 48
+        );
         db.execute(
             "INSERT INTO runs (id, experiment_id, status, started_at, params, radar_version) VALUES (?1, ?2, 'running', ?3, ?4, ?5)",
             params![id, exp, now, params.to_string(), env!("CARGO_PKG_VERSION")],
@@ -258,8 +282,14 @@ impl Registry {
         artifact: &[u8],
         metrics: &serde_json::Value,
     ) -> Result<ModelVersion, RegistryError> {
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
-            return Err(RegistryError::Invalid(format!("model name `{name}`: use letters, digits, `-`, `_`, `.`")));
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(RegistryError::Invalid(format!(
+                "model name `{name}`: use letters, digits, `-`, `_`, `.`"
+            )));
         }
         let sha = sha256_hex(artifact);
         let path = self.prefix.clone().join("sha256").join(sha.as_str());
@@ -307,8 +337,11 @@ impl Registry {
                 name: name.to_owned(),
                 version,
             })?;
-        let mut st = db.prepare("SELECT alias FROM aliases WHERE name = ?1 AND version = ?2 ORDER BY alias")?;
-        let aliases = st.query_map(params![name, version], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        let mut st = db
+            .prepare("SELECT alias FROM aliases WHERE name = ?1 AND version = ?2 ORDER BY alias")?;
+        let aliases = st
+            .query_map(params![name, version], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
         Ok(ModelVersion { aliases, ..mv })
     }
 
@@ -316,8 +349,10 @@ impl Registry {
     pub fn versions(&self) -> Result<Vec<ModelVersion>, RegistryError> {
         let keys: Vec<(String, i64)> = {
             let db = self.db()?;
-            let mut st = db.prepare("SELECT name, version FROM model_versions ORDER BY name, version DESC")?;
-            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?
+            let mut st =
+                db.prepare("SELECT name, version FROM model_versions ORDER BY name, version DESC")?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?
         };
         keys.into_iter().map(|(n, v)| self.version(&n, v)).collect()
     }
@@ -325,17 +360,31 @@ impl Registry {
     pub fn alias(&self, name: &str, alias: &str) -> Result<Option<i64>, RegistryError> {
         Ok(self
             .db()?
-            .query_row("SELECT version FROM aliases WHERE name = ?1 AND alias = ?2", params![name, alias], |r| r.get(0))
+            .query_row(
+                "SELECT version FROM aliases WHERE name = ?1 AND alias = ?2",
+                params![name, alias],
+                |r| r.get(0),
+            )
             .optional()?)
     }
 
     /// Points `alias` of `name` at `version`, recording who moved it why.
-    pub fn set_alias(&self, name: &str, alias: &str, version: i64, reason: &str) -> Result<(), RegistryError> {
+    pub fn set_alias(
+        &self,
+        name: &str,
+        alias: &str,
+        version: i64,
+        reason: &str,
+    ) -> Result<(), RegistryError> {
         self.version(name, version)?;
         let mut db = self.db()?;
         let tx = db.transaction()?;
         let from: Option<i64> = tx
-            .query_row("SELECT version FROM aliases WHERE name = ?1 AND alias = ?2", params![name, alias], |r| r.get(0))
+            .query_row(
+                "SELECT version FROM aliases WHERE name = ?1 AND alias = ?2",
+                params![name, alias],
+                |r| r.get(0),
+            )
             .optional()?;
         tx.execute(
             "INSERT INTO aliases (name, alias, version) VALUES (?1, ?2, ?3) ON CONFLICT(name, alias) DO UPDATE SET version = ?3",

@@ -5,13 +5,25 @@ use super::*;
 
 fn registry() -> (tempfile::TempDir, Registry) {
     let dir = tempfile::tempdir().unwrap();
-    let r = Registry::open(&dir.path().join("radar.db"), dir.path().to_str().unwrap(), &[]).unwrap();
+    let r = Registry::open(
+        &dir.path().join("radar.db"),
+        dir.path().to_str().unwrap(),
+        &[],
+    )
+    .unwrap();
     (dir, r)
 }
 
 fn bundle() -> Bundle {
     let x = Matrix::new((0..200).map(|i| (i % 17) as f64).collect(), 2).unwrap();
-    let forest = IsolationForest::fit(&IsolationForestParams { random_state: Some(1), ..Default::default() }, x.view()).unwrap();
+    let forest = IsolationForest::fit(
+        &IsolationForestParams {
+            random_state: Some(1),
+            ..Default::default()
+        },
+        x.view(),
+    )
+    .unwrap();
     let scores = forest.score(x.view()).unwrap();
     Bundle {
         stream: "tx".into(),
@@ -26,8 +38,18 @@ fn bundle() -> Bundle {
 #[tokio::test]
 async fn runs_versions_aliases_and_artifacts() {
     let (_dir, reg) = registry();
-    let run = reg.start_run("tx", &serde_json::json!({"n_estimators": 100})).unwrap();
-    reg.end_run(&run, "finished", &serde_json::json!({"auc": 0.9}), &serde_json::json!({}), Some("snap"), Some("cfg")).unwrap();
+    let run = reg
+        .start_run("tx", &serde_json::json!({"n_estimators": 100}))
+        .unwrap();
+    reg.end_run(
+        &run,
+        "finished",
+        &serde_json::json!({"auc": 0.9}),
+        &serde_json::json!({}),
+        Some("snap"),
+        Some("cfg"),
+    )
+    .unwrap();
     let r = reg.run(&run).unwrap();
     assert_eq!(r.status, "finished");
     assert_eq!(r.metrics["auc"], 0.9);
@@ -35,39 +57,85 @@ async fn runs_versions_aliases_and_artifacts() {
     assert_eq!(reg.runs(10).unwrap().len(), 1);
 
     let b = bundle();
-    let v1 = reg.register("tx-iforest", Some(&run), &b.to_bytes(), &serde_json::json!({"auc": 0.9})).await.unwrap();
-    let v2 = reg.register("tx-iforest", Some(&run), &b.to_bytes(), &serde_json::json!({"auc": 0.91})).await.unwrap();
+    let v1 = reg
+        .register(
+            "tx-iforest",
+            Some(&run),
+            &b.to_bytes(),
+            &serde_json::json!({"auc": 0.9}),
+        )
+        .await
+        .unwrap();
+    let v2 = reg
+        .register(
+            "tx-iforest",
+            Some(&run),
+            &b.to_bytes(),
+            &serde_json::json!({"auc": 0.91}),
+        )
+        .await
+        .unwrap();
     assert_eq!((v1.version, v2.version), (1, 2));
     assert_eq!(v1.sha256, v2.sha256, "content-addressed");
 
     reg.set_alias("tx-iforest", "champion", 1, "first").unwrap();
-    reg.set_alias("tx-iforest", "champion", 2, "better").unwrap();
+    reg.set_alias("tx-iforest", "champion", 2, "better")
+        .unwrap();
     assert_eq!(reg.alias("tx-iforest", "champion").unwrap(), Some(2));
-    assert_eq!(reg.version("tx-iforest", 2).unwrap().aliases, vec!["champion".to_string()]);
-    assert_eq!(reg.rollback("tx-iforest", "champion", "regression").unwrap(), 1);
+    assert_eq!(
+        reg.version("tx-iforest", 2).unwrap().aliases,
+        vec!["champion".to_string()]
+    );
+    assert_eq!(
+        reg.rollback("tx-iforest", "champion", "regression")
+            .unwrap(),
+        1
+    );
     assert_eq!(reg.alias("tx-iforest", "champion").unwrap(), Some(1));
     let history = reg.alias_history("tx-iforest").unwrap();
     assert_eq!(history.len(), 3);
-    assert_eq!((history[2].from_version, history[2].to_version), (Some(2), 1));
+    assert_eq!(
+        (history[2].from_version, history[2].to_version),
+        (Some(2), 1)
+    );
     assert_eq!(history[2].reason, "regression");
 
-    let bytes = reg.artifact(&reg.version("tx-iforest", 1).unwrap()).await.unwrap();
+    let bytes = reg
+        .artifact(&reg.version("tx-iforest", 1).unwrap())
+        .await
+        .unwrap();
     let back = Bundle::from_bytes(&bytes).unwrap();
     assert_eq!(back.forest, b.forest);
     assert_eq!(back.columns, b.columns);
 
-    assert!(matches!(reg.set_alias("tx-iforest", "champion", 9, "x"), Err(RegistryError::NoVersion { .. })));
-    assert!(matches!(reg.rollback("other", "champion", "x"), Err(RegistryError::NoRollback { .. })));
-    assert!(reg.register("bad name!", None, b"x", &serde_json::json!({})).await.is_err());
+    assert!(matches!(
+        reg.set_alias("tx-iforest", "champion", 9, "x"),
+        Err(RegistryError::NoVersion { .. })
+    ));
+    assert!(matches!(
+        reg.rollback("other", "champion", "x"),
+        Err(RegistryError::NoRollback { .. })
+    ));
+    assert!(
+        reg.register("bad name!", None, b"x", &serde_json::json!({}))
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
 async fn corrupted_artifacts_are_refused() {
     let (dir, reg) = registry();
-    let v = reg.register("m", None, &bundle().to_bytes(), &serde_json::json!({})).await.unwrap();
+    let v = reg
+        .register("m", None, &bundle().to_bytes(), &serde_json::json!({}))
+        .await
+        .unwrap();
     let file = dir.path().join(&v.artifact);
     let mut bytes = std::fs::read(&file).unwrap();
     bytes[40] ^= 1;
     std::fs::write(&file, bytes).unwrap();
-    assert!(matches!(reg.artifact(&v).await, Err(RegistryError::Corrupt { .. })));
+    assert!(matches!(
+        reg.artifact(&v).await,
+        Err(RegistryError::Corrupt { .. })
+    ));
 }

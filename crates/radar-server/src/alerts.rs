@@ -102,7 +102,15 @@ impl AlertStore {
             )?;
             for a in alerts {
                 let body = serde_json::to_string(&a).unwrap_or_default();
-                let n = st.execute(params![a.event_id, a.stream, a.entity, a.score, a.event_time_us, a.decided_at_us, body])?;
+                let n = st.execute(params![
+                    a.event_id,
+                    a.stream,
+                    a.entity,
+                    a.score,
+                    a.event_time_us,
+                    a.decided_at_us,
+                    body
+                ])?;
                 if n == 1 {
                     fresh.push(a);
                 }
@@ -163,7 +171,13 @@ pub struct Sinks {
 impl Sinks {
     /// `webhook`: URL to POST each new alert to, from a queue of `queue`
     /// alerts drained by a task on `rt`.
-    pub fn new(store: AlertStore, stdout: bool, webhook: Option<(String, usize)>, metrics: Arc<Metrics>, rt: &tokio::runtime::Handle) -> Sinks {
+    pub fn new(
+        store: AlertStore,
+        stdout: bool,
+        webhook: Option<(String, usize)>,
+        metrics: Arc<Metrics>,
+        rt: &tokio::runtime::Handle,
+    ) -> Sinks {
         let webhook = webhook.map(|(url, queue)| {
             let (tx, rx) = mpsc::channel(queue.max(1));
             rt.spawn(deliver(url, rx, metrics.clone()));
@@ -183,7 +197,9 @@ impl Sinks {
             return Ok(0);
         }
         let fresh = self.store.insert(alerts)?;
-        self.metrics.alerts.fetch_add(fresh.len() as u64, Ordering::Relaxed);
+        self.metrics
+            .alerts
+            .fetch_add(fresh.len() as u64, Ordering::Relaxed);
         for a in &fresh {
             if self.stdout {
                 println!("{}", serde_json::to_string(a).unwrap_or_default());
@@ -199,7 +215,9 @@ impl Sinks {
 }
 
 async fn deliver(url: String, mut rx: mpsc::Receiver<Alert>, metrics: Arc<Metrics>) {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build();
     let Ok(client) = client else { return };
     while let Some(alert) = rx.recv().await {
         let mut delay = Duration::from_millis(100);
@@ -216,7 +234,11 @@ async fn deliver(url: String, mut rx: mpsc::Receiver<Alert>, metrics: Arc<Metric
                 }
             }
         }
-        let counter = if sent { &metrics.webhook_sent } else { &metrics.webhook_failed };
+        let counter = if sent {
+            &metrics.webhook_sent
+        } else {
+            &metrics.webhook_failed
+        };
         counter.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -74,7 +74,10 @@ fn check_stream(state: &AppState, stream: &str) -> Result<(), ApiError> {
     if stream != state.shared.schema.name {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            format!("stream `{stream}` is not served here (serving `{}`)", state.shared.schema.name),
+            format!(
+                "stream `{stream}` is not served here (serving `{}`)",
+                state.shared.schema.name
+            ),
         ));
     }
     Ok(())
@@ -84,10 +87,13 @@ fn check_stream(state: &AppState, stream: &str) -> Result<(), ApiError> {
 fn split_events(body: &[u8]) -> Result<Vec<Vec<u8>>, ApiError> {
     let text = body.trim_ascii();
     if text.is_empty() {
-        return Err(ApiError::bad("the body is empty: send a JSON object, an array of objects, or NDJSON"));
+        return Err(ApiError::bad(
+            "the body is empty: send a JSON object, an array of objects, or NDJSON",
+        ));
     }
     if text[0] == b'[' {
-        let items: Vec<Value> = serde_json::from_slice(text).map_err(|e| ApiError::bad(format!("the body is not a JSON array: {e}")))?;
+        let items: Vec<Value> = serde_json::from_slice(text)
+            .map_err(|e| ApiError::bad(format!("the body is not a JSON array: {e}")))?;
         if items.is_empty() {
             return Err(ApiError::bad("the array holds no events"));
         }
@@ -116,7 +122,11 @@ struct ItemResult {
     field: Option<String>,
 }
 
-async fn ingest(State(state): State<AppState>, Path(stream): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+async fn ingest(
+    State(state): State<AppState>,
+    Path(stream): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     check_stream(&state, &stream)?;
     let events = split_events(&body)?;
     let now = crate::now_micros();
@@ -128,8 +138,19 @@ async fn ingest(State(state): State<AppState>, Path(stream): Path<String>, body:
         match decoder.decode_json(&raw, now) {
             Ok(r) => {
                 valid += 1;
-                records.push(Record::new(r.entity.as_deref().map(str::as_bytes), raw, now));
-                results.push(ItemResult { index, partition: None, offset: None, error: None, reason: None, field: None });
+                records.push(Record::new(
+                    r.entity.as_deref().map(str::as_bytes),
+                    raw,
+                    now,
+                ));
+                results.push(ItemResult {
+                    index,
+                    partition: None,
+                    offset: None,
+                    error: None,
+                    reason: None,
+                    field: None,
+                });
             }
             Err(dl) => {
                 state.shared.metrics.dead_letter(&dl.reason);
@@ -146,12 +167,21 @@ async fn ingest(State(state): State<AppState>, Path(stream): Path<String>, body:
             }
         }
     }
-    state.shared.metrics.events_in.fetch_add(results.len() as u64, Ordering::Relaxed);
+    state
+        .shared
+        .metrics
+        .events_in
+        .fetch_add(results.len() as u64, Ordering::Relaxed);
     let log = state.log.clone();
     let acks = tokio::task::spawn_blocking(move || log.append(&stream, &records))
         .await
         .map_err(ApiError::internal)?
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("the event log refused the append: {e}")))?;
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the event log refused the append: {e}"),
+            )
+        })?;
     for (r, (p, o)) in results.iter_mut().zip(acks) {
         if r.error.is_none() {
             r.partition = Some(p);
@@ -160,18 +190,33 @@ async fn ingest(State(state): State<AppState>, Path(stream): Path<String>, body:
     }
     let rejected = results.len() - valid;
     let body = json!({ "accepted": valid, "rejected": rejected, "results": results });
-    let status = if valid == 0 { StatusCode::BAD_REQUEST } else { StatusCode::ACCEPTED };
+    let status = if valid == 0 {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::ACCEPTED
+    };
     Ok((status, Json(body)).into_response())
 }
 
-async fn score(State(state): State<AppState>, Path(stream): Path<String>, body: Bytes) -> Result<Json<Value>, ApiError> {
+async fn score(
+    State(state): State<AppState>,
+    Path(stream): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     check_stream(&state, &stream)?;
     let Some(served) = state.shared.model.load_full() else {
-        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no champion model is loaded yet"));
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no champion model is loaded yet",
+        ));
     };
     let events = split_events(&body)?;
     let mut decoder = Decoder::new(state.shared.schema.clone());
-    let engine = state.shared.engine.read().map_err(|_| ApiError::internal("engine lock poisoned"))?;
+    let engine = state
+        .shared
+        .engine
+        .read()
+        .map_err(|_| ApiError::internal("engine lock poisoned"))?;
     let mut row = vec![0.0; state.shared.schema.columns.len()];
     let mut out = Vec::with_capacity(events.len());
     for (index, raw) in events.iter().enumerate() {
@@ -199,13 +244,21 @@ async fn score(State(state): State<AppState>, Path(stream): Path<String>, body: 
             Err(dl) => out.push(json!({"index": index, "error": dl.reason.to_string(), "reason": dl.reason.code(), "field": dl.reason.field()})),
         }
     }
-    Ok(Json(json!({ "model": served.name, "model_version": served.version, "results": out })))
+    Ok(Json(
+        json!({ "model": served.name, "model_version": served.version, "results": out }),
+    ))
 }
 
-async fn alerts(State(state): State<AppState>, q: Result<Query<AlertQuery>, QueryRejection>) -> Result<Json<Value>, ApiError> {
+async fn alerts(
+    State(state): State<AppState>,
+    q: Result<Query<AlertQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::bad(e.body_text()))?;
     let since = match &q.since {
-        Some(s) => Some(radar_core::time::parse_rfc3339(s).map_err(|e| ApiError::bad(format!("`since`: {e}")))?),
+        Some(s) => Some(
+            radar_core::time::parse_rfc3339(s)
+                .map_err(|e| ApiError::bad(format!("`since`: {e}")))?,
+        ),
         None => None,
     };
     if q.limit.is_some_and(|l| l == 0 || l > 10_000) {
@@ -234,8 +287,13 @@ async fn runs(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
 
 async fn ready(State(state): State<AppState>) -> Response {
     match state.shared.model.load_full() {
-        Some(m) => Json(json!({"status": "ready", "model": m.name, "model_version": m.version})).into_response(),
-        None => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "waiting for a champion model"}))).into_response(),
+        Some(m) => Json(json!({"status": "ready", "model": m.name, "model_version": m.version}))
+            .into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "waiting for a champion model"})),
+        )
+            .into_response(),
     }
 }
 

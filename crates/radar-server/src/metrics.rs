@@ -9,7 +9,8 @@ use radar_core::decode::Reason;
 
 /// Upper bounds (seconds) of the decision-latency histogram.
 const BUCKETS: [f64; 18] = [
-    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
+    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5, 1.0,
+    2.0, 5.0, 10.0,
 ];
 
 #[derive(Default)]
@@ -21,7 +22,10 @@ pub struct Histogram {
 impl Histogram {
     pub fn observe_micros(&self, micros: u64) {
         let secs = micros as f64 / 1e6;
-        let i = BUCKETS.iter().position(|&b| secs <= b).unwrap_or(BUCKETS.len());
+        let i = BUCKETS
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(BUCKETS.len());
         self.counts[i].fetch_add(1, Ordering::Relaxed);
         self.sum_micros.fetch_add(micros, Ordering::Relaxed);
     }
@@ -29,7 +33,11 @@ impl Histogram {
     /// The upper bound (seconds) of the bucket holding quantile `q`, or None
     /// without observations. Resolution is the bucket grid.
     pub fn quantile(&self, q: f64) -> Option<f64> {
-        let counts: Vec<u64> = self.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        let counts: Vec<u64> = self
+            .counts
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
         let total: u64 = counts.iter().sum();
         if total == 0 {
             return None;
@@ -45,6 +53,15 @@ impl Histogram {
         None
     }
 
+    /// Forgets every observation (e.g. after a warm-up that should not
+    /// count).
+    pub fn reset(&self) {
+        for c in &self.counts {
+            c.store(0, Ordering::Relaxed);
+        }
+        self.sum_micros.store(0, Ordering::Relaxed);
+    }
+
     pub fn count(&self) -> u64 {
         self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
     }
@@ -58,7 +75,11 @@ impl Histogram {
         }
         cumulative += self.counts[BUCKETS.len()].load(Ordering::Relaxed);
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
-        let _ = writeln!(out, "{name}_sum {}", self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6);
+        let _ = writeln!(
+            out,
+            "{name}_sum {}",
+            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
         let _ = writeln!(out, "{name}_count {cumulative}");
     }
 }
@@ -89,10 +110,21 @@ impl Metrics {
     pub fn render(&self, stream: &str) -> String {
         let mut out = String::new();
         let counter = |out: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{stream=\"{stream}\"}} {v}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{stream=\"{stream}\"}} {v}"
+            );
         };
-        counter(&mut out, "radar_events_in_total", "Events received by ingest.", self.events_in.load(Ordering::Relaxed));
-        let _ = writeln!(out, "# HELP radar_dead_letters_total Events refused, by reason.\n# TYPE radar_dead_letters_total counter");
+        counter(
+            &mut out,
+            "radar_events_in_total",
+            "Events received by ingest.",
+            self.events_in.load(Ordering::Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP radar_dead_letters_total Events refused, by reason.\n# TYPE radar_dead_letters_total counter"
+        );
         for (i, code) in Reason::CODES.iter().enumerate() {
             let _ = writeln!(
                 out,
@@ -100,21 +132,53 @@ impl Metrics {
                 self.dead_letters[i].load(Ordering::Relaxed)
             );
         }
-        counter(&mut out, "radar_scored_total", "Events scored.", self.scored.load(Ordering::Relaxed));
-        counter(&mut out, "radar_alerts_total", "Alerts raised.", self.alerts.load(Ordering::Relaxed));
-        counter(&mut out, "radar_webhook_sent_total", "Alerts delivered to the webhook.", self.webhook_sent.load(Ordering::Relaxed));
-        counter(&mut out, "radar_webhook_failed_total", "Webhook deliveries that failed after retries.", self.webhook_failed.load(Ordering::Relaxed));
-        counter(&mut out, "radar_webhook_dropped_total", "Alerts not queued for the webhook because its queue was full.", self.webhook_dropped.load(Ordering::Relaxed));
+        counter(
+            &mut out,
+            "radar_scored_total",
+            "Events scored.",
+            self.scored.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "radar_alerts_total",
+            "Alerts raised.",
+            self.alerts.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "radar_webhook_sent_total",
+            "Alerts delivered to the webhook.",
+            self.webhook_sent.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "radar_webhook_failed_total",
+            "Webhook deliveries that failed after retries.",
+            self.webhook_failed.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "radar_webhook_dropped_total",
+            "Alerts not queued for the webhook because its queue was full.",
+            self.webhook_dropped.load(Ordering::Relaxed),
+        );
         let _ = writeln!(
             out,
             "# HELP radar_model_version Version of the champion being served.\n# TYPE radar_model_version gauge\nradar_model_version{{stream=\"{stream}\"}} {}",
             self.model_version.load(Ordering::Relaxed)
         );
-        self.decision_latency.render("radar_decision_latency_seconds", &mut out);
-        let _ = writeln!(out, "# HELP radar_consumer_lag Records not yet scored, per partition.\n# TYPE radar_consumer_lag gauge");
+        self.decision_latency
+            .render("radar_decision_latency_seconds", &mut out);
+        let _ = writeln!(
+            out,
+            "# HELP radar_consumer_lag Records not yet scored, per partition.\n# TYPE radar_consumer_lag gauge"
+        );
         if let Ok(lag) = self.lag.lock() {
             for (p, l) in lag.iter() {
-                let _ = writeln!(out, "radar_consumer_lag{{stream=\"{stream}\",partition=\"{p}\"}} {l}");
+                let _ = writeln!(
+                    out,
+                    "radar_consumer_lag{{stream=\"{stream}\",partition=\"{p}\"}} {l}"
+                );
             }
         }
         out

@@ -77,26 +77,47 @@ pub enum ScorerError {
 }
 
 /// Loads the checkpoint, if any: (engine state, next offset per partition).
-fn load_checkpoint(path: &PathBuf, engine: &mut FeatureEngine) -> Result<BTreeMap<u32, u64>, ScorerError> {
+fn load_checkpoint(
+    path: &PathBuf,
+    engine: &mut FeatureEngine,
+) -> Result<BTreeMap<u32, u64>, ScorerError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-        Err(e) => return Err(ScorerError::Checkpoint(format!("reading `{}`: {e}", path.display()))),
+        Err(e) => {
+            return Err(ScorerError::Checkpoint(format!(
+                "reading `{}`: {e}",
+                path.display()
+            )));
+        }
     };
     let err = |e: String| ScorerError::Checkpoint(format!("`{}`: {e}", path.display()));
     let (_, payload) = CHECKPOINT.open(&bytes).map_err(|e| err(e.to_string()))?;
     let mut r = Reader::new(payload);
-    let positions: BTreeMap<u32, u64> = serde_json::from_slice(r.bytes().map_err(|e| err(e.to_string()))?).map_err(|e| err(e.to_string()))?;
-    engine.restore(r.bytes().map_err(|e| err(e.to_string()))?).map_err(|e| err(e.to_string()))?;
+    let positions: BTreeMap<u32, u64> =
+        serde_json::from_slice(r.bytes().map_err(|e| err(e.to_string()))?)
+            .map_err(|e| err(e.to_string()))?;
+    engine
+        .restore(r.bytes().map_err(|e| err(e.to_string()))?)
+        .map_err(|e| err(e.to_string()))?;
     Ok(positions)
 }
 
-fn save_checkpoint(path: &PathBuf, engine: &FeatureEngine, positions: &BTreeMap<u32, u64>) -> Result<(), ScorerError> {
+fn save_checkpoint(
+    path: &PathBuf,
+    engine: &FeatureEngine,
+    positions: &BTreeMap<u32, u64>,
+) -> Result<(), ScorerError> {
     let mut w = Writer::new();
-    w.bytes(serde_json::to_string(positions).unwrap_or_default().as_bytes());
+    w.bytes(
+        serde_json::to_string(positions)
+            .unwrap_or_default()
+            .as_bytes(),
+    );
     w.bytes(&engine.checkpoint());
     let bytes = CHECKPOINT.seal(1, &w.into_bytes());
-    let err = |e: std::io::Error| ScorerError::Checkpoint(format!("writing `{}`: {e}", path.display()));
+    let err =
+        |e: std::io::Error| ScorerError::Checkpoint(format!("writing `{}`: {e}", path.display()));
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
@@ -109,14 +130,23 @@ fn save_checkpoint(path: &PathBuf, engine: &FeatureEngine, positions: &BTreeMap<
     }
     std::fs::rename(&tmp, path).map_err(err)?;
     if let Some(dir) = path.parent() {
-        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(err)?;
     }
     Ok(())
 }
 
 /// Follows `alias` of `model` in the registry, swapping in each new version
 /// (checked and loaded off the scoring path) until `stop`.
-pub fn watch_model(registry: Registry, model: String, alias: String, shared: Shared, stop: Arc<AtomicBool>, rt: tokio::runtime::Handle) {
+pub fn watch_model(
+    registry: Registry,
+    model: String,
+    alias: String,
+    shared: Shared,
+    stop: Arc<AtomicBool>,
+    rt: tokio::runtime::Handle,
+) {
     let mut current: Option<i64> = None;
     while !stop.load(Ordering::Relaxed) {
         if let Ok(Some(v)) = registry.alias(&model, &alias)
@@ -125,7 +155,10 @@ pub fn watch_model(registry: Registry, model: String, alias: String, shared: Sha
             let loaded = registry
                 .version(&model, v)
                 .map_err(|e| e.to_string())
-                .and_then(|mv| rt.block_on(registry.artifact(&mv)).map_err(|e| e.to_string()))
+                .and_then(|mv| {
+                    rt.block_on(registry.artifact(&mv))
+                        .map_err(|e| e.to_string())
+                })
                 .and_then(|bytes| Bundle::from_bytes(&bytes).map_err(|e| e.to_string()));
             match loaded {
                 Ok(bundle) if bundle.columns == shared.schema.columns => {
@@ -134,11 +167,17 @@ pub fn watch_model(registry: Registry, model: String, alias: String, shared: Sha
                         version: v,
                         bundle,
                     })));
-                    shared.metrics.model_version.store(v as u64, Ordering::Relaxed);
+                    shared
+                        .metrics
+                        .model_version
+                        .store(v as u64, Ordering::Relaxed);
                     current = Some(v);
                 }
                 Ok(_) => {
-                    eprintln!("model {model} v{v}: its feature columns differ from stream `{}`; not served", shared.schema.name);
+                    eprintln!(
+                        "model {model} v{v}: its feature columns differ from stream `{}`; not served",
+                        shared.schema.name
+                    );
                     current = Some(v);
                 }
                 Err(e) => eprintln!("model {model} v{v} could not be loaded: {e}"),
@@ -149,10 +188,19 @@ pub fn watch_model(registry: Registry, model: String, alias: String, shared: Sha
 }
 
 /// Scores the stream until `stop`, then checkpoints and returns.
-pub fn run(log: &dyn EventLog, shared: &Shared, sinks: &Sinks, options: &ScorerOptions, stop: &AtomicBool) -> Result<u64, ScorerError> {
+pub fn run(
+    log: &dyn EventLog,
+    shared: &Shared,
+    sinks: &Sinks,
+    options: &ScorerOptions,
+    stop: &AtomicBool,
+) -> Result<u64, ScorerError> {
     let topic = shared.schema.name.clone();
     let mut positions = {
-        let mut engine = shared.engine.write().map_err(|_| ScorerError::Checkpoint("engine lock poisoned".into()))?;
+        let mut engine = shared
+            .engine
+            .write()
+            .map_err(|_| ScorerError::Checkpoint("engine lock poisoned".into()))?;
         load_checkpoint(&options.checkpoint, &mut engine)?
     };
     let mut consumer = log.consumer(&topic, &options.group)?;
@@ -177,24 +225,36 @@ pub fn run(log: &dyn EventLog, shared: &Shared, sinks: &Sinks, options: &ScorerO
                 checkpoint(shared, options, &positions, consumer.as_mut())?;
                 last_checkpoint = Instant::now();
                 dirty = false;
+                update_lag(log, &topic, &positions, &shared.metrics);
             }
             continue;
         }
-        let mut matrix = Matrix::with_columns(width).map_err(|e| ScorerError::Detect(e.to_string()))?;
+        let mut matrix =
+            Matrix::with_columns(width).map_err(|e| ScorerError::Detect(e.to_string()))?;
         let mut meta = Vec::with_capacity(batch.len());
         {
-            let mut engine = shared.engine.write().map_err(|_| ScorerError::Checkpoint("engine lock poisoned".into()))?;
+            let mut engine = shared
+                .engine
+                .write()
+                .map_err(|_| ScorerError::Checkpoint("engine lock poisoned".into()))?;
             for s in &batch {
                 // Already folded into the restored state.
-                if positions.get(&s.partition).is_some_and(|&next| s.offset < next) {
+                if positions
+                    .get(&s.partition)
+                    .is_some_and(|&next| s.offset < next)
+                {
                     continue;
                 }
                 positions.insert(s.partition, s.offset + 1);
                 // Invalid events were answered at ingest and go to the
                 // dead-letter table through capture.
-                let Ok(record) = decoder.decode_json(&s.record.value, s.record.timestamp) else { continue };
+                let Ok(record) = decoder.decode_json(&s.record.value, s.record.timestamp) else {
+                    continue;
+                };
                 engine.process(&record, &mut row);
-                matrix.push_row(&row).map_err(|e| ScorerError::Detect(e.to_string()))?;
+                matrix
+                    .push_row(&row)
+                    .map_err(|e| ScorerError::Detect(e.to_string()))?;
                 meta.push((record, s.record.timestamp, s.partition, s.offset));
             }
         }
@@ -203,11 +263,15 @@ pub fn run(log: &dyn EventLog, shared: &Shared, sinks: &Sinks, options: &ScorerO
             continue;
         }
         let forest = &served.bundle.forest;
-        let scores = forest.score(matrix.view()).map_err(|e| ScorerError::Detect(e.to_string()))?;
+        let scores = forest
+            .score(matrix.view())
+            .map_err(|e| ScorerError::Detect(e.to_string()))?;
         let threshold = served.bundle.threshold;
         let decided = now_micros();
         let mut alerts = Vec::new();
-        for (i, ((record, ingest, partition, offset), &score)) in meta.iter().zip(&scores).enumerate() {
+        for (i, ((record, ingest, partition, offset), &score)) in
+            meta.iter().zip(&scores).enumerate()
+        {
             let latency = (decided - ingest).max(0) as u64;
             shared.metrics.decision_latency.observe_micros(latency);
             if score <= threshold {
@@ -229,7 +293,10 @@ pub fn run(log: &dyn EventLog, shared: &Shared, sinks: &Sinks, options: &ScorerO
                 })
                 .unwrap_or_default();
             alerts.push(Alert {
-                event_id: record.id.as_deref().map_or_else(|| format!("{topic}-{partition}-{offset}"), str::to_owned),
+                event_id: record
+                    .id
+                    .as_deref()
+                    .map_or_else(|| format!("{topic}-{partition}-{offset}"), str::to_owned),
                 stream: topic.clone(),
                 entity: record.entity.as_deref().map(str::to_owned),
                 score,
@@ -245,19 +312,15 @@ pub fn run(log: &dyn EventLog, shared: &Shared, sinks: &Sinks, options: &ScorerO
         }
         sinks.emit(alerts)?;
         scored_total += meta.len() as u64;
-        shared.metrics.scored.fetch_add(meta.len() as u64, Ordering::Relaxed);
+        shared
+            .metrics
+            .scored
+            .fetch_add(meta.len() as u64, Ordering::Relaxed);
         if last_checkpoint.elapsed() >= options.checkpoint_every {
             checkpoint(shared, options, &positions, consumer.as_mut())?;
             last_checkpoint = Instant::now();
             dirty = false;
-            let mut lag = Vec::new();
-            for (&p, &next) in &positions {
-                let end = log.offsets(&topic, p).map_or(next, |o| o.1);
-                lag.push((p, end.saturating_sub(next)));
-            }
-            if let Ok(mut l) = shared.metrics.lag.lock() {
-                *l = lag;
-            }
+            update_lag(log, &topic, &positions, &shared.metrics);
         }
     }
     if dirty {
@@ -266,11 +329,33 @@ pub fn run(log: &dyn EventLog, shared: &Shared, sinks: &Sinks, options: &ScorerO
     Ok(scored_total)
 }
 
+fn update_lag(log: &dyn EventLog, topic: &str, positions: &BTreeMap<u32, u64>, metrics: &Metrics) {
+    let partitions = log.partitions(topic).unwrap_or(0);
+    let lag: Vec<(u32, u64)> = (0..partitions)
+        .map(|p| {
+            let (earliest, end) = log.offsets(topic, p).unwrap_or((0, 0));
+            let next = positions.get(&p).copied().unwrap_or(earliest);
+            (p, end.saturating_sub(next))
+        })
+        .collect();
+    if let Ok(mut l) = metrics.lag.lock() {
+        *l = lag;
+    }
+}
+
 /// State and positions durable first, then the group's commit (which only
 /// serves lag reporting and a fallback).
-fn checkpoint(shared: &Shared, options: &ScorerOptions, positions: &BTreeMap<u32, u64>, consumer: &mut dyn radar_log::Consumer) -> Result<(), ScorerError> {
+fn checkpoint(
+    shared: &Shared,
+    options: &ScorerOptions,
+    positions: &BTreeMap<u32, u64>,
+    consumer: &mut dyn radar_log::Consumer,
+) -> Result<(), ScorerError> {
     {
-        let engine = shared.engine.read().map_err(|_| ScorerError::Checkpoint("engine lock poisoned".into()))?;
+        let engine = shared
+            .engine
+            .read()
+            .map_err(|_| ScorerError::Checkpoint("engine lock poisoned".into()))?;
         save_checkpoint(&options.checkpoint, &engine, positions)?;
     }
     let commits: Vec<(u32, u64)> = positions.iter().map(|(&p, &o)| (p, o)).collect();

@@ -48,7 +48,12 @@ async fn server() -> Server {
     let schema = c.build(&name).unwrap();
     let log = Arc::new(EmbeddedLog::open(dir.path().join("log"), Options::default()).unwrap());
     log.create_topic("tx", 2).unwrap();
-    let registry = Registry::open(&dir.path().join("radar.db"), dir.path().to_str().unwrap(), &[]).unwrap();
+    let registry = Registry::open(
+        &dir.path().join("radar.db"),
+        dir.path().to_str().unwrap(),
+        &[],
+    )
+    .unwrap();
     let shared = Shared {
         schema: schema.clone(),
         engine: Arc::new(RwLock::new(FeatureEngine::new(schema))),
@@ -64,7 +69,9 @@ async fn server() -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
-        axum::serve(listener, router(state, 64 << 10)).await.unwrap();
+        axum::serve(listener, router(state, 64 << 10))
+            .await
+            .unwrap();
     });
     Server {
         url,
@@ -77,7 +84,14 @@ async fn server() -> Server {
 fn load_model(s: &Server) {
     let mut rng = Rng::seed_from_u64(1);
     let x = Matrix::new((0..400).map(|_| rng.normal()).collect(), 2).unwrap();
-    let forest = IsolationForest::fit(&IsolationForestParams { random_state: Some(0), ..Default::default() }, x.view()).unwrap();
+    let forest = IsolationForest::fit(
+        &IsolationForestParams {
+            random_state: Some(0),
+            ..Default::default()
+        },
+        x.view(),
+    )
+    .unwrap();
     let scores = forest.score(x.view()).unwrap();
     s.shared.model.store(Some(Arc::new(Served {
         name: "tx-iforest".into(),
@@ -94,20 +108,32 @@ fn load_model(s: &Server) {
 }
 
 async fn post(s: &Server, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
-    let r = reqwest::Client::new().post(format!("{}{path}", s.url)).body(body).send().await.unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{}{path}", s.url))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     let status = r.status().as_u16();
     let text = r.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 async fn get(s: &Server, path: &str) -> (u16, Value) {
     let r = reqwest::get(format!("{}{path}", s.url)).await.unwrap();
     let status = r.status().as_u16();
     let text = r.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
-const GOOD: &str = r#"{"id":"e1","ts":"2026-01-01T00:00:00Z","card":"c1","amount":12.5,"kind":"food"}"#;
+const GOOD: &str =
+    r#"{"id":"e1","ts":"2026-01-01T00:00:00Z","card":"c1","amount":12.5,"kind":"food"}"#;
 
 #[tokio::test]
 async fn ingest_accepts_objects_arrays_and_ndjson() {
@@ -118,23 +144,38 @@ async fn ingest_accepts_objects_arrays_and_ndjson() {
     assert!(body["results"][0]["offset"].is_u64());
     let (status, body) = post(&s, "/v1/streams/tx/events", format!("[{GOOD},{GOOD}]")).await;
     assert_eq!((status, body["accepted"].as_u64()), (202, Some(2)));
-    let (status, body) = post(&s, "/v1/streams/tx/events", format!("{GOOD}\n{GOOD}\n\n{GOOD}\n")).await;
+    let (status, body) = post(
+        &s,
+        "/v1/streams/tx/events",
+        format!("{GOOD}\n{GOOD}\n\n{GOOD}\n"),
+    )
+    .await;
     assert_eq!((status, body["accepted"].as_u64()), (202, Some(3)));
 }
 
 #[tokio::test]
 async fn ingest_reports_bad_events_by_field() {
     let s = server().await;
-    let mixed = format!("{GOOD}\n{{\"id\":\"e2\",\"ts\":\"2026-01-01T00:00:00Z\",\"card\":\"c1\",\"kind\":\"x\"}}\nnot json\n");
+    let mixed = format!(
+        "{GOOD}\n{{\"id\":\"e2\",\"ts\":\"2026-01-01T00:00:00Z\",\"card\":\"c1\",\"kind\":\"x\"}}\nnot json\n"
+    );
     let (status, body) = post(&s, "/v1/streams/tx/events", mixed).await;
     assert_eq!(status, 202, "{body}");
-    assert_eq!((body["accepted"].as_u64(), body["rejected"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(
+        (body["accepted"].as_u64(), body["rejected"].as_u64()),
+        (Some(1), Some(2))
+    );
     assert_eq!(body["results"][1]["reason"], "missing");
     assert_eq!(body["results"][1]["field"], "amount");
     assert_eq!(body["results"][1]["error"], "field `amount` is missing");
     assert_eq!(body["results"][2]["reason"], "not_json");
 
-    let (status, body) = post(&s, "/v1/streams/tx/events", r#"{"id":"e","ts":"soon","card":"c","amount":1,"kind":"k"}"#).await;
+    let (status, body) = post(
+        &s,
+        "/v1/streams/tx/events",
+        r#"{"id":"e","ts":"soon","card":"c","amount":1,"kind":"k"}"#,
+    )
+    .await;
     assert_eq!(status, 400);
     assert_eq!(body["results"][0]["reason"], "bad_timestamp");
     let (status, body) = post(&s, "/v1/streams/tx/events", "").await;
@@ -142,7 +183,10 @@ async fn ingest_reports_bad_events_by_field() {
     assert!(body["error"].as_str().unwrap().contains("empty"));
     let (status, body) = post(&s, "/v1/streams/tx/events", "[1, 2").await;
     assert_eq!(status, 400);
-    assert!(body["error"].as_str().unwrap().contains("not a JSON array"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("not a JSON array"),
+        "{body}"
+    );
     let (status, body) = post(&s, "/v1/streams/tx/events", "[]").await;
     assert_eq!(status, 400, "{body}");
     let (status, body) = post(&s, "/v1/streams/nope/events", GOOD).await;
@@ -151,9 +195,15 @@ async fn ingest_reports_bad_events_by_field() {
     let (status, _) = post(&s, "/v1/streams/tx/events", vec![b'{'; 100_000]).await;
     assert_eq!(status, 413);
     // A too-large single event is refused by the declaration's limit.
-    let big = format!(r#"{{"id":"e","ts":"2026-01-01T00:00:00Z","card":"c","amount":1,"kind":"{}"}}"#, "k".repeat(3000));
+    let big = format!(
+        r#"{{"id":"e","ts":"2026-01-01T00:00:00Z","card":"c","amount":1,"kind":"{}"}}"#,
+        "k".repeat(3000)
+    );
     let (status, body) = post(&s, "/v1/streams/tx/events", big).await;
-    assert_eq!((status, body["results"][0]["reason"].as_str()), (400, Some("too_large")));
+    assert_eq!(
+        (status, body["results"][0]["reason"].as_str()),
+        (400, Some("too_large"))
+    );
 }
 
 #[tokio::test]
@@ -167,7 +217,12 @@ async fn score_needs_a_model_and_explains() {
     load_model(&s);
     let (status, _) = get(&s, "/readyz").await;
     assert_eq!(status, 200);
-    let (status, body) = post(&s, "/v1/streams/tx/score", format!("[{GOOD}, {{\"id\":1}}]")).await;
+    let (status, body) = post(
+        &s,
+        "/v1/streams/tx/score",
+        format!("[{GOOD}, {{\"id\":1}}]"),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let r = &body["results"][0];
     assert!(r["score"].as_f64().unwrap() > 0.0);
@@ -185,7 +240,10 @@ async fn reads_validate_their_parameters() {
     let s = server().await;
     for (path, expect) in [
         ("/v1/alerts", 200),
-        ("/v1/alerts?limit=5&min_score=0.5&entity=c1&since=2026-01-01T00:00:00Z", 200),
+        (
+            "/v1/alerts?limit=5&min_score=0.5&entity=c1&since=2026-01-01T00:00:00Z",
+            200,
+        ),
         ("/v1/alerts?since=yesterday", 400),
         ("/v1/alerts?limit=0", 400),
         ("/v1/alerts?limit=many", 400),
@@ -198,7 +256,10 @@ async fn reads_validate_their_parameters() {
         let (status, body) = get(&s, path).await;
         assert_eq!(status, expect, "{path}: {body}");
         if expect >= 400 {
-            assert!(body["error"].is_string() || body.is_string(), "{path}: {body}");
+            assert!(
+                body["error"].is_string() || body.is_string(),
+                "{path}: {body}"
+            );
         }
     }
     let (status, body) = get(&s, "/metrics").await;
@@ -211,7 +272,20 @@ async fn random_bodies_never_break_the_server() {
     let s = server().await;
     load_model(&s);
     let mut rng = Rng::seed_from_u64(9);
-    let pieces: [&[u8]; 12] = [b"{", b"}", b"[", b"]", b"\"", b":", b",", b"\n", b"null", b"1e999", b"\"ts\"", "é\u{0}".as_bytes()];
+    let pieces: [&[u8]; 12] = [
+        b"{",
+        b"}",
+        b"[",
+        b"]",
+        b"\"",
+        b":",
+        b",",
+        b"\n",
+        b"null",
+        b"1e999",
+        b"\"ts\"",
+        "é\u{0}".as_bytes(),
+    ];
     for i in 0..300 {
         let mut body = Vec::new();
         for _ in 0..rng.below(40) {
@@ -221,7 +295,11 @@ async fn random_bodies_never_break_the_server() {
                 body.extend_from_slice(pieces[rng.below(pieces.len() as u64) as usize]);
             }
         }
-        let path = if i % 2 == 0 { "/v1/streams/tx/events" } else { "/v1/streams/tx/score" };
+        let path = if i % 2 == 0 {
+            "/v1/streams/tx/events"
+        } else {
+            "/v1/streams/tx/score"
+        };
         let (status, body) = post(&s, path, body).await;
         assert!([200, 202, 400, 413].contains(&status), "{status}: {body}");
     }

@@ -62,7 +62,10 @@ fn parse_duration(s: &str) -> Result<Duration> {
             },
         },
     };
-    let v: f64 = num.trim().parse().map_err(|_| anyhow::anyhow!("--duration: expected `30s`, `2m` or seconds, got `{s}`"))?;
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--duration: expected `30s`, `2m` or seconds, got `{s}`"))?;
     if !(v > 0.0 && v.is_finite()) {
         bail!("--duration must be positive, got `{s}`");
     }
@@ -102,12 +105,19 @@ pub struct DemoReport {
 
 fn prepare_dir(dir: &PathBuf) -> Result<()> {
     if dir.exists() {
-        let radar_data = dir.join("log").exists() || dir.join("radar.db").exists() || dir.join("lake").exists();
-        let empty = std::fs::read_dir(dir).map(|mut d| d.next().is_none()).unwrap_or(false);
+        let radar_data =
+            dir.join("log").exists() || dir.join("radar.db").exists() || dir.join("lake").exists();
+        let empty = std::fs::read_dir(dir)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false);
         if radar_data {
-            std::fs::remove_dir_all(dir).with_context(|| format!("clearing the previous demo in `{}`", dir.display()))?;
+            std::fs::remove_dir_all(dir)
+                .with_context(|| format!("clearing the previous demo in `{}`", dir.display()))?;
         } else if !empty {
-            bail!("`{}` holds other files; give the demo an empty or new --data-dir", dir.display());
+            bail!(
+                "`{}` holds other files; give the demo an empty or new --data-dir",
+                dir.display()
+            );
         }
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))
@@ -122,14 +132,20 @@ pub fn run(args: DemoArgs) -> Result<()> {
             .parse()
             .ok()
             .filter(|r: &f64| *r > 0.0 && r.is_finite())
-            .ok_or_else(|| anyhow::anyhow!("--rate: expected events per second or `max`, got `{}`", args.rate))?
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--rate: expected events per second or `max`, got `{}`",
+                    args.rate
+                )
+            })?
     };
     let duration = parse_duration(&args.duration)?;
     if args.cardholders == 0 {
         bail!("--cardholders must be at least 1");
     }
     prepare_dir(&args.data_dir)?;
-    let mut config: Config = toml::from_str(DECLARATION).context("the built-in transactions declaration")?;
+    let mut config: Config =
+        toml::from_str(DECLARATION).context("the built-in transactions declaration")?;
     config.storage.root = args.data_dir.display().to_string();
     let schema = config.stream(None)?;
     let t_start = Instant::now();
@@ -143,18 +159,28 @@ pub fn run(args: DemoArgs) -> Result<()> {
     };
     let boot_end = spec.start + (args.bootstrap_days * 86_400e6) as i64;
     let mut generator = Transactions::new(spec).peekable();
-    eprintln!("radar demo: generating {:.0} days of card transactions for {} cardholders", args.bootstrap_days, args.cardholders);
+    eprintln!(
+        "radar demo: generating {:.0} days of card transactions for {} cardholders",
+        args.bootstrap_days, args.cardholders
+    );
     let log = config.open_log()?;
     log.create_topic(&schema.name, config.log.partitions)?;
     let bar = ProgressBar::new_spinner();
-    bar.set_style(ProgressStyle::with_template("{spinner} ingest    {pos} events {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} ingest    {pos} events {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
     let mut batch = Vec::with_capacity(10_000);
     let mut line = String::new();
     let mut bootstrap = 0usize;
     while let Some(tx) = generator.next_if(|t| t.ts < boot_end) {
         line.clear();
         tx.write_json(&mut line);
-        batch.push(Record::new(Some(format!("card-{:07}", tx.card).as_bytes()), line.clone().into_bytes(), super::ops::now_micros()));
+        batch.push(Record::new(
+            Some(format!("card-{:07}", tx.card).as_bytes()),
+            line.clone().into_bytes(),
+            super::ops::now_micros(),
+        ));
         if batch.len() == batch.capacity() {
             log.append(&schema.name, &batch)?;
             bootstrap += batch.len();
@@ -172,15 +198,29 @@ pub fn run(args: DemoArgs) -> Result<()> {
     // 2. Capture, train, promote.
     {
         let lake = config.open_lake()?;
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
         let options = CaptureOptions {
             until_caught_up: true,
             group: "radar-capture".into(),
             ..CaptureOptions::default()
         };
         let stop = std::sync::atomic::AtomicBool::new(false);
-        let stats = capture::run(log.as_ref(), &lake, &schema, &schema.name, &options, &stop, rt.handle())?;
-        eprintln!("captured {} events into {} Parquet files", stats.events, stats.files);
+        let stats = capture::run(
+            log.as_ref(),
+            &lake,
+            &schema,
+            &schema.name,
+            &options,
+            &stop,
+            rt.handle(),
+        )?;
+        eprintln!(
+            "captured {} events into {} Parquet files",
+            stats.events, stats.files
+        );
     }
     drop(log);
     let train_args = TrainArgs {
@@ -196,7 +236,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
         contamination: "0.01".into(),
         seed: args.seed,
         json: false,
-        place: Place { config: None, data_dir: None },
+        place: Place {
+            config: None,
+            data_dir: None,
+        },
     };
     let trained = train(&config, &train_args, true)?;
     eprintln!(
@@ -212,7 +255,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
         stdout_alerts: false,
         webhook: None,
         max_body_bytes: 16 << 20,
-        place: Place { config: None, data_dir: None },
+        place: Place {
+            config: None,
+            data_dir: None,
+        },
     };
     let running = start(&config, &up)?;
     let url = format!("http://{}", running.addr);
@@ -227,12 +273,19 @@ pub fn run(args: DemoArgs) -> Result<()> {
         std::thread::sleep(Duration::from_millis(50));
     }
     let scored_before = metrics.scored.load(Ordering::Relaxed);
+    // History events were ingested long before they were scored: their
+    // latency says nothing about live decisions.
+    metrics.decision_latency.reset();
     eprintln!(
         "serving on {url}: scored the {} history events in {:.1} s; live traffic for {:.0} s at {}",
         bootstrap,
         warm.elapsed().as_secs_f64(),
         duration.as_secs_f64(),
-        if max_rate { "the highest rate radar takes".to_string() } else { format!("{rate} events/s") }
+        if max_rate {
+            "the highest rate radar takes".to_string()
+        } else {
+            format!("{rate} events/s")
+        }
     );
 
     // 4. Live traffic through the HTTP ingest endpoint.
@@ -242,12 +295,22 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let generator = Arc::new(Mutex::new(generator));
     let live_start = Instant::now();
     let sender = {
-        let (labels, sent, request_ms, generator, url) = (labels.clone(), sent.clone(), request_ms.clone(), generator.clone(), url.clone());
+        let (labels, sent, request_ms, generator, url) = (
+            labels.clone(),
+            sent.clone(),
+            request_ms.clone(),
+            generator.clone(),
+            url.clone(),
+        );
         let stream = schema.name.clone();
         running.rt.spawn(async move {
             let client = reqwest::Client::new();
             let endpoint = format!("{url}/v1/streams/{stream}/events");
-            let per_request = if rate.is_finite() { (rate / 100.0).ceil().max(1.0) as usize } else { 2000 };
+            let per_request = if rate.is_finite() {
+                (rate / 100.0).ceil().max(1.0) as usize
+            } else {
+                2000
+            };
             let mut body = String::new();
             loop {
                 let elapsed = live_start.elapsed();
@@ -264,7 +327,9 @@ pub fn run(args: DemoArgs) -> Result<()> {
                 body.clear();
                 let mut n = 0;
                 {
-                    let (Ok(mut g), Ok(mut l)) = (generator.lock(), labels.lock()) else { break };
+                    let (Ok(mut g), Ok(mut l)) = (generator.lock(), labels.lock()) else {
+                        break;
+                    };
                     for tx in g.by_ref().take(per_request) {
                         tx.write_json(&mut body);
                         body.push('\n');
@@ -307,23 +372,37 @@ pub fn run(args: DemoArgs) -> Result<()> {
                 live_start.elapsed().as_secs_f64(),
                 s as f64 / live_start.elapsed().as_secs_f64(),
                 metrics.alerts.load(Ordering::Relaxed),
-                metrics.decision_latency.quantile(0.99).map_or("-".into(), |q| format!("≤ {:.1} ms", q * 1000.0)),
+                metrics
+                    .decision_latency
+                    .quantile(0.99)
+                    .map_or("-".into(), |q| format!("≤ {:.1} ms", q * 1000.0)),
             );
         }
     }
-    let live_seconds = live_start.elapsed().as_secs_f64().min(duration.as_secs_f64().max(live_start.elapsed().as_secs_f64()));
+    let live_seconds = live_start.elapsed().as_secs_f64().min(
+        duration
+            .as_secs_f64()
+            .max(live_start.elapsed().as_secs_f64()),
+    );
     let live_sent = sent.load(Ordering::Relaxed);
     // Let the scorer finish what was sent.
     let drain = Instant::now();
-    while metrics.scored.load(Ordering::Relaxed) < scored_before + live_sent && drain.elapsed() < Duration::from_secs(60) {
+    while metrics.scored.load(Ordering::Relaxed) < scored_before + live_sent
+        && drain.elapsed() < Duration::from_secs(60)
+    {
         std::thread::sleep(Duration::from_millis(20));
     }
     let live_scored = metrics.scored.load(Ordering::Relaxed) - scored_before;
 
     // 5. Report.
-    let alerted: std::collections::HashSet<String> = running.alerts.event_ids()?.into_iter().collect();
-    let labels = labels.lock().map_err(|_| anyhow::anyhow!("labels lock poisoned"))?.clone();
-    let mut by_kind: std::collections::BTreeMap<String, KindReport> = std::collections::BTreeMap::new();
+    let alerted: std::collections::HashSet<String> =
+        running.alerts.event_ids()?.into_iter().collect();
+    let labels = labels
+        .lock()
+        .map_err(|_| anyhow::anyhow!("labels lock poisoned"))?
+        .clone();
+    let mut by_kind: std::collections::BTreeMap<String, KindReport> =
+        std::collections::BTreeMap::new();
     let (mut tp, mut alerts_live, mut frauds) = (0, 0, 0);
     for (id, fraud) in &labels {
         let hit = alerted.contains(id);
@@ -331,7 +410,13 @@ pub fn run(args: DemoArgs) -> Result<()> {
         if let Some(k) = fraud {
             frauds += 1;
             tp += hit as usize;
-            let e = by_kind.entry(FRAUD_KINDS[*k].to_owned()).or_insert(KindReport { frauds: 0, caught: 0, recall: 0.0 });
+            let e = by_kind
+                .entry(FRAUD_KINDS[*k].to_owned())
+                .or_insert(KindReport {
+                    frauds: 0,
+                    caught: 0,
+                    recall: 0.0,
+                });
             e.frauds += 1;
             e.caught += hit as usize;
         }
@@ -339,10 +424,25 @@ pub fn run(args: DemoArgs) -> Result<()> {
     for k in by_kind.values_mut() {
         k.recall = k.caught as f64 / k.frauds.max(1) as f64;
     }
-    let precision = if alerts_live == 0 { 0.0 } else { tp as f64 / alerts_live as f64 };
-    let recall = if frauds == 0 { 0.0 } else { tp as f64 / frauds as f64 };
-    let f1 = if precision + recall == 0.0 { 0.0 } else { 2.0 * precision * recall / (precision + recall) };
-    let mut req = request_ms.lock().map_err(|_| anyhow::anyhow!("lock poisoned"))?.clone();
+    let precision = if alerts_live == 0 {
+        0.0
+    } else {
+        tp as f64 / alerts_live as f64
+    };
+    let recall = if frauds == 0 {
+        0.0
+    } else {
+        tp as f64 / frauds as f64
+    };
+    let f1 = if precision + recall == 0.0 {
+        0.0
+    } else {
+        2.0 * precision * recall / (precision + recall)
+    };
+    let mut req = request_ms
+        .lock()
+        .map_err(|_| anyhow::anyhow!("lock poisoned"))?
+        .clone();
     req.sort_by(f64::total_cmp);
     let report = DemoReport {
         bootstrap_events: bootstrap,
@@ -360,7 +460,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
         recall_by_kind: by_kind,
         decision_latency_p50_ms: metrics.decision_latency.quantile(0.5).map(|q| q * 1000.0),
         decision_latency_p99_ms: metrics.decision_latency.quantile(0.99).map(|q| q * 1000.0),
-        ingest_request_p99_ms: (!req.is_empty()).then(|| req[((req.len() - 1) as f64 * 0.99) as usize]),
+        ingest_request_p99_ms: (!req.is_empty())
+            .then(|| req[((req.len() - 1) as f64 * 0.99) as usize]),
         model: running.model_name.clone(),
         model_version: trained.version,
         data_dir: args.data_dir.display().to_string(),
@@ -378,32 +479,60 @@ fn print_report(r: &DemoReport, stream: &str, total: f64) {
     let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("≤ {v:.1} ms"));
     println!();
     println!("radar demo report ({total:.0} s in all)");
-    println!("  history        {} events ingested, captured, trained on", r.bootstrap_events);
+    println!(
+        "  history        {} events ingested, captured, trained on",
+        r.bootstrap_events
+    );
     println!(
         "  live           {} events sent over HTTP in {:.1} s: {:.0} events/s{}; {} scored",
         r.live_events_sent,
         r.live_seconds,
         r.live_events_per_second,
-        r.target_rate.map_or(" (as fast as radar took them)".into(), |t| format!(" (target {t:.0})")),
+        r.target_rate
+            .map_or(" (as fast as radar took them)".into(), |t| format!(
+                " (target {t:.0})"
+            )),
         r.live_events_scored
     );
-    println!("  alerts         {} on live events; {} frauds among them", r.alerts_on_live_events, r.frauds_in_live_events);
+    println!(
+        "  alerts         {} on live events; {} frauds among them",
+        r.alerts_on_live_events, r.frauds_in_live_events
+    );
     println!("  precision      {:.3}", r.precision);
     println!("  recall         {:.3}", r.recall);
     println!("  F1             {:.3}", r.f1);
     println!("  recall by kind");
     for (k, v) in &r.recall_by_kind {
-        println!("    {k:<22} {:.3}  ({} of {})", v.recall, v.caught, v.frauds);
+        println!(
+            "    {k:<22} {:.3}  ({} of {})",
+            v.recall, v.caught, v.frauds
+        );
     }
-    println!("  decision latency (ingest to decision) p50 {}  p99 {}", ms(r.decision_latency_p50_ms), ms(r.decision_latency_p99_ms));
+    println!(
+        "  decision latency (ingest to decision) p50 {}  p99 {}",
+        ms(r.decision_latency_p50_ms),
+        ms(r.decision_latency_p99_ms)
+    );
     println!("  ingest request p99 {}", ms(r.ingest_request_p99_ms));
-    println!("  model          {} v{} (champion)", r.model, r.model_version);
-    println!("  data           {}/ (log, lake/, radar.db, alerts.db)", r.data_dir);
+    println!(
+        "  model          {} v{} (champion)",
+        r.model, r.model_version
+    );
+    println!(
+        "  data           {}/ (log, lake/, radar.db, alerts.db)",
+        r.data_dir
+    );
     println!();
     println!("next:");
-    println!("  radar up --data-dir {} --config examples/transactions.toml   # serve it again", r.data_dir);
+    println!(
+        "  radar up --data-dir {} --config examples/transactions.toml   # serve it again",
+        r.data_dir
+    );
     println!("  curl -s {}/v1/alerts?limit=5", r.url);
-    println!("  curl -s -XPOST {}/v1/streams/{stream}/score -d '{{\"event_id\":\"t1\",\"ts\":\"2026-02-01T03:00:00Z\",\"card_id\":\"card-0000001\",\"amount\":2500,\"merchant_category\":\"jewelry\",\"lat\":48.85,\"lon\":2.35,\"device\":\"dev-new\"}}'", r.url);
+    println!(
+        "  curl -s -XPOST {}/v1/streams/{stream}/score -d '{{\"event_id\":\"t1\",\"ts\":\"2026-02-01T03:00:00Z\",\"card_id\":\"card-0000001\",\"amount\":2500,\"merchant_category\":\"jewelry\",\"lat\":48.85,\"lon\":2.35,\"device\":\"dev-new\"}}'",
+        r.url
+    );
     println!("  curl -s {}/metrics", r.url);
     println!("  radar models ls --data-dir {}", r.data_dir);
 }

@@ -8,7 +8,11 @@ use super::ops::Place;
 use crate::config::Config;
 
 pub fn registry(config: &Config) -> Result<Registry> {
-    Ok(Registry::open(&config.storage.local_dir().join("radar.db"), &config.storage.root, &config.storage.options())?)
+    Ok(Registry::open(
+        &config.storage.local_dir().join("radar.db"),
+        &config.storage.root,
+        &config.storage.options(),
+    )?)
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,7 +59,10 @@ pub fn run_models(args: ModelsArgs) -> Result<()> {
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&versions)?);
             } else {
-                println!("{:<28} {:>7} {:<20} {:<14} {}", "model", "version", "aliases", "sha256", "run");
+                println!(
+                    "{:<28} {:>7} {:<20} {:<14} run",
+                    "model", "version", "aliases", "sha256"
+                );
                 for v in versions {
                     println!(
                         "{:<28} {:>7} {:<20} {:<14} {}",
@@ -69,16 +76,30 @@ pub fn run_models(args: ModelsArgs) -> Result<()> {
             }
         }
         ModelsCommand::Show { name } => {
-            let versions: Vec<_> = reg.versions()?.into_iter().filter(|v| v.name == name).collect();
+            let versions: Vec<_> = reg
+                .versions()?
+                .into_iter()
+                .filter(|v| v.name == name)
+                .collect();
             if versions.is_empty() {
                 anyhow::bail!("no model named `{name}`");
             }
             let history = reg.alias_history(&name)?;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"versions": versions, "alias_history": history}))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"versions": versions, "alias_history": history})
+                    )?
+                );
             } else {
                 for v in &versions {
-                    println!("v{:<4} {:<20} {}", v.version, v.aliases.join(","), v.metrics);
+                    println!(
+                        "v{:<4} {:<20} {}",
+                        v.version,
+                        v.aliases.join(","),
+                        v.metrics
+                    );
                 }
                 println!("\nalias history:");
                 for h in history {
@@ -93,11 +114,20 @@ pub fn run_models(args: ModelsArgs) -> Result<()> {
                 }
             }
         }
-        ModelsCommand::Promote { name, version, alias, reason } => {
+        ModelsCommand::Promote {
+            name,
+            version,
+            alias,
+            reason,
+        } => {
             reg.set_alias(&name, &alias, version, &reason)?;
             println!("{name}: {alias} -> v{version}");
         }
-        ModelsCommand::Rollback { name, alias, reason } => {
+        ModelsCommand::Rollback {
+            name,
+            alias,
+            reason,
+        } => {
             let v = reg.rollback(&name, &alias, &reason)?;
             println!("{name}: {alias} -> v{v}");
         }
@@ -130,7 +160,10 @@ pub fn run_runs(args: RunsArgs) -> Result<()> {
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&runs)?);
             } else {
-                println!("{:<28} {:<14} {:<10} {:<22} {}", "run", "experiment", "status", "started", "metrics");
+                println!(
+                    "{:<28} {:<14} {:<10} {:<22} metrics",
+                    "run", "experiment", "status", "started"
+                );
                 for r in runs {
                     println!(
                         "{:<28} {:<14} {:<10} {:<22} {}",

@@ -76,17 +76,27 @@ pub struct TrainReport {
 }
 
 fn bar(len: u64, what: &str, show: bool) -> ProgressBar {
-    let b = if show { ProgressBar::new(len) } else { ProgressBar::hidden() };
+    let b = if show {
+        ProgressBar::new(len)
+    } else {
+        ProgressBar::hidden()
+    };
     b.set_style(
-        ProgressStyle::with_template(&format!("{{spinner}} {what:<9} [{{bar:30}}] {{pos}}/{{len}} {{msg}}"))
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(&format!(
+            "{{spinner}} {what:<9} [{{bar:30}}] {{pos}}/{{len}} {{msg}}"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     b
 }
 
 fn label_of(schema: &StreamSchema) -> (Option<usize>, Option<usize>) {
-    let bool_label = schema.labels().find(|&i| schema.fields[i].ty != FieldType::Category);
-    let kind = schema.labels().find(|&i| schema.fields[i].ty == FieldType::Category);
+    let bool_label = schema
+        .labels()
+        .find(|&i| schema.fields[i].ty != FieldType::Category);
+    let kind = schema
+        .labels()
+        .find(|&i| schema.fields[i].ty == FieldType::Category);
     (bool_label, kind)
 }
 
@@ -99,7 +109,10 @@ pub fn train(config: &Config, args: &TrainArgs, progress: bool) -> Result<TrainR
     let from = time_arg("from", &args.from, i64::MIN)?;
     let to = time_arg("to", &args.to, i64::MAX)?;
     let lake = config.open_lake()?;
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
 
     // 1. Scan the lake in log order.
     let (records, snapshot) = rt.block_on(async {
@@ -140,7 +153,9 @@ pub fn train(config: &Config, args: &TrainArgs, progress: bool) -> Result<TrainR
     b.finish_and_clear();
 
     // 3. Time-based split.
-    let (lo, hi) = records.iter().fold((i64::MAX, i64::MIN), |(a, b), r| (a.min(r.ts), b.max(r.ts)));
+    let (lo, hi) = records
+        .iter()
+        .fold((i64::MAX, i64::MIN), |(a, b), r| (a.min(r.ts), b.max(r.ts)));
     let cut = hi - ((hi - lo) as f64 * args.holdout) as i64;
     let (label, kind) = label_of(&schema);
     let mut train_m = Matrix::with_columns(width)?;
@@ -150,7 +165,11 @@ pub fn train(config: &Config, args: &TrainArgs, progress: bool) -> Result<TrainR
     for (i, r) in records.iter().enumerate() {
         if args.holdout > 0.0 && r.ts >= cut {
             hold_m.push_row(all.row(i))?;
-            hold_labels.push(label.and_then(|l| r.values[l].as_f64()).is_some_and(|v| v != 0.0));
+            hold_labels.push(
+                label
+                    .and_then(|l| r.values[l].as_f64())
+                    .is_some_and(|v| v != 0.0),
+            );
             hold_kinds.push(match kind.map(|k| &r.values[k]) {
                 Some(Value::Str(s)) => s.to_string(),
                 _ => String::new(),
@@ -160,7 +179,11 @@ pub fn train(config: &Config, args: &TrainArgs, progress: bool) -> Result<TrainR
         }
     }
     if train_m.rows() < 2 {
-        bail!("only {} training rows after the holdout and --min-history {}", train_m.rows(), args.min_history);
+        bail!(
+            "only {} training rows after the holdout and --min-history {}",
+            train_m.rows(),
+            args.min_history
+        );
     }
 
     // 4. Fit.
@@ -172,8 +195,15 @@ pub fn train(config: &Config, args: &TrainArgs, progress: bool) -> Result<TrainR
         random_state: Some(args.seed),
         ..IsolationForestParams::default()
     };
-    let registry = Registry::open(&config.storage.local_dir().join("radar.db"), &config.storage.root, &config.storage.options())?;
-    let model_name = args.model.clone().unwrap_or_else(|| format!("{}-iforest", schema.name));
+    let registry = Registry::open(
+        &config.storage.local_dir().join("radar.db"),
+        &config.storage.root,
+        &config.storage.options(),
+    )?;
+    let model_name = args
+        .model
+        .clone()
+        .unwrap_or_else(|| format!("{}-iforest", schema.name));
     let run_params = serde_json::json!({
         "stream": schema.name, "n_estimators": args.n_estimators, "max_samples": args.max_samples,
         "contamination": args.contamination, "seed": args.seed, "min_history": args.min_history,
@@ -183,7 +213,14 @@ pub fn train(config: &Config, args: &TrainArgs, progress: bool) -> Result<TrainR
     let forest = match IsolationForest::fit(&p, train_m.view()) {
         Ok(f) => f,
         Err(e) => {
-            let _ = registry.end_run(&run, "failed", &serde_json::json!({"error": e.to_string()}), &serde_json::json!({}), Some(&snapshot.id), None);
+            let _ = registry.end_run(
+                &run,
+                "failed",
+                &serde_json::json!({"error": e.to_string()}),
+                &serde_json::json!({}),
+                Some(&snapshot.id),
+                None,
+            );
             return Err(e.into());
         }
     };
@@ -195,8 +232,14 @@ pub fn train(config: &Config, args: &TrainArgs, progress: bool) -> Result<TrainR
     if label.is_some() && anomalies > 0 && anomalies < hold_labels.len() {
         let scores = forest.score(hold_m.view())?;
         let c = Confusion::at_threshold(&scores, &hold_labels, forest.threshold())?;
-        metrics_json.insert("holdout_roc_auc".into(), metrics::roc_auc(&scores, &hold_labels)?.into());
-        metrics_json.insert("holdout_average_precision".into(), metrics::average_precision(&scores, &hold_labels)?.into());
+        metrics_json.insert(
+            "holdout_roc_auc".into(),
+            metrics::roc_auc(&scores, &hold_labels)?.into(),
+        );
+        metrics_json.insert(
+            "holdout_average_precision".into(),
+            metrics::average_precision(&scores, &hold_labels)?.into(),
+        );
         metrics_json.insert("holdout_precision".into(), c.precision().into());
         metrics_json.insert("holdout_recall".into(), c.recall().into());
         metrics_json.insert("holdout_f1".into(), c.f1().into());
@@ -208,15 +251,20 @@ pub fn train(config: &Config, args: &TrainArgs, progress: bool) -> Result<TrainR
                 e.1 += (s > forest.threshold()) as usize;
             }
         }
-        let kinds: serde_json::Map<String, serde_json::Value> =
-            by_kind.into_iter().map(|(k, (n, hit))| (k, (hit as f64 / n as f64).into())).collect();
+        let kinds: serde_json::Map<String, serde_json::Value> = by_kind
+            .into_iter()
+            .map(|(k, (n, hit))| (k, (hit as f64 / n as f64).into()))
+            .collect();
         metrics_json.insert("holdout_recall_by_kind".into(), kinds.into());
     }
     metrics_json.insert("train_rows".into(), train_m.rows().into());
     metrics_json.insert("holdout_rows".into(), hold_m.rows().into());
     let train_scores = forest.score(train_m.view())?;
     let reference = Reference::of(train_m.view(), &train_scores);
-    let config_hash = format!("{:016x}", radar_core::hash::hash64(format!("{:?}|{:?}", schema.features, schema.fields).as_bytes()));
+    let config_hash = format!(
+        "{:016x}",
+        radar_core::hash::hash64(format!("{:?}|{:?}", schema.features, schema.fields).as_bytes())
+    );
     let bundle = Bundle {
         stream: schema.name.clone(),
         columns: schema.columns.clone(),
@@ -237,9 +285,19 @@ pub fn train(config: &Config, args: &TrainArgs, progress: bool) -> Result<TrainR
         Some(&snapshot.id),
         Some(&config_hash),
     )?;
-    let mv = rt.block_on(registry.register(&model_name, Some(&run), &bundle.to_bytes(), &metrics_value))?;
+    let mv = rt.block_on(registry.register(
+        &model_name,
+        Some(&run),
+        &bundle.to_bytes(),
+        &metrics_value,
+    ))?;
     if args.promote {
-        registry.set_alias(&model_name, "champion", mv.version, &format!("radar train --promote (run {run})"))?;
+        registry.set_alias(
+            &model_name,
+            "champion",
+            mv.version,
+            &format!("radar train --promote (run {run})"),
+        )?;
     }
     Ok(TrainReport {
         run,
@@ -269,9 +327,17 @@ pub fn run(args: TrainArgs) -> Result<()> {
             report.train_rows,
             report.holdout_rows,
             report.seconds,
-            if report.promoted { "; promoted to champion" } else { "" }
+            if report.promoted {
+                "; promoted to champion"
+            } else {
+                ""
+            }
         );
-        println!("run {}  snapshot {}", report.run, &report.snapshot[..16.min(report.snapshot.len())]);
+        println!(
+            "run {}  snapshot {}",
+            report.run,
+            &report.snapshot[..16.min(report.snapshot.len())]
+        );
         println!("threshold {:.4}", report.threshold);
         if let Some(m) = report.metrics.as_object() {
             for (k, v) in m {

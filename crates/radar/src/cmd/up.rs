@@ -64,7 +64,10 @@ pub fn start(config: &Config, args: &UpArgs) -> Result<Running> {
     let local = config.storage.local_dir();
     let registry = super::models::registry(config)?;
     let alerts = AlertStore::open(&local.join("alerts.db"))?;
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let metrics = Arc::new(Metrics::default());
     let shared = Shared {
         schema: schema.clone(),
@@ -77,22 +80,50 @@ pub fn start(config: &Config, args: &UpArgs) -> Result<Running> {
     let mut threads = Vec::new();
 
     {
-        let (registry, shared, stop, handle, model) = (registry.clone(), shared.clone(), stop.clone(), rt.handle().clone(), model_name.clone());
-        threads.push(std::thread::Builder::new().name("model-watch".into()).spawn(move || {
-            scorer::watch_model(registry, model, "champion".into(), shared, stop, handle);
-            Ok(())
-        })?);
+        let (registry, shared, stop, handle, model) = (
+            registry.clone(),
+            shared.clone(),
+            stop.clone(),
+            rt.handle().clone(),
+            model_name.clone(),
+        );
+        threads.push(
+            std::thread::Builder::new()
+                .name("model-watch".into())
+                .spawn(move || {
+                    scorer::watch_model(registry, model, "champion".into(), shared, stop, handle);
+                    Ok(())
+                })?,
+        );
     }
     {
-        let (log, lake, schema, stop, handle) = (log.clone(), lake.clone(), schema.clone(), stop.clone(), rt.handle().clone());
-        threads.push(std::thread::Builder::new().name("capture".into()).spawn(move || {
-            let options = CaptureOptions {
-                max_age: Duration::from_secs(5),
-                ..CaptureOptions::default()
-            };
-            capture::run(log.as_ref(), &lake, &schema, &schema.name, &options, &stop, &handle)?;
-            Ok(())
-        })?);
+        let (log, lake, schema, stop, handle) = (
+            log.clone(),
+            lake.clone(),
+            schema.clone(),
+            stop.clone(),
+            rt.handle().clone(),
+        );
+        threads.push(
+            std::thread::Builder::new()
+                .name("capture".into())
+                .spawn(move || {
+                    let options = CaptureOptions {
+                        max_age: Duration::from_secs(5),
+                        ..CaptureOptions::default()
+                    };
+                    capture::run(
+                        log.as_ref(),
+                        &lake,
+                        &schema,
+                        &schema.name,
+                        &options,
+                        &stop,
+                        &handle,
+                    )?;
+                    Ok(())
+                })?,
+        );
     }
     {
         let sinks = Sinks::new(
@@ -109,10 +140,14 @@ pub fn start(config: &Config, args: &UpArgs) -> Result<Running> {
             checkpoint_every: Duration::from_secs(1),
             explain_top: 3,
         };
-        threads.push(std::thread::Builder::new().name("scorer".into()).spawn(move || {
-            scorer::run(log.as_ref(), &shared, &sinks, &options, &stop)?;
-            Ok(())
-        })?);
+        threads.push(
+            std::thread::Builder::new()
+                .name("scorer".into())
+                .spawn(move || {
+                    scorer::run(log.as_ref(), &shared, &sinks, &options, &stop)?;
+                    Ok(())
+                })?,
+        );
     }
     let state = AppState {
         log: log.clone(),
@@ -120,7 +155,9 @@ pub fn start(config: &Config, args: &UpArgs) -> Result<Running> {
         alerts: alerts.clone(),
         registry,
     };
-    let addr: SocketAddr = format!("{}:{}", args.host, args.port).parse().context("--host/--port")?;
+    let addr: SocketAddr = format!("{}:{}", args.host, args.port)
+        .parse()
+        .context("--host/--port")?;
     let listener = rt
         .block_on(tokio::net::TcpListener::bind(addr))
         .with_context(|| format!("cannot listen on {addr}"))?;

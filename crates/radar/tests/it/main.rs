@@ -2,8 +2,10 @@
 //! so it links once.
 
 mod capture;
+mod demo;
 mod eval;
 mod streams;
+mod up;
 
 use std::process::{Command, Output};
 
