@@ -36,6 +36,17 @@ impl Rng {
         Rng { s }
     }
 
+    /// The generator's state, to save it.
+    pub fn state(&self) -> [u64; 4] {
+        self.s
+    }
+
+    /// A generator resumed from [`Rng::state`]; `None` for the all-zero
+    /// state, which xoshiro never reaches.
+    pub fn from_state(s: [u64; 4]) -> Option<Self> {
+        (s != [0; 4]).then_some(Rng { s })
+    }
+
     #[inline]
     pub fn next_u64(&mut self) -> u64 {
         let result = (self.s[0].wrapping_add(self.s[3]))

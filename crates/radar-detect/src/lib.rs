@@ -5,6 +5,8 @@ pub mod codec;
 mod error;
 pub mod iforest;
 pub mod metrics;
+pub mod nab;
+pub mod rcf;
 
 pub use error::DetectError;
 pub use iforest::{Contamination, IsolationForest, IsolationForestParams, MaxFeatures, MaxSamples};

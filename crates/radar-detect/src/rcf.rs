@@ -1,0 +1,720 @@
+//! Robust Random Cut Forest (Guha, Mishra, Roy & Schrijvers, ICML 2016) for
+//! streams.
+//!
+//! Each tree holds a time-decayed reservoir sample of the (shingled) points
+//! seen so far and supports inserting and deleting points. A point's score
+//! is its *expected collusive displacement*: over the randomness of where
+//! inserting it would cut each tree, the expectation of CoDisp — at the
+//! node where it would be separated, the mass it displaces, or more when
+//! an ancestor's sibling dominates its subtree (collusion). The expectation
+//! is exact given the trees (probability of separation at each node = the
+//! share of the merged bounding box's range the point adds), so scoring
+//! never changes a tree. The same walk attributes the score to each input
+//! dimension and direction (above or below the data).
+//!
+//! Samples: the key of a point seen at time t is λt − ln(−ln u), u uniform;
+//! each tree keeps the `sample_size` largest keys (a weighted reservoir
+//! with weights e^{λt}, so newer points are likelier to stay).
+
+use radar_core::Rng;
+use radar_core::rng::derive_seed;
+
+use crate::error::DetectError;
+
+const NIL: u32 = u32::MAX;
+
+fn invalid(name: &'static str, message: impl Into<String>) -> DetectError {
+    DetectError::InvalidParam {
+        name,
+        message: message.into(),
+    }
+}
+
+/// Parameters, named as AWS's implementation names them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RcfParams {
+    /// Values per input point.
+    pub dimensions: usize,
+    /// Consecutive input points joined into one tree point.
+    pub shingle_size: usize,
+    pub num_trees: usize,
+    pub sample_size: usize,
+    /// λ; default 1 / (10 · sample_size).
+    pub time_decay: Option<f64>,
+    /// Points seen before scores are reported (0 until then).
+    pub output_after: usize,
+    pub random_seed: u64,
+}
+
+impl Default for RcfParams {
+    fn default() -> Self {
+        RcfParams {
+            dimensions: 1,
+            shingle_size: 8,
+            num_trees: 50,
+            sample_size: 256,
+            time_decay: None,
+            output_after: 256,
+            random_seed: 0,
+        }
+    }
+}
+
+impl RcfParams {
+    fn check(&self) -> Result<(), DetectError> {
+        if self.dimensions == 0 || self.dimensions > 1024 {
+            return Err(invalid(
+                "dimensions",
+                format!("must be between 1 and 1024, got {}", self.dimensions),
+            ));
+        }
+        if self.shingle_size == 0 || self.dimensions * self.shingle_size > 4096 {
+            return Err(invalid(
+                "shingle_size",
+                "must be at least 1, with dimensions × shingle_size ≤ 4096",
+            ));
+        }
+        if self.num_trees == 0 || self.num_trees > 10_000 {
+            return Err(invalid(
+                "num_trees",
+                format!("must be between 1 and 10000, got {}", self.num_trees),
+            ));
+        }
+        if self.sample_size < 2 || self.sample_size > 1 << 20 {
+            return Err(invalid(
+                "sample_size",
+                format!("must be between 2 and 2^20, got {}", self.sample_size),
+            ));
+        }
+        if let Some(l) = self.time_decay
+            && !(l >= 0.0 && l.is_finite())
+        {
+            return Err(invalid(
+                "time_decay",
+                format!("must be finite and non-negative, got {l}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Shared storage of tree points (each stored once, reference-counted by
+/// the trees that sample it).
+#[derive(Debug, Clone, Default)]
+struct Points {
+    dims: usize,
+    data: Vec<f32>,
+    refs: Vec<u32>,
+    free: Vec<u32>,
+}
+
+impl Points {
+    fn add(&mut self, x: &[f32]) -> u32 {
+        match self.free.pop() {
+            Some(i) => {
+                let s = i as usize * self.dims;
+                self.data[s..s + self.dims].copy_from_slice(x);
+                self.refs[i as usize] = 0;
+                i
+            }
+            None => {
+                self.data.extend_from_slice(x);
+                self.refs.push(0);
+                (self.refs.len() - 1) as u32
+            }
+        }
+    }
+    #[inline]
+    fn get(&self, i: u32) -> &[f32] {
+        let s = i as usize * self.dims;
+        &self.data[s..s + self.dims]
+    }
+    fn release(&mut self, i: u32) {
+        let r = &mut self.refs[i as usize];
+        *r -= 1;
+        if *r == 0 {
+            self.free.push(i);
+        }
+    }
+}
+
+/// One tree: an arena of nodes; leaves hold a point, internal nodes a cut
+/// and the bounding box of their subtree.
+#[derive(Debug, Clone)]
+struct Tree {
+    dims: usize,
+    parent: Vec<u32>,
+    left: Vec<u32>,
+    right: Vec<u32>,
+    mass: Vec<u32>,
+    cut_dim: Vec<u32>,
+    cut: Vec<f32>,
+    /// Leaf: the point; internal: NIL.
+    point: Vec<u32>,
+    /// 2 · dims per node: mins then maxes (internal nodes only).
+    bbox: Vec<f32>,
+    free: Vec<u32>,
+    root: u32,
+    rng: Rng,
+    /// Min-heap of (key, point, leaf).
+    sample: Vec<(f64, u32, u32)>,
+}
+
+impl Tree {
+    fn new(dims: usize, seed: u64) -> Tree {
+        Tree {
+            dims,
+            parent: Vec::new(),
+            left: Vec::new(),
+            right: Vec::new(),
+            mass: Vec::new(),
+            cut_dim: Vec::new(),
+            cut: Vec::new(),
+            point: Vec::new(),
+            bbox: Vec::new(),
+            free: Vec::new(),
+            root: NIL,
+            rng: Rng::seed_from_u64(seed),
+            sample: Vec::new(),
+        }
+    }
+
+    fn alloc(&mut self) -> u32 {
+        match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.parent.push(NIL);
+                self.left.push(NIL);
+                self.right.push(NIL);
+                self.mass.push(0);
+                self.cut_dim.push(0);
+                self.cut.push(0.0);
+                self.point.push(NIL);
+                self.bbox.extend(std::iter::repeat_n(0.0, 2 * self.dims));
+                (self.parent.len() - 1) as u32
+            }
+        }
+    }
+
+    #[inline]
+    fn is_leaf(&self, n: u32) -> bool {
+        self.point[n as usize] != NIL
+    }
+
+    /// (mins, maxes) of a node's box; a leaf's box is its point.
+    #[inline]
+    fn bounds<'a>(&'a self, n: u32, points: &'a Points) -> (&'a [f32], &'a [f32]) {
+        if self.is_leaf(n) {
+            let p = points.get(self.point[n as usize]);
+            (p, p)
+        } else {
+            let s = n as usize * 2 * self.dims;
+            (
+                &self.bbox[s..s + self.dims],
+                &self.bbox[s + self.dims..s + 2 * self.dims],
+            )
+        }
+    }
+
+    fn set_box_from_children(&mut self, n: u32, points: &Points) {
+        let (l, r) = (self.left[n as usize], self.right[n as usize]);
+        let d = self.dims;
+        let mut lo = vec![0.0f32; d];
+        let mut hi = vec![0.0f32; d];
+        {
+            let (lmin, lmax) = self.bounds(l, points);
+            let (rmin, rmax) = self.bounds(r, points);
+            for k in 0..d {
+                lo[k] = lmin[k].min(rmin[k]);
+                hi[k] = lmax[k].max(rmax[k]);
+            }
+        }
+        let s = n as usize * 2 * d;
+        self.bbox[s..s + d].copy_from_slice(&lo);
+        self.bbox[s + d..s + 2 * d].copy_from_slice(&hi);
+    }
+
+    /// Inserts point `p` (coordinates `x`); returns its leaf.
+    fn insert(&mut self, p: u32, x: &[f32], points: &Points) -> u32 {
+        let d = self.dims;
+        if self.root == NIL {
+            let leaf = self.alloc();
+            self.point[leaf as usize] = p;
+            self.mass[leaf as usize] = 1;
+            self.parent[leaf as usize] = NIL;
+            self.root = leaf;
+            return leaf;
+        }
+        let mut node = self.root;
+        loop {
+            let draw = self.rng.next_f64();
+            let (lo, hi) = self.bounds(node, points);
+            let mut total = 0.0f64;
+            for k in 0..d {
+                total += (hi[k].max(x[k]) - lo[k].min(x[k])) as f64;
+            }
+            if total == 0.0 {
+                // The same point as this leaf: one more copy (the
+                // ancestors were counted on the way down).
+                debug_assert!(self.is_leaf(node));
+                self.mass[node as usize] += 1;
+                return node;
+            }
+            // A cut uniform over the merged box's total range.
+            let mut r = draw * total;
+            let mut dim = d - 1;
+            for k in 0..d {
+                let range = (hi[k].max(x[k]) - lo[k].min(x[k])) as f64;
+                if r < range {
+                    dim = k;
+                    break;
+                }
+                r -= range;
+            }
+            let low = lo[dim].min(x[dim]) as f64;
+            let cut = (low + r) as f32;
+            let separates_low = x[dim] <= cut && cut < lo[dim];
+            let separates_high = hi[dim] <= cut && cut < x[dim];
+            if separates_low || separates_high || self.is_leaf(node) {
+                // New internal node above `node`, with the new leaf beside it.
+                let (cut, x_left) = if separates_low || separates_high {
+                    (cut, separates_low)
+                } else {
+                    // A leaf whose cut fell on its own coordinate: cut
+                    // between the two points on that dimension.
+                    let pv = lo[dim];
+                    ((pv + x[dim]) / 2.0, x[dim] < pv)
+                };
+                let mut new_lo = vec![0.0f32; d];
+                let mut new_hi = vec![0.0f32; d];
+                for k in 0..d {
+                    new_lo[k] = lo[k].min(x[k]);
+                    new_hi[k] = hi[k].max(x[k]);
+                }
+                let leaf = self.alloc();
+                self.point[leaf as usize] = p;
+                self.mass[leaf as usize] = 1;
+                let inner = self.alloc();
+                self.point[inner as usize] = NIL;
+                self.cut_dim[inner as usize] = dim as u32;
+                self.cut[inner as usize] = cut;
+                self.mass[inner as usize] = self.mass[node as usize] + 1;
+                let s = inner as usize * 2 * d;
+                self.bbox[s..s + d].copy_from_slice(&new_lo);
+                self.bbox[s + d..s + 2 * d].copy_from_slice(&new_hi);
+                let parent = self.parent[node as usize];
+                if x_left {
+                    self.left[inner as usize] = leaf;
+                    self.right[inner as usize] = node;
+                } else {
+                    self.left[inner as usize] = node;
+                    self.right[inner as usize] = leaf;
+                }
+                self.parent[leaf as usize] = inner;
+                self.parent[node as usize] = inner;
+                self.parent[inner as usize] = parent;
+                if parent == NIL {
+                    self.root = inner;
+                } else if self.left[parent as usize] == node {
+                    self.left[parent as usize] = inner;
+                } else {
+                    self.right[parent as usize] = inner;
+                }
+                return leaf;
+            }
+            // Not separated here: the point lies below. Grow this node.
+            let s = node as usize * 2 * d;
+            for (k, &v) in x.iter().enumerate() {
+                self.bbox[s + k] = self.bbox[s + k].min(v);
+                self.bbox[s + d + k] = self.bbox[s + d + k].max(v);
+            }
+            self.mass[node as usize] += 1;
+            let cd = self.cut_dim[node as usize] as usize;
+            node = if x[cd] <= self.cut[node as usize] {
+                self.left[node as usize]
+            } else {
+                self.right[node as usize]
+            };
+        }
+    }
+
+    /// Removes one copy of the point at `leaf`.
+    fn delete(&mut self, leaf: u32, points: &Points) {
+        if self.mass[leaf as usize] > 1 {
+            let mut n = leaf;
+            while n != NIL {
+                self.mass[n as usize] -= 1;
+                n = self.parent[n as usize];
+            }
+            return;
+        }
+        let parent = self.parent[leaf as usize];
+        self.point[leaf as usize] = NIL;
+        self.free.push(leaf);
+        if parent == NIL {
+            self.root = NIL;
+            return;
+        }
+        let sibling = if self.left[parent as usize] == leaf {
+            self.right[parent as usize]
+        } else {
+            self.left[parent as usize]
+        };
+        let grand = self.parent[parent as usize];
+        self.parent[sibling as usize] = grand;
+        self.free.push(parent);
+        if grand == NIL {
+            self.root = sibling;
+            return;
+        }
+        if self.left[grand as usize] == parent {
+            self.left[grand as usize] = sibling;
+        } else {
+            self.right[grand as usize] = sibling;
+        }
+        let mut n = grand;
+        while n != NIL {
+            self.mass[n as usize] -= 1;
+            self.set_box_from_children(n, points);
+            n = self.parent[n as usize];
+        }
+    }
+
+    /// Expected CoDisp of `x` if inserted; adds the attribution per
+    /// dimension (low side, high side) to `attr` when given.
+    fn score(&self, x: &[f32], points: &Points, mut attr: Option<&mut [f64]>) -> f64 {
+        if self.root == NIL {
+            return 0.0;
+        }
+        let d = self.dims;
+        let mut node = self.root;
+        let mut remaining = 1.0f64;
+        let mut collusion = 0.0f64;
+        let mut sum = 0.0f64;
+        loop {
+            let (lo, hi) = self.bounds(node, points);
+            let (mut gap, mut total) = (0.0f64, 0.0f64);
+            for k in 0..d {
+                let below = (lo[k] - x[k]).max(0.0) as f64;
+                let above = (x[k] - hi[k]).max(0.0) as f64;
+                gap += below + above;
+                total += (hi[k] - lo[k]) as f64 + below + above;
+            }
+            let mass = self.mass[node as usize] as f64;
+            if total == 0.0 {
+                // A copy of this leaf's point: it colludes with it.
+                sum += remaining * collusion;
+                break;
+            }
+            let p = gap / total;
+            let codisp = mass.max(collusion);
+            let contribution = remaining * p * codisp;
+            sum += contribution;
+            if let Some(attr) = attr.as_deref_mut()
+                && gap > 0.0
+            {
+                for k in 0..d {
+                    let below = (lo[k] - x[k]).max(0.0) as f64;
+                    let above = (x[k] - hi[k]).max(0.0) as f64;
+                    attr[2 * k] += contribution * below / gap;
+                    attr[2 * k + 1] += contribution * above / gap;
+                }
+            }
+            remaining *= 1.0 - p;
+            if self.is_leaf(node) || remaining <= 0.0 {
+                break;
+            }
+            let cd = self.cut_dim[node as usize] as usize;
+            let (child, sibling) = if x[cd] <= self.cut[node as usize] {
+                (self.left[node as usize], self.right[node as usize])
+            } else {
+                (self.right[node as usize], self.left[node as usize])
+            };
+            collusion = collusion
+                .max(self.mass[sibling as usize] as f64 / (self.mass[child as usize] as f64 + 1.0));
+            node = child;
+        }
+        sum
+    }
+
+    fn heap_down(&mut self, mut i: usize) {
+        let n = self.sample.len();
+        loop {
+            let (l, r) = (2 * i + 1, 2 * i + 2);
+            let mut m = i;
+            if l < n && self.sample[l].0 < self.sample[m].0 {
+                m = l;
+            }
+            if r < n && self.sample[r].0 < self.sample[m].0 {
+                m = r;
+            }
+            if m == i {
+                return;
+            }
+            self.sample.swap(i, m);
+            i = m;
+        }
+    }
+
+    fn heap_up(&mut self, mut i: usize) {
+        while i > 0 {
+            let p = (i - 1) / 2;
+            if self.sample[p].0 <= self.sample[i].0 {
+                return;
+            }
+            self.sample.swap(i, p);
+            i = p;
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.parent.capacity() * 4 * 7
+            + self.bbox.capacity() * 4
+            + self.sample.capacity() * 16
+            + self.free.capacity() * 4
+    }
+}
+
+/// A Random Cut Forest over a stream, with internal shingling.
+#[derive(Debug, Clone)]
+pub struct RandomCutForest {
+    params: RcfParams,
+    lambda: f64,
+    trees: Vec<Tree>,
+    points: Points,
+    shingle: Vec<f64>,
+    filled: usize,
+    seen: u64,
+    scratch: Vec<f32>,
+}
+
+impl RandomCutForest {
+    pub fn new(params: RcfParams) -> Result<Self, DetectError> {
+        params.check()?;
+        let dims = params.dimensions * params.shingle_size;
+        let lambda = params
+            .time_decay
+            .unwrap_or(1.0 / (10.0 * params.sample_size as f64));
+        let trees = (0..params.num_trees)
+            .map(|t| Tree::new(dims, derive_seed(params.random_seed, t as u64)))
+            .collect();
+        Ok(RandomCutForest {
+            lambda,
+            trees,
+            points: Points {
+                dims,
+                ..Points::default()
+            },
+            shingle: vec![0.0; dims],
+            filled: 0,
+            seen: 0,
+            scratch: vec![0.0; dims],
+            params,
+        })
+    }
+
+    pub fn params(&self) -> &RcfParams {
+        &self.params
+    }
+
+    /// Input points seen.
+    pub fn seen(&self) -> u64 {
+        self.seen
+    }
+
+    fn check(&self, input: &[f64]) -> Result<(), DetectError> {
+        if input.len() != self.params.dimensions {
+            return Err(DetectError::FeatureCount {
+                expected: self.params.dimensions,
+                got: input.len(),
+            });
+        }
+        if let Some(column) = input.iter().position(|v| !v.is_finite()) {
+            return Err(DetectError::NonFinite {
+                row: 0,
+                column,
+                value: input[column],
+            });
+        }
+        Ok(())
+    }
+
+    /// The tree point `input` would form with the current shingle.
+    fn shingled(&self, input: &[f64], out: &mut [f32]) {
+        let d = self.params.dimensions;
+        let n = self.shingle.len();
+        // Shift left by one input, append the new one (oldest first).
+        for (o, &v) in out.iter_mut().zip(self.shingle[d..].iter().chain(input)) {
+            *o = v as f32;
+        }
+        debug_assert_eq!(out.len(), n);
+    }
+
+    fn ready(&self) -> bool {
+        self.filled + 1 >= self.params.shingle_size && self.seen >= self.params.output_after as u64
+    }
+
+    /// The anomaly score of `input` (not learned from): 0 until the shingle
+    /// is full and `output_after` points were seen.
+    pub fn score(&self, input: &[f64]) -> Result<f64, DetectError> {
+        self.check(input)?;
+        if !self.ready() {
+            return Ok(0.0);
+        }
+        let mut x = vec![0.0f32; self.points.dims];
+        self.shingled(input, &mut x);
+        let total: f64 = self
+            .trees
+            .iter()
+            .map(|t| t.score(&x, &self.points, None))
+            .sum();
+        Ok(total / self.trees.len() as f64)
+    }
+
+    /// The score split over tree-point dimensions and direction:
+    /// `[dim0 low, dim0 high, dim1 low, …]`; sums to the score.
+    pub fn attribution(&self, input: &[f64]) -> Result<Vec<f64>, DetectError> {
+        self.check(input)?;
+        let mut attr = vec![0.0; 2 * self.points.dims];
+        if !self.ready() {
+            return Ok(attr);
+        }
+        let mut x = vec![0.0f32; self.points.dims];
+        self.shingled(input, &mut x);
+        for t in &self.trees {
+            t.score(&x, &self.points, Some(&mut attr));
+        }
+        let n = self.trees.len() as f64;
+        attr.iter_mut().for_each(|a| *a /= n);
+        Ok(attr)
+    }
+
+    /// Learns `input`.
+    pub fn update(&mut self, input: &[f64]) -> Result<(), DetectError> {
+        self.check(input)?;
+        let mut x = std::mem::take(&mut self.scratch);
+        self.shingled(input, &mut x);
+        let d = self.params.dimensions;
+        let n = self.shingle.len();
+        self.shingle.copy_within(d.., 0);
+        self.shingle[n - d..].copy_from_slice(input);
+        self.seen += 1;
+        if self.filled + 1 < self.params.shingle_size {
+            self.filled += 1;
+            self.scratch = x;
+            return Ok(());
+        }
+        let t = self.seen as f64;
+        let mut p = NIL;
+        for tree in &mut self.trees {
+            let u = tree.rng.next_f64().max(f64::MIN_POSITIVE);
+            let key = self.lambda * t - (-u.ln()).ln();
+            let full = tree.sample.len() >= self.params.sample_size;
+            if full && key <= tree.sample[0].0 {
+                continue;
+            }
+            if p == NIL {
+                p = self.points.add(&x);
+            }
+            // A copy of a sampled point joins its leaf and shares its
+            // stored point, so the leaf never outlives what it points to.
+            if full {
+                let (_, old_point, old_leaf) = tree.sample[0];
+                tree.delete(old_leaf, &self.points);
+                let leaf = tree.insert(p, &x, &self.points);
+                let q = tree.point[leaf as usize];
+                tree.sample[0] = (key, q, leaf);
+                tree.heap_down(0);
+                self.points.refs[q as usize] += 1;
+                self.points.release(old_point);
+            } else {
+                let leaf = tree.insert(p, &x, &self.points);
+                let q = tree.point[leaf as usize];
+                tree.sample.push((key, q, leaf));
+                let last = tree.sample.len() - 1;
+                tree.heap_up(last);
+                self.points.refs[q as usize] += 1;
+            }
+        }
+        if p != NIL && self.points.refs[p as usize] == 0 {
+            self.points.free.push(p);
+        }
+        self.scratch = x;
+        Ok(())
+    }
+
+    /// Scores `input`, then learns it.
+    pub fn score_and_update(&mut self, input: &[f64]) -> Result<f64, DetectError> {
+        let s = self.score(input)?;
+        self.update(input)?;
+        Ok(s)
+    }
+
+    /// Heap bytes held by the trees and the point store.
+    pub fn heap_bytes(&self) -> usize {
+        self.trees.iter().map(Tree::bytes).sum::<usize>()
+            + self.points.data.capacity() * 4
+            + self.points.refs.capacity() * 4
+            + self.points.free.capacity() * 4
+    }
+}
+
+/// Scores turned into an anomaly grade with an adaptive threshold: quiet
+/// (grade 0) until `warmup` scores were seen; then a score above the
+/// running mean + `z` running deviations of ordinary scores gets a grade in
+/// (0, 1] growing with its excess. Only ordinary scores move the baseline.
+#[derive(Debug, Clone)]
+pub struct AnomalyGrader {
+    pub z: f64,
+    pub warmup: u64,
+    alpha: f64,
+    mean: f64,
+    var: f64,
+    n: u64,
+}
+
+impl AnomalyGrader {
+    pub fn new(z: f64, warmup: u64) -> Self {
+        AnomalyGrader {
+            z,
+            warmup,
+            alpha: 0.005,
+            mean: 0.0,
+            var: 0.0,
+            n: 0,
+        }
+    }
+
+    /// The grade of `score` (0 = ordinary).
+    pub fn grade(&mut self, score: f64) -> f64 {
+        if score <= 0.0 {
+            return 0.0;
+        }
+        self.n += 1;
+        let std = self.var.max(0.0).sqrt();
+        let threshold = self.mean + self.z * std.max(1e-9);
+        let grade = if self.n > self.warmup && score > threshold {
+            ((score - threshold) / threshold.max(1e-9)).min(1.0)
+        } else {
+            0.0
+        };
+        if grade == 0.0 {
+            if self.n == 1 {
+                self.mean = score;
+            } else {
+                let a = if self.n < 100 {
+                    1.0 / self.n as f64
+                } else {
+                    self.alpha
+                };
+                let diff = score - self.mean;
+                self.mean += a * diff;
+                self.var = (1.0 - a) * (self.var + a * diff * diff);
+            }
+        }
+        grade
+    }
+}
+
+#[cfg(test)]
+mod tests;
