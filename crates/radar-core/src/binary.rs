@@ -159,6 +159,12 @@ impl Writer {
             self.u64(*v);
         }
     }
+    pub fn f64s(&mut self, vs: &[f64]) {
+        self.u64(vs.len() as u64);
+        for v in vs {
+            self.buf.extend_from_slice(&v.to_le_bytes());
+        }
+    }
     pub fn f32s(&mut self, vs: &[f32]) {
         self.u64(vs.len() as u64);
         for v in vs {
@@ -258,6 +264,19 @@ impl<'a> Reader<'a> {
                 let mut a = [0u8; 8];
                 a.copy_from_slice(c);
                 u64::from_le_bytes(a)
+            })
+            .collect())
+    }
+
+    pub fn f64s(&mut self) -> Result<Vec<f64>, DecodeError> {
+        let n = self.count(8)?;
+        Ok(self
+            .take(n * 8)?
+            .chunks_exact(8)
+            .map(|c| {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(c);
+                f64::from_le_bytes(a)
             })
             .collect())
     }

@@ -5,6 +5,7 @@ pub mod codec;
 mod error;
 pub mod iforest;
 pub mod metrics;
+pub mod hst;
 pub mod nab;
 pub mod rcf;
 
