@@ -17,12 +17,16 @@ const ENVELOPE: Envelope = Envelope {
 #[repr(u16)]
 pub enum ModelKind {
     IsolationForest = 1,
+    HalfSpaceTrees = 2,
+    RandomCutForest = 3,
 }
 
 impl ModelKind {
     fn from_u16(v: u16) -> Option<Self> {
         match v {
             1 => Some(ModelKind::IsolationForest),
+            2 => Some(ModelKind::HalfSpaceTrees),
+            3 => Some(ModelKind::RandomCutForest),
             _ => None,
         }
     }
@@ -30,6 +34,8 @@ impl ModelKind {
     pub fn name(self) -> &'static str {
         match self {
             ModelKind::IsolationForest => "isolation_forest",
+            ModelKind::HalfSpaceTrees => "half_space_trees",
+            ModelKind::RandomCutForest => "random_cut_forest",
         }
     }
 }

@@ -521,7 +521,8 @@ impl HalfSpaceTrees {
         };
         let mut hst = HalfSpaceTrees::new(params, n_features)?;
         if let Some(l) = &limits
-            && l.iter().any(|&(a, b)| !(a.is_finite() && b.is_finite() && a < b))
+            && l.iter()
+                .any(|&(a, b)| !(a.is_finite() && b.is_finite() && a < b))
         {
             return Err(bad("learned limits are not finite ranges".into()));
         }

@@ -2,12 +2,16 @@
 //! no async; parallelism through rayon.
 
 pub mod codec;
+pub mod detector;
 mod error;
+pub mod hst;
 pub mod iforest;
 pub mod metrics;
-pub mod hst;
 pub mod nab;
 pub mod rcf;
 
+pub use detector::{Detector, LearnPolicy, load};
 pub use error::DetectError;
+pub use hst::{HalfSpaceTrees, HstParams};
 pub use iforest::{Contamination, IsolationForest, IsolationForestParams, MaxFeatures, MaxSamples};
+pub use rcf::{AnomalyGrader, RandomCutForest, RcfParams};

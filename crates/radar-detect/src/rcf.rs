@@ -19,6 +19,7 @@
 use radar_core::Rng;
 use radar_core::rng::derive_seed;
 
+use crate::codec::{DecodeError, Reader, Writer};
 use crate::error::DetectError;
 
 const NIL: u32 = u32::MAX;
@@ -718,3 +719,219 @@ impl AnomalyGrader {
 
 #[cfg(test)]
 mod tests;
+
+// ---- serialization ----
+
+impl RandomCutForest {
+    pub(crate) fn write(&self, w: &mut Writer) {
+        let p = &self.params;
+        for v in [
+            p.dimensions,
+            p.shingle_size,
+            p.num_trees,
+            p.sample_size,
+            p.output_after,
+        ] {
+            w.u64(v as u64);
+        }
+        w.u64(p.random_seed);
+        match p.time_decay {
+            None => w.u8(0),
+            Some(l) => {
+                w.u8(1);
+                w.f64(l);
+            }
+        }
+        w.f64s(&self.shingle);
+        w.u64(self.filled as u64);
+        w.u64(self.seen);
+        w.f32s(&self.points.data);
+        w.u32s(&self.points.refs);
+        w.u32s(&self.points.free);
+        for t in &self.trees {
+            for v in [
+                &t.parent, &t.left, &t.right, &t.mass, &t.cut_dim, &t.point, &t.free,
+            ] {
+                w.u32s(v);
+            }
+            w.f32s(&t.cut);
+            w.f32s(&t.bbox);
+            w.u32(t.root);
+            w.u64s(&t.rng.state());
+            let keys: Vec<f64> = t.sample.iter().map(|s| s.0).collect();
+            let pts: Vec<u32> = t.sample.iter().map(|s| s.1).collect();
+            let leaves: Vec<u32> = t.sample.iter().map(|s| s.2).collect();
+            w.f64s(&keys);
+            w.u32s(&pts);
+            w.u32s(&leaves);
+        }
+    }
+
+    pub(crate) fn read(r: &mut Reader) -> Result<Self, DetectError> {
+        let bad = |m: String| DetectError::Decode(DecodeError::Invalid(m));
+        let mut next = || -> Result<usize, DetectError> {
+            usize::try_from(r.u64()?).map_err(|_| bad("size out of range".into()))
+        };
+        let (dimensions, shingle_size, num_trees, sample_size, output_after) =
+            (next()?, next()?, next()?, next()?, next()?);
+        let random_seed = r.u64()?;
+        let time_decay = match r.u8()? {
+            0 => None,
+            1 => Some(r.f64()?),
+            t => return Err(bad(format!("time decay tag {t}"))),
+        };
+        let params = RcfParams {
+            dimensions,
+            shingle_size,
+            num_trees,
+            sample_size,
+            time_decay,
+            output_after,
+            random_seed,
+        };
+        let mut f = RandomCutForest::new(params)?;
+        let dims = f.points.dims;
+        f.shingle = r.f64s()?;
+        f.filled = usize::try_from(r.u64()?).map_err(|_| bad("filled".into()))?;
+        f.seen = r.u64()?;
+        if f.shingle.len() != dims
+            || f.shingle.iter().any(|v| !v.is_finite())
+            || f.filled >= shingle_size
+        {
+            return Err(bad("shingle state".into()));
+        }
+        f.points.data = r.f32s()?;
+        f.points.refs = r.u32s()?;
+        f.points.free = r.u32s()?;
+        let n_points = f.points.refs.len();
+        if f.points.data.len() != n_points * dims || f.points.data.iter().any(|v| !v.is_finite()) {
+            return Err(bad("point store".into()));
+        }
+        let mut refs = vec![0u32; n_points];
+        for t in &mut f.trees {
+            t.parent = r.u32s()?;
+            t.left = r.u32s()?;
+            t.right = r.u32s()?;
+            t.mass = r.u32s()?;
+            t.cut_dim = r.u32s()?;
+            t.point = r.u32s()?;
+            t.free = r.u32s()?;
+            t.cut = r.f32s()?;
+            t.bbox = r.f32s()?;
+            t.root = r.u32()?;
+            let state = r.u64s()?;
+            t.rng = <[u64; 4]>::try_from(state.as_slice())
+                .ok()
+                .and_then(Rng::from_state)
+                .ok_or_else(|| bad("tree random state".into()))?;
+            let keys = r.f64s()?;
+            let pts = r.u32s()?;
+            let leaves = r.u32s()?;
+            if keys.len() != pts.len() || keys.len() != leaves.len() || keys.len() > sample_size {
+                return Err(bad("sample arrays".into()));
+            }
+            t.sample = keys
+                .into_iter()
+                .zip(pts)
+                .zip(leaves)
+                .map(|((k, p), l)| (k, p, l))
+                .collect();
+            t.validate(n_points, &mut refs).map_err(bad)?;
+        }
+        if refs != f.points.refs {
+            return Err(bad("point reference counts do not match the samples".into()));
+        }
+        let mut is_free = vec![false; n_points];
+        for &p in &f.points.free {
+            let p = p as usize;
+            if p >= n_points || refs[p] != 0 || is_free[p] {
+                return Err(bad("point free list".into()));
+            }
+            is_free[p] = true;
+        }
+        Ok(f)
+    }
+}
+
+impl Tree {
+    /// Structural invariants a loaded tree must meet before it is used:
+    /// a tree (no cycles, consistent parents) whose masses add up, whose
+    /// sample names its reachable leaves, and whose free list is disjoint
+    /// from it. Adds the sample's point references to `refs`.
+    fn validate(&self, n_points: usize, refs: &mut [u32]) -> Result<(), String> {
+        let n = self.parent.len();
+        let d = self.dims;
+        if [
+            &self.left,
+            &self.right,
+            &self.mass,
+            &self.cut_dim,
+            &self.point,
+        ]
+        .iter()
+        .any(|v| v.len() != n)
+            || self.cut.len() != n
+            || self.bbox.len() != 2 * d * n
+        {
+            return Err("tree arrays of unequal length".into());
+        }
+        if self.cut.iter().chain(&self.bbox).any(|v| !v.is_finite()) {
+            return Err("non-finite cut or box".into());
+        }
+        let mut seen = vec![false; n];
+        let mut leaf_mass = 0u64;
+        if self.root != NIL {
+            if self.root as usize >= n || self.parent[self.root as usize] != NIL {
+                return Err("root".into());
+            }
+            let mut stack = vec![self.root];
+            while let Some(node) = stack.pop() {
+                let i = node as usize;
+                if seen[i] {
+                    return Err(format!("node {i} reached twice"));
+                }
+                seen[i] = true;
+                if self.point[i] != NIL {
+                    if self.point[i] as usize >= n_points || self.mass[i] == 0 {
+                        return Err(format!("leaf {i}"));
+                    }
+                    leaf_mass += self.mass[i] as u64;
+                    continue;
+                }
+                let (l, r) = (self.left[i], self.right[i]);
+                if l as usize >= n || r as usize >= n || self.cut_dim[i] as usize >= d {
+                    return Err(format!("node {i} children or cut"));
+                }
+                if self.parent[l as usize] != node || self.parent[r as usize] != node {
+                    return Err(format!("node {i} children's parent"));
+                }
+                if self.mass[i] as u64
+                    != self.mass[l as usize] as u64 + self.mass[r as usize] as u64
+                {
+                    return Err(format!("node {i} mass"));
+                }
+                stack.push(l);
+                stack.push(r);
+            }
+        }
+        for &f in &self.free {
+            if f as usize >= n || seen[f as usize] {
+                return Err("free list names a live node".into());
+            }
+        }
+        if seen.iter().filter(|s| **s).count() + self.free.len() != n {
+            return Err("nodes neither live nor free".into());
+        }
+        if leaf_mass != self.sample.len() as u64 {
+            return Err("sample size differs from the tree's mass".into());
+        }
+        for &(key, p, leaf) in &self.sample {
+            let l = leaf as usize;
+            if !key.is_finite() || l >= n || !seen[l] || self.point[l] != p {
+                return Err("sample entry".into());
+            }
+            refs[p as usize] += 1;
+        }
+        Ok(())
+    }
+}

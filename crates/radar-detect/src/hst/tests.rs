@@ -21,7 +21,15 @@ impl Reference {
                 let mut feature = vec![0u32; n];
                 let mut threshold = vec![0.0; n];
                 let mut ranges = limits.to_vec();
-                build(seed, 1, 0, params.height, &mut ranges, &mut feature, &mut threshold);
+                build(
+                    seed,
+                    1,
+                    0,
+                    params.height,
+                    &mut ranges,
+                    &mut feature,
+                    &mut threshold,
+                );
                 (feature, threshold, vec![0.0; n], vec![0.0; n])
             })
             .collect();
@@ -102,9 +110,25 @@ fn build(
     }
     let saved = ranges[f];
     ranges[f] = (saved.0, th);
-    build(seed, 2 * heap, depth + 1, height, ranges, feature, threshold);
+    build(
+        seed,
+        2 * heap,
+        depth + 1,
+        height,
+        ranges,
+        feature,
+        threshold,
+    );
     ranges[f] = (th, saved.1);
-    build(seed, 2 * heap + 1, depth + 1, height, ranges, feature, threshold);
+    build(
+        seed,
+        2 * heap + 1,
+        depth + 1,
+        height,
+        ranges,
+        feature,
+        threshold,
+    );
     ranges[f] = saved;
 }
 
@@ -141,7 +165,10 @@ fn scores_equal_the_full_tree_reference_exactly() {
         let mut slow = Reference::new(&params, &vec![(0.0, 1.0); d]);
         for (i, row) in stream(1_000, d, seed).iter().enumerate() {
             let (a, b) = (fast.score(row).unwrap(), slow.score(row));
-            assert!((a - b).abs() < 1e-12, "d={d} h={height} row {i}: {a} vs {b}");
+            assert!(
+                (a - b).abs() < 1e-12,
+                "d={d} h={height} row {i}: {a} vs {b}"
+            );
             fast.update(row).unwrap();
             slow.learn(row);
         }
@@ -218,9 +245,36 @@ fn drift_is_followed_within_two_windows() {
 #[test]
 fn bad_parameters_and_rows_are_errors() {
     let err = |p: HstParams, d| HalfSpaceTrees::new(p, d).unwrap_err().to_string();
-    assert!(err(HstParams { n_trees: 0, ..HstParams::default() }, 1).contains("n_trees"));
-    assert!(err(HstParams { height: 0, ..HstParams::default() }, 1).contains("height"));
-    assert!(err(HstParams { window_size: 0, ..HstParams::default() }, 1).contains("window_size"));
+    assert!(
+        err(
+            HstParams {
+                n_trees: 0,
+                ..HstParams::default()
+            },
+            1
+        )
+        .contains("n_trees")
+    );
+    assert!(
+        err(
+            HstParams {
+                height: 0,
+                ..HstParams::default()
+            },
+            1
+        )
+        .contains("height")
+    );
+    assert!(
+        err(
+            HstParams {
+                window_size: 0,
+                ..HstParams::default()
+            },
+            1
+        )
+        .contains("window_size")
+    );
     let limits = HstParams {
         limits: Some(vec![(1.0, 1.0)]),
         ..HstParams::default()
@@ -229,7 +283,10 @@ fn bad_parameters_and_rows_are_errors() {
     let hst = HalfSpaceTrees::new(HstParams::default(), 2).unwrap();
     assert_eq!(
         hst.score(&[1.0]).unwrap_err(),
-        DetectError::FeatureCount { expected: 2, got: 1 }
+        DetectError::FeatureCount {
+            expected: 2,
+            got: 1
+        }
     );
     assert!(matches!(
         hst.score(&[1.0, f64::NAN]).unwrap_err(),
@@ -258,7 +315,10 @@ fn serialization_round_trips_mid_window() {
     let mut b = HalfSpaceTrees::read(&mut r).unwrap();
     r.finish().unwrap();
     for row in &rows[500..] {
-        assert_eq!(a.score_and_update(row).unwrap(), b.score_and_update(row).unwrap());
+        assert_eq!(
+            a.score_and_update(row).unwrap(),
+            b.score_and_update(row).unwrap()
+        );
     }
     // Every truncation is an error, never a panic.
     for cut in (0..bytes.len()).step_by(7) {

@@ -1,0 +1,207 @@
+//! One interface over batch-fitted and online detectors, so the scorer, the
+//! evaluation and the registry treat them alike.
+
+use radar_core::MatrixView;
+
+use crate::codec::{self, ModelKind, Reader, Writer};
+use crate::error::DetectError;
+use crate::hst::HalfSpaceTrees;
+use crate::iforest::IsolationForest;
+use crate::rcf::RandomCutForest;
+
+/// Which scored rows an online detector learns from.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum LearnPolicy {
+    #[default]
+    All,
+    /// Only rows scoring below the threshold, so a burst of anomalies does
+    /// not teach the detector that anomalies are normal.
+    Unflagged {
+        threshold: f64,
+    },
+    Never,
+}
+
+impl LearnPolicy {
+    pub fn learns(self, score: f64) -> bool {
+        match self {
+            LearnPolicy::All => true,
+            LearnPolicy::Unflagged { threshold } => score < threshold,
+            LearnPolicy::Never => false,
+        }
+    }
+}
+
+/// A detector: higher scores are more anomalous.
+pub trait Detector: Send + Sync + std::fmt::Debug {
+    fn kind(&self) -> ModelKind;
+    /// Values per row.
+    fn n_features(&self) -> usize;
+    /// Whether [`update`](Self::update) learns (false for batch detectors,
+    /// which change only by refitting).
+    fn is_online(&self) -> bool;
+    /// Batch detectors fit on `data` (replacing what they knew); online
+    /// detectors learn its rows in order.
+    fn fit(&mut self, data: MatrixView<'_>) -> Result<(), DetectError>;
+    /// The score of one row; does not learn.
+    fn score_row(&self, row: &[f64]) -> Result<f64, DetectError>;
+    fn score_batch(&self, data: MatrixView<'_>) -> Result<Vec<f64>, DetectError> {
+        (0..data.rows())
+            .map(|i| self.score_row(data.row(i)))
+            .collect()
+    }
+    /// Learns one row (a no-op for batch detectors).
+    fn update(&mut self, row: &[f64]) -> Result<(), DetectError>;
+    /// Per-feature shares of the row's anomaly (sum to 1, or all 0 when the
+    /// detector has nothing to say yet).
+    fn explain_row(&self, row: &[f64]) -> Result<Vec<f64>, DetectError>;
+    /// The model file: versioned and checksummed; read back with [`load`].
+    fn to_bytes(&self) -> Vec<u8>;
+
+    /// Scores `row`, then learns it if `policy` allows. The stream path.
+    fn observe(&mut self, row: &[f64], policy: LearnPolicy) -> Result<f64, DetectError> {
+        let score = self.score_row(row)?;
+        if self.is_online() && policy.learns(score) {
+            self.update(row)?;
+        }
+        Ok(score)
+    }
+}
+
+/// Reads any model file written by a detector.
+pub fn load(bytes: &[u8]) -> Result<Box<dyn Detector>, DetectError> {
+    let (kind, payload) = codec::open(bytes)?;
+    Ok(match kind {
+        ModelKind::IsolationForest => Box::new(IsolationForest::from_bytes(bytes)?),
+        ModelKind::HalfSpaceTrees => {
+            let mut r = Reader::new(payload);
+            let d = HalfSpaceTrees::read(&mut r)?;
+            r.finish()?;
+            Box::new(d)
+        }
+        ModelKind::RandomCutForest => {
+            let mut r = Reader::new(payload);
+            let d = RandomCutForest::read(&mut r)?;
+            r.finish()?;
+            Box::new(d)
+        }
+    })
+}
+
+fn normalised(mut v: Vec<f64>) -> Vec<f64> {
+    let total: f64 = v.iter().sum();
+    if total > 0.0 {
+        v.iter_mut().for_each(|x| *x /= total);
+    }
+    v
+}
+
+impl Detector for IsolationForest {
+    fn kind(&self) -> ModelKind {
+        ModelKind::IsolationForest
+    }
+    fn n_features(&self) -> usize {
+        IsolationForest::n_features(self)
+    }
+    fn is_online(&self) -> bool {
+        false
+    }
+    fn fit(&mut self, data: MatrixView<'_>) -> Result<(), DetectError> {
+        let mut params = self.params().clone();
+        // Refits are reproducible from the model's own seed.
+        params.random_state = Some(self.seed());
+        *self = IsolationForest::fit(&params, data)?;
+        Ok(())
+    }
+    fn score_row(&self, row: &[f64]) -> Result<f64, DetectError> {
+        IsolationForest::score_row(self, row)
+    }
+    fn score_batch(&self, data: MatrixView<'_>) -> Result<Vec<f64>, DetectError> {
+        self.score(data)
+    }
+    fn update(&mut self, row: &[f64]) -> Result<(), DetectError> {
+        // Frozen, but the row is still checked like everywhere else.
+        IsolationForest::score_row(self, row).map(|_| ())
+    }
+    fn explain_row(&self, row: &[f64]) -> Result<Vec<f64>, DetectError> {
+        Ok(IsolationForest::explain_row(self, row)?.contributions)
+    }
+    fn to_bytes(&self) -> Vec<u8> {
+        IsolationForest::to_bytes(self)
+    }
+}
+
+impl Detector for HalfSpaceTrees {
+    fn kind(&self) -> ModelKind {
+        ModelKind::HalfSpaceTrees
+    }
+    fn n_features(&self) -> usize {
+        HalfSpaceTrees::n_features(self)
+    }
+    fn is_online(&self) -> bool {
+        true
+    }
+    fn fit(&mut self, data: MatrixView<'_>) -> Result<(), DetectError> {
+        for i in 0..data.rows() {
+            HalfSpaceTrees::update(self, data.row(i))?;
+        }
+        Ok(())
+    }
+    fn score_row(&self, row: &[f64]) -> Result<f64, DetectError> {
+        self.score(row)
+    }
+    fn update(&mut self, row: &[f64]) -> Result<(), DetectError> {
+        HalfSpaceTrees::update(self, row)
+    }
+    fn explain_row(&self, row: &[f64]) -> Result<Vec<f64>, DetectError> {
+        self.explain(row)
+    }
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        self.write(&mut w);
+        codec::seal(ModelKind::HalfSpaceTrees, &w.into_bytes())
+    }
+}
+
+impl Detector for RandomCutForest {
+    fn kind(&self) -> ModelKind {
+        ModelKind::RandomCutForest
+    }
+    fn n_features(&self) -> usize {
+        self.params().dimensions
+    }
+    fn is_online(&self) -> bool {
+        true
+    }
+    fn fit(&mut self, data: MatrixView<'_>) -> Result<(), DetectError> {
+        for i in 0..data.rows() {
+            RandomCutForest::update(self, data.row(i))?;
+        }
+        Ok(())
+    }
+    fn score_row(&self, row: &[f64]) -> Result<f64, DetectError> {
+        self.score(row)
+    }
+    fn update(&mut self, row: &[f64]) -> Result<(), DetectError> {
+        RandomCutForest::update(self, row)
+    }
+    /// Both directions and every shingle position of an input feature add
+    /// up to its share.
+    fn explain_row(&self, row: &[f64]) -> Result<Vec<f64>, DetectError> {
+        let attr = self.attribution(row)?;
+        let d = self.params().dimensions;
+        let mut per_feature = vec![0.0; d];
+        for (i, pair) in attr.chunks_exact(2).enumerate() {
+            per_feature[i % d] += pair[0] + pair[1];
+        }
+        Ok(normalised(per_feature))
+    }
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        self.write(&mut w);
+        codec::seal(ModelKind::RandomCutForest, &w.into_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests;
