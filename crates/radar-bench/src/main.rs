@@ -8,6 +8,7 @@ mod log;
 mod parity;
 mod peer;
 mod speed;
+mod streaming;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -35,6 +36,9 @@ enum Command {
     /// Capture into Parquet and lake scan throughput; Kafka produce and
     /// consume through the Kafka implementation.
     Lake(lake::Args),
+    /// Online detectors against their peers: Half-Space Trees against
+    /// River, Random Cut Forest against AWS's (krcf) with NAB scores.
+    Streaming(streaming::Args),
     /// Repeats one Isolation Forest operation in a loop, for profilers.
     IforestLoop(speed::LoopArgs),
 }
@@ -47,5 +51,6 @@ fn main() -> Result<()> {
         Command::Features(args) => features::run(args),
         Command::Log(args) => log::run(args),
         Command::Lake(args) => lake::run(args),
+        Command::Streaming(args) => streaming::run(args),
     }
 }

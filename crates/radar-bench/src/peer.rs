@@ -6,7 +6,12 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
-const REQUIREMENTS: &[&str] = &["scikit-learn==1.9.1", "pandas"];
+const REQUIREMENTS: &[&str] = &[
+    "scikit-learn==1.9.1",
+    "pandas",
+    "river==0.26.1",
+    "krcf==0.4.0",
+];
 
 /// `$RADAR_PYTHON`, else a venv under ~/.cache/radar/venv (created and filled
 /// with scikit-learn when missing).
@@ -19,7 +24,7 @@ pub fn python() -> Result<PathBuf> {
     let py = venv.join("bin/python");
     let ready = py.is_file()
         && Command::new(&py)
-            .args(["-c", "import sklearn, pandas"])
+            .args(["-c", "import sklearn, pandas, river, krcf"])
             .status()
             .is_ok_and(|s| s.success());
     if !ready {

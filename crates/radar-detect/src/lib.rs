@@ -8,6 +8,7 @@ pub mod hst;
 pub mod iforest;
 pub mod metrics;
 pub mod nab;
+pub mod normal;
 pub mod rcf;
 
 pub use detector::{Detector, LearnPolicy, load};

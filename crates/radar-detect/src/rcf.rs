@@ -220,19 +220,22 @@ impl Tree {
     fn set_box_from_children(&mut self, n: u32, points: &Points) {
         let (l, r) = (self.left[n as usize], self.right[n as usize]);
         let d = self.dims;
-        let mut lo = vec![0.0f32; d];
-        let mut hi = vec![0.0f32; d];
-        {
-            let (lmin, lmax) = self.bounds(l, points);
-            let (rmin, rmax) = self.bounds(r, points);
-            for k in 0..d {
-                lo[k] = lmin[k].min(rmin[k]);
-                hi[k] = lmax[k].max(rmax[k]);
-            }
-        }
         let s = n as usize * 2 * d;
-        self.bbox[s..s + d].copy_from_slice(&lo);
-        self.bbox[s + d..s + 2 * d].copy_from_slice(&hi);
+        for k in 0..2 * d {
+            let (a, b) = (self.bound(l, k, points), self.bound(r, k, points));
+            self.bbox[s + k] = if k < d { a.min(b) } else { a.max(b) };
+        }
+    }
+
+    /// Coordinate `k` of a node's box as `[mins…, maxes…]`.
+    #[inline]
+    fn bound(&self, n: u32, k: usize, points: &Points) -> f32 {
+        let d = self.dims;
+        if self.is_leaf(n) {
+            points.get(self.point[n as usize])[k % d]
+        } else {
+            self.bbox[n as usize * 2 * d + k]
+        }
     }
 
     /// Inserts point `p` (coordinates `x`); returns its leaf.
@@ -394,13 +397,7 @@ impl Tree {
         let mut sum = 0.0f64;
         loop {
             let (lo, hi) = self.bounds(node, points);
-            let (mut gap, mut total) = (0.0f64, 0.0f64);
-            for k in 0..d {
-                let below = (lo[k] - x[k]).max(0.0) as f64;
-                let above = (x[k] - hi[k]).max(0.0) as f64;
-                gap += below + above;
-                total += (hi[k] - lo[k]) as f64 + below + above;
-            }
+            let (gap, total) = gap_and_range(lo, hi, x);
             let mass = self.mass[node as usize] as f64;
             if total == 0.0 {
                 // A copy of this leaf's point: it colludes with it.
@@ -474,6 +471,39 @@ impl Tree {
             + self.sample.capacity() * 16
             + self.free.capacity() * 4
     }
+}
+
+/// How far `x` lies outside the box `[lo, hi]` (summed over dimensions) and
+/// the range of the box grown to include it. Lanes of 8 so the compiler
+/// keeps the sums in vector registers.
+#[inline]
+fn gap_and_range(lo: &[f32], hi: &[f32], x: &[f32]) -> (f64, f64) {
+    const L: usize = 8;
+    let mut gap = [0.0f32; L];
+    let mut range = [0.0f32; L];
+    let chunks = x.len() / L * L;
+    for ((lo, hi), x) in lo[..chunks]
+        .chunks_exact(L)
+        .zip(hi[..chunks].chunks_exact(L))
+        .zip(x[..chunks].chunks_exact(L))
+    {
+        for j in 0..L {
+            let outside = (lo[j] - x[j]).max(0.0) + (x[j] - hi[j]).max(0.0);
+            gap[j] += outside;
+            range[j] += hi[j] - lo[j] + outside;
+        }
+    }
+    let (mut g, mut r) = (0.0f64, 0.0f64);
+    for j in 0..L {
+        g += gap[j] as f64;
+        r += range[j] as f64;
+    }
+    for k in chunks..x.len() {
+        let outside = ((lo[k] - x[k]).max(0.0) + (x[k] - hi[k]).max(0.0)) as f64;
+        g += outside;
+        r += (hi[k] - lo[k]) as f64 + outside;
+    }
+    (g, r)
 }
 
 /// A Random Cut Forest over a stream, with internal shingling.

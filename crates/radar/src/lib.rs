@@ -4,5 +4,6 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod data;
+pub mod nab;
 pub mod params;
 pub mod streams;

@@ -12,7 +12,10 @@ use serde::Serialize;
 use crate::{data, params};
 
 #[derive(Debug, Args)]
+#[command(subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
 pub struct EvalArgs {
+    #[command(subcommand)]
+    pub benchmark: Option<EvalBenchmark>,
     /// Labelled CSV file (optionally gzipped): a header line, numeric
     /// feature columns and a 0/1 label column.
     #[arg(
@@ -71,6 +74,13 @@ pub struct EvalArgs {
     /// `auto` (threshold 0.5) or the expected share of anomalies.
     #[arg(long, default_value = "auto")]
     pub contamination: String,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum EvalBenchmark {
+    /// Streaming detectors over the Numenta Anomaly Benchmark, scored with
+    /// NAB's profiles.
+    Nab(super::eval_nab::NabArgs),
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -217,7 +227,10 @@ pub fn params_from(args: &EvalArgs) -> Result<IsolationForestParams> {
     })
 }
 
-pub fn run(args: EvalArgs) -> Result<()> {
+pub fn run(mut args: EvalArgs) -> Result<()> {
+    if let Some(EvalBenchmark::Nab(nab)) = args.benchmark.take() {
+        return super::eval_nab::run(nab);
+    }
     if args.seeds == 0 {
         bail!("--seeds must be at least 1");
     }

@@ -1,5 +1,6 @@
 pub mod demo;
 pub mod eval;
+pub mod eval_nab;
 pub mod eval_stream;
 pub mod features;
 pub mod generate;

@@ -4,6 +4,7 @@
 mod capture;
 mod demo;
 mod eval;
+mod nab;
 mod streams;
 mod up;
 

@@ -1,0 +1,234 @@
+//! Running detectors over the Numenta Anomaly Benchmark's layout
+//! (`data/<category>/<file>.csv` with `timestamp,value`, windows in a JSON
+//! file keyed by `<category>/<file>.csv`) through a metric stream
+//! declaration, as a live stream would be: one row at a time, score then
+//! learn, in time order.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use radar_core::Matrix;
+use radar_core::decode::Decoder;
+use radar_core::features::FeatureEngine;
+use radar_core::schema::StreamSchema;
+use radar_core::time::parse_rfc3339;
+use radar_detect::nab::{self, NabScore, Series, probation};
+use radar_detect::{
+    Detector, HalfSpaceTrees, HstParams, IsolationForest, IsolationForestParams, LearnPolicy,
+    RandomCutForest, RcfParams,
+};
+
+use crate::streams;
+
+/// One series: the timestamps as written, the declared features per row,
+/// the raw values and the anomaly windows as inclusive row ranges.
+pub struct NabSeries {
+    pub name: String,
+    pub timestamps: Vec<String>,
+    pub values: Vec<f64>,
+    pub features: Matrix,
+    pub windows: Vec<(usize, usize)>,
+}
+
+impl NabSeries {
+    /// Whether row `i` lies in a window (NAB's `label` column).
+    pub fn label(&self, i: usize) -> bool {
+        self.windows.iter().any(|&(a, b)| a <= i && i <= b)
+    }
+}
+
+/// Loads every series named in the windows file, featurised with `schema`
+/// (the metric declaration: its first feature must be the raw value).
+pub fn load_corpus(data: &Path, labels: &Path, schema: &StreamSchema) -> Result<Vec<NabSeries>> {
+    let text = std::fs::read_to_string(labels)
+        .with_context(|| format!("cannot read the windows file `{}`", labels.display()))?;
+    let windows: BTreeMap<String, Vec<(String, String)>> = serde_json::from_str(&text)
+        .with_context(|| {
+            format!(
+                "`{}` is not a NAB windows file ({{\"<category>/<file>.csv\": [[start, end], …]}})",
+                labels.display()
+            )
+        })?;
+    if windows.is_empty() {
+        bail!("`{}` names no series", labels.display());
+    }
+    let mut corpus = Vec::with_capacity(windows.len());
+    for (name, spans) in windows {
+        let path = data.join(&name);
+        let mut decoder = Decoder::new(schema.clone());
+        let file = streams::read_events(&path, &mut decoder)
+            .with_context(|| format!("series `{name}`"))?;
+        if let Some((line, dl)) = file.dead_letters.first() {
+            bail!(
+                "series `{name}`: line {line} refused: {} ({} refused in all)",
+                dl.reason,
+                file.dead_letters.len()
+            );
+        }
+        if file.records.is_empty() {
+            bail!("series `{name}` has no rows");
+        }
+        if file.records.windows(2).any(|w| w[1].ts < w[0].ts) {
+            bail!("series `{name}` is not in time order");
+        }
+        let mut engine = FeatureEngine::new(schema.clone());
+        let mut features = Matrix::with_columns(engine.width())?;
+        let mut row = vec![0.0; engine.width()];
+        let mut values = Vec::with_capacity(file.records.len());
+        let mut timestamps = Vec::with_capacity(file.records.len());
+        let raw_text = std::fs::read_to_string(&path)?;
+        for line in raw_text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
+            timestamps.push(line.split(',').next().unwrap_or_default().to_owned());
+        }
+        for r in &file.records {
+            engine.process(r, &mut row);
+            features.push_row(&row)?;
+            values.push(row[0]);
+        }
+        let ts: Vec<i64> = file.records.iter().map(|r| r.ts).collect();
+        let mut ranges = Vec::with_capacity(spans.len());
+        for (start, end) in &spans {
+            let parse = |s: &str| {
+                parse_rfc3339(s)
+                    .map_err(|e| anyhow::anyhow!("series `{name}`: window time `{s}`: {e}"))
+            };
+            let (a, b) = (parse(start)?, parse(end)?);
+            let first = ts.partition_point(|&t| t < a);
+            let last = ts.partition_point(|&t| t <= b);
+            if first < last {
+                ranges.push((first, last - 1));
+            }
+        }
+        corpus.push(NabSeries {
+            name,
+            timestamps,
+            values,
+            features,
+            windows: ranges,
+        });
+    }
+    Ok(corpus)
+}
+
+/// The detectors `radar eval nab` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NabDetector {
+    /// Random Cut Forest on the raw value, shingled internally (8).
+    Rcf,
+    /// Half-Space Trees on the declared features, ranges learned from the
+    /// first window.
+    Hst,
+    /// Isolation Forest fitted on the probationary rows' features, then
+    /// frozen.
+    Iforest,
+}
+
+impl NabDetector {
+    pub fn name(self) -> &'static str {
+        match self {
+            NabDetector::Rcf => "rcf",
+            NabDetector::Hst => "hst",
+            NabDetector::Iforest => "iforest",
+        }
+    }
+}
+
+/// Raw detector scores of every row of a series, scored then learned one
+/// row at a time.
+pub fn raw_scores(detector: NabDetector, series: &NabSeries, seed: u64) -> Result<Vec<f64>> {
+    let x = &series.features;
+    let n = x.rows();
+    let mut model: Box<dyn Detector> = match detector {
+        NabDetector::Rcf => Box::new(RandomCutForest::new(RcfParams {
+            random_seed: seed,
+            ..RcfParams::default()
+        })?),
+        NabDetector::Hst => Box::new(HalfSpaceTrees::new(
+            HstParams {
+                seed,
+                ..HstParams::default()
+            },
+            x.cols(),
+        )?),
+        NabDetector::Iforest => {
+            let train = Matrix::from_rows(
+                &(0..probation(n).max(2).min(n))
+                    .map(|i| x.row(i).to_vec())
+                    .collect::<Vec<_>>(),
+            )?;
+            let params = IsolationForestParams {
+                random_state: Some(seed),
+                ..IsolationForestParams::default()
+            };
+            Box::new(IsolationForest::fit(&params, train.view())?)
+        }
+    };
+    let mut scores = Vec::with_capacity(n);
+    for i in 0..n {
+        let row = if detector == NabDetector::Rcf {
+            &x.row(i)[..1]
+        } else {
+            x.row(i)
+        };
+        scores.push(model.observe(row, LearnPolicy::All)?);
+    }
+    Ok(scores)
+}
+
+/// NAB's anomaly scores from raw scores: each series' scores standardised
+/// online against its own history ([`radar_detect::normal`]), so one
+/// threshold means the same across series whose raw scales differ. Quiet
+/// through the probationary period, where NAB ignores detections anyway.
+pub fn anomaly_scores(raw: &[f64]) -> Vec<f64> {
+    radar_detect::normal::normalise(raw, probation(raw.len()) as u64, NORMALISER_ALPHA)
+}
+
+/// Memory of the running score statistics: about 1/α rows.
+pub const NORMALISER_ALPHA: f64 = 0.002;
+
+/// The three profiles' scores of a corpus's anomaly scores.
+pub fn score_corpus(corpus: &[NabSeries], scores: &[Vec<f64>]) -> Vec<NabScore> {
+    let series: Vec<Series> = corpus
+        .iter()
+        .zip(scores)
+        .map(|(s, sc)| Series {
+            scores: sc.clone(),
+            windows: s.windows.clone(),
+        })
+        .collect();
+    nab::PROFILES
+        .iter()
+        .map(|p| nab::score(&series, p))
+        .collect()
+}
+
+/// Writes NAB's results layout: `<dir>/<detector>/<category>/<detector>_<file>.csv`.
+pub fn write_results(dir: &Path, detector: &str, series: &NabSeries, scores: &[f64]) -> Result<()> {
+    let (category, file) = series
+        .name
+        .split_once('/')
+        .unwrap_or(("", series.name.as_str()));
+    let folder = dir.join(detector).join(category);
+    std::fs::create_dir_all(&folder)
+        .with_context(|| format!("cannot create `{}`", folder.display()))?;
+    let path = folder.join(format!("{detector}_{file}"));
+    let mut out = BufWriter::new(
+        File::create(&path).with_context(|| format!("cannot create `{}`", path.display()))?,
+    );
+    writeln!(out, "timestamp,value,anomaly_score,label")?;
+    for (i, score) in scores.iter().enumerate() {
+        writeln!(
+            out,
+            "{},{},{},{}",
+            series.timestamps.get(i).map_or("", String::as_str),
+            series.values[i],
+            score,
+            series.label(i) as u8
+        )?;
+    }
+    out.flush()?;
+    Ok(())
+}
