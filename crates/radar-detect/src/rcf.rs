@@ -139,19 +139,36 @@ impl Points {
     }
 }
 
+/// A node's links, mass and cut, together so a walk touches one cache line
+/// per node (plus its box).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Node {
+    parent: u32,
+    left: u32,
+    right: u32,
+    mass: u32,
+    cut_dim: u32,
+    cut: f32,
+    /// Leaf: the point; internal: NIL.
+    point: u32,
+}
+
+const EMPTY: Node = Node {
+    parent: NIL,
+    left: NIL,
+    right: NIL,
+    mass: 0,
+    cut_dim: 0,
+    cut: 0.0,
+    point: NIL,
+};
+
 /// One tree: an arena of nodes; leaves hold a point, internal nodes a cut
 /// and the bounding box of their subtree.
 #[derive(Debug, Clone)]
 struct Tree {
     dims: usize,
-    parent: Vec<u32>,
-    left: Vec<u32>,
-    right: Vec<u32>,
-    mass: Vec<u32>,
-    cut_dim: Vec<u32>,
-    cut: Vec<f32>,
-    /// Leaf: the point; internal: NIL.
-    point: Vec<u32>,
+    nodes: Vec<Node>,
     /// 2 · dims per node: mins then maxes (internal nodes only).
     bbox: Vec<f32>,
     free: Vec<u32>,
@@ -165,13 +182,7 @@ impl Tree {
     fn new(dims: usize, seed: u64) -> Tree {
         Tree {
             dims,
-            parent: Vec::new(),
-            left: Vec::new(),
-            right: Vec::new(),
-            mass: Vec::new(),
-            cut_dim: Vec::new(),
-            cut: Vec::new(),
-            point: Vec::new(),
+            nodes: Vec::new(),
             bbox: Vec::new(),
             free: Vec::new(),
             root: NIL,
@@ -184,29 +195,23 @@ impl Tree {
         match self.free.pop() {
             Some(i) => i,
             None => {
-                self.parent.push(NIL);
-                self.left.push(NIL);
-                self.right.push(NIL);
-                self.mass.push(0);
-                self.cut_dim.push(0);
-                self.cut.push(0.0);
-                self.point.push(NIL);
+                self.nodes.push(EMPTY);
                 self.bbox.extend(std::iter::repeat_n(0.0, 2 * self.dims));
-                (self.parent.len() - 1) as u32
+                (self.nodes.len() - 1) as u32
             }
         }
     }
 
     #[inline]
     fn is_leaf(&self, n: u32) -> bool {
-        self.point[n as usize] != NIL
+        self.nodes[n as usize].point != NIL
     }
 
     /// (mins, maxes) of a node's box; a leaf's box is its point.
     #[inline]
     fn bounds<'a>(&'a self, n: u32, points: &'a Points) -> (&'a [f32], &'a [f32]) {
         if self.is_leaf(n) {
-            let p = points.get(self.point[n as usize]);
+            let p = points.get(self.nodes[n as usize].point);
             (p, p)
         } else {
             let s = n as usize * 2 * self.dims;
@@ -217,25 +222,49 @@ impl Tree {
         }
     }
 
-    fn set_box_from_children(&mut self, n: u32, points: &Points) {
-        let (l, r) = (self.left[n as usize], self.right[n as usize]);
+    /// Recomputes a node's box from its children's; says whether it changed.
+    fn set_box_from_children(&mut self, n: u32, points: &Points) -> bool {
         let d = self.dims;
+        let node = self.nodes[n as usize];
+        // Where each child's mins and maxes live: a leaf's in the point
+        // store (min = max = the point), an inner node's in `bbox`.
+        let source = |c: u32| {
+            let c = self.nodes[c as usize];
+            if c.point != NIL {
+                (true, c.point as usize * d, c.point as usize * d)
+            } else {
+                (false, 0, 0)
+            }
+        };
+        let (l_leaf, l_min, l_max) = match source(node.left) {
+            (true, a, b) => (true, a, b),
+            _ => (
+                false,
+                node.left as usize * 2 * d,
+                node.left as usize * 2 * d + d,
+            ),
+        };
+        let (r_leaf, r_min, r_max) = match source(node.right) {
+            (true, a, b) => (true, a, b),
+            _ => (
+                false,
+                node.right as usize * 2 * d,
+                node.right as usize * 2 * d + d,
+            ),
+        };
         let s = n as usize * 2 * d;
-        for k in 0..2 * d {
-            let (a, b) = (self.bound(l, k, points), self.bound(r, k, points));
-            self.bbox[s + k] = if k < d { a.min(b) } else { a.max(b) };
+        let mut changed = false;
+        for k in 0..d {
+            let at = |leaf: bool, i: usize| {
+                if leaf { points.data[i] } else { self.bbox[i] }
+            };
+            let lo = at(l_leaf, l_min + k).min(at(r_leaf, r_min + k));
+            let hi = at(l_leaf, l_max + k).max(at(r_leaf, r_max + k));
+            changed |= self.bbox[s + k] != lo || self.bbox[s + d + k] != hi;
+            self.bbox[s + k] = lo;
+            self.bbox[s + d + k] = hi;
         }
-    }
-
-    /// Coordinate `k` of a node's box as `[mins…, maxes…]`.
-    #[inline]
-    fn bound(&self, n: u32, k: usize, points: &Points) -> f32 {
-        let d = self.dims;
-        if self.is_leaf(n) {
-            points.get(self.point[n as usize])[k % d]
-        } else {
-            self.bbox[n as usize * 2 * d + k]
-        }
+        changed
     }
 
     /// Inserts point `p` (coordinates `x`); returns its leaf.
@@ -243,9 +272,9 @@ impl Tree {
         let d = self.dims;
         if self.root == NIL {
             let leaf = self.alloc();
-            self.point[leaf as usize] = p;
-            self.mass[leaf as usize] = 1;
-            self.parent[leaf as usize] = NIL;
+            self.nodes[leaf as usize].point = p;
+            self.nodes[leaf as usize].mass = 1;
+            self.nodes[leaf as usize].parent = NIL;
             self.root = leaf;
             return leaf;
         }
@@ -253,76 +282,89 @@ impl Tree {
         loop {
             let draw = self.rng.next_f64();
             let (lo, hi) = self.bounds(node, points);
-            let mut total = 0.0f64;
-            for k in 0..d {
-                total += (hi[k].max(x[k]) - lo[k].min(x[k])) as f64;
-            }
+            // A cut uniform over the range of the box grown to include x
+            // separates x exactly when it falls outside the old box: draw
+            // the position, and only find its dimension when it does.
+            let (gap, total) = gap_and_range(lo, hi, x);
             if total == 0.0 {
                 // The same point as this leaf: one more copy (the
                 // ancestors were counted on the way down).
                 debug_assert!(self.is_leaf(node));
-                self.mass[node as usize] += 1;
+                self.nodes[node as usize].mass += 1;
                 return node;
             }
-            // A cut uniform over the merged box's total range.
             let mut r = draw * total;
-            let mut dim = d - 1;
-            for k in 0..d {
-                let range = (hi[k].max(x[k]) - lo[k].min(x[k])) as f64;
-                if r < range {
-                    dim = k;
-                    break;
-                }
-                r -= range;
-            }
-            let low = lo[dim].min(x[dim]) as f64;
-            let cut = (low + r) as f32;
-            let separates_low = x[dim] <= cut && cut < lo[dim];
-            let separates_high = hi[dim] <= cut && cut < x[dim];
-            if separates_low || separates_high || self.is_leaf(node) {
-                // New internal node above `node`, with the new leaf beside it.
-                let (cut, x_left) = if separates_low || separates_high {
-                    (cut, separates_low)
-                } else {
-                    // A leaf whose cut fell on its own coordinate: cut
-                    // between the two points on that dimension.
-                    let pv = lo[dim];
-                    ((pv + x[dim]) / 2.0, x[dim] < pv)
-                };
-                let mut new_lo = vec![0.0f32; d];
-                let mut new_hi = vec![0.0f32; d];
+            // A leaf's box is its point, so gap == total: always separated.
+            if r < gap || self.is_leaf(node) {
+                r = r.min(gap);
+                let mut dim = d - 1;
+                let mut x_left = true;
                 for k in 0..d {
-                    new_lo[k] = lo[k].min(x[k]);
-                    new_hi[k] = hi[k].max(x[k]);
+                    let below = (lo[k] - x[k]).max(0.0) as f64;
+                    let above = (x[k] - hi[k]).max(0.0) as f64;
+                    if r < below + above || k == d - 1 {
+                        dim = k;
+                        x_left = below > 0.0;
+                        break;
+                    }
+                    r -= below + above;
                 }
-                let leaf = self.alloc();
-                self.point[leaf as usize] = p;
-                self.mass[leaf as usize] = 1;
-                let inner = self.alloc();
-                self.point[inner as usize] = NIL;
-                self.cut_dim[inner as usize] = dim as u32;
-                self.cut[inner as usize] = cut;
-                self.mass[inner as usize] = self.mass[node as usize] + 1;
-                let s = inner as usize * 2 * d;
-                self.bbox[s..s + d].copy_from_slice(&new_lo);
-                self.bbox[s + d..s + 2 * d].copy_from_slice(&new_hi);
-                let parent = self.parent[node as usize];
-                if x_left {
-                    self.left[inner as usize] = leaf;
-                    self.right[inner as usize] = node;
+                // x lies below the box (cut in [x, lo)) or above it (cut in
+                // [hi, x)); rounding to f32 must not land on the far end.
+                let cut = if x_left {
+                    let c = (x[dim] as f64 + r) as f32;
+                    if x[dim] <= c && c < lo[dim] {
+                        c
+                    } else {
+                        x[dim]
+                    }
                 } else {
-                    self.left[inner as usize] = node;
-                    self.right[inner as usize] = leaf;
+                    let c = (hi[dim] as f64 + r) as f32;
+                    if hi[dim] <= c && c < x[dim] {
+                        c
+                    } else {
+                        hi[dim]
+                    }
+                };
+                let leaf = self.alloc();
+                self.nodes[leaf as usize].point = p;
+                self.nodes[leaf as usize].mass = 1;
+                let inner = self.alloc();
+                self.nodes[inner as usize].point = NIL;
+                self.nodes[inner as usize].cut_dim = dim as u32;
+                self.nodes[inner as usize].cut = cut;
+                self.nodes[inner as usize].mass = self.nodes[node as usize].mass + 1;
+                // The new node's box: the old one grown to include x.
+                let s = inner as usize * 2 * d;
+                let (old_point, old_box) = match self.nodes[node as usize].point {
+                    NIL => (None, node as usize * 2 * d),
+                    q => (Some(q as usize * d), 0),
+                };
+                for k in 0..d {
+                    let (l, h) = match old_point {
+                        Some(q) => (points.data[q + k], points.data[q + k]),
+                        None => (self.bbox[old_box + k], self.bbox[old_box + d + k]),
+                    };
+                    self.bbox[s + k] = l.min(x[k]);
+                    self.bbox[s + d + k] = h.max(x[k]);
                 }
-                self.parent[leaf as usize] = inner;
-                self.parent[node as usize] = inner;
-                self.parent[inner as usize] = parent;
+                let parent = self.nodes[node as usize].parent;
+                if x_left {
+                    self.nodes[inner as usize].left = leaf;
+                    self.nodes[inner as usize].right = node;
+                } else {
+                    self.nodes[inner as usize].left = node;
+                    self.nodes[inner as usize].right = leaf;
+                }
+                self.nodes[leaf as usize].parent = inner;
+                self.nodes[node as usize].parent = inner;
+                self.nodes[inner as usize].parent = parent;
                 if parent == NIL {
                     self.root = inner;
-                } else if self.left[parent as usize] == node {
-                    self.left[parent as usize] = inner;
+                } else if self.nodes[parent as usize].left == node {
+                    self.nodes[parent as usize].left = inner;
                 } else {
-                    self.right[parent as usize] = inner;
+                    self.nodes[parent as usize].right = inner;
                 }
                 return leaf;
             }
@@ -332,107 +374,126 @@ impl Tree {
                 self.bbox[s + k] = self.bbox[s + k].min(v);
                 self.bbox[s + d + k] = self.bbox[s + d + k].max(v);
             }
-            self.mass[node as usize] += 1;
-            let cd = self.cut_dim[node as usize] as usize;
-            node = if x[cd] <= self.cut[node as usize] {
-                self.left[node as usize]
+            self.nodes[node as usize].mass += 1;
+            let cd = self.nodes[node as usize].cut_dim as usize;
+            node = if x[cd] <= self.nodes[node as usize].cut {
+                self.nodes[node as usize].left
             } else {
-                self.right[node as usize]
+                self.nodes[node as usize].right
             };
         }
     }
 
     /// Removes one copy of the point at `leaf`.
     fn delete(&mut self, leaf: u32, points: &Points) {
-        if self.mass[leaf as usize] > 1 {
+        if self.nodes[leaf as usize].mass > 1 {
             let mut n = leaf;
             while n != NIL {
-                self.mass[n as usize] -= 1;
-                n = self.parent[n as usize];
+                self.nodes[n as usize].mass -= 1;
+                n = self.nodes[n as usize].parent;
             }
             return;
         }
-        let parent = self.parent[leaf as usize];
-        self.point[leaf as usize] = NIL;
+        let parent = self.nodes[leaf as usize].parent;
+        self.nodes[leaf as usize].point = NIL;
         self.free.push(leaf);
         if parent == NIL {
             self.root = NIL;
             return;
         }
-        let sibling = if self.left[parent as usize] == leaf {
-            self.right[parent as usize]
+        let sibling = if self.nodes[parent as usize].left == leaf {
+            self.nodes[parent as usize].right
         } else {
-            self.left[parent as usize]
+            self.nodes[parent as usize].left
         };
-        let grand = self.parent[parent as usize];
-        self.parent[sibling as usize] = grand;
+        let grand = self.nodes[parent as usize].parent;
+        self.nodes[sibling as usize].parent = grand;
         self.free.push(parent);
         if grand == NIL {
             self.root = sibling;
             return;
         }
-        if self.left[grand as usize] == parent {
-            self.left[grand as usize] = sibling;
+        if self.nodes[grand as usize].left == parent {
+            self.nodes[grand as usize].left = sibling;
         } else {
-            self.right[grand as usize] = sibling;
+            self.nodes[grand as usize].right = sibling;
         }
         let mut n = grand;
+        // Once a box comes out unchanged, every box above it is unchanged
+        // too (a box is the union of its children's); masses still drop.
+        let mut boxes_change = true;
         while n != NIL {
-            self.mass[n as usize] -= 1;
-            self.set_box_from_children(n, points);
-            n = self.parent[n as usize];
+            self.nodes[n as usize].mass -= 1;
+            if boxes_change {
+                boxes_change = self.set_box_from_children(n, points);
+            }
+            n = self.nodes[n as usize].parent;
         }
     }
 
     /// Expected CoDisp of `x` if inserted; adds the attribution per
     /// dimension (low side, high side) to `attr` when given.
     fn score(&self, x: &[f32], points: &Points, mut attr: Option<&mut [f64]>) -> f64 {
-        if self.root == NIL {
-            return 0.0;
+        let mut walk = Walk::new(self.root);
+        while walk.node != NIL {
+            self.step(&mut walk, x, points, attr.as_deref_mut());
         }
-        let d = self.dims;
-        let mut node = self.root;
-        let mut remaining = 1.0f64;
-        let mut collusion = 0.0f64;
-        let mut sum = 0.0f64;
-        loop {
-            let (lo, hi) = self.bounds(node, points);
-            let (gap, total) = gap_and_range(lo, hi, x);
-            let mass = self.mass[node as usize] as f64;
-            if total == 0.0 {
-                // A copy of this leaf's point: it colludes with it.
-                sum += remaining * collusion;
-                break;
-            }
-            let p = gap / total;
-            let codisp = mass.max(collusion);
-            let contribution = remaining * p * codisp;
-            sum += contribution;
-            if let Some(attr) = attr.as_deref_mut()
-                && gap > 0.0
-            {
-                for k in 0..d {
-                    let below = (lo[k] - x[k]).max(0.0) as f64;
-                    let above = (x[k] - hi[k]).max(0.0) as f64;
-                    attr[2 * k] += contribution * below / gap;
-                    attr[2 * k + 1] += contribution * above / gap;
-                }
-            }
-            remaining *= 1.0 - p;
-            if self.is_leaf(node) || remaining <= 0.0 {
-                break;
-            }
-            let cd = self.cut_dim[node as usize] as usize;
-            let (child, sibling) = if x[cd] <= self.cut[node as usize] {
-                (self.left[node as usize], self.right[node as usize])
-            } else {
-                (self.right[node as usize], self.left[node as usize])
-            };
-            collusion = collusion
-                .max(self.mass[sibling as usize] as f64 / (self.mass[child as usize] as f64 + 1.0));
-            node = child;
+        walk.sum
+    }
+
+    /// One level of the expected-CoDisp walk: adds this node's share and
+    /// moves to the child (`node` becomes NIL when done). What the next
+    /// level reads (the child's node and box, the sibling's mass) is
+    /// prefetched, and the sibling's mass is only read at that next level:
+    /// walks of several trees interleave, so those loads arrive meanwhile.
+    #[inline]
+    fn step(&self, w: &mut Walk, x: &[f32], points: &Points, attr: Option<&mut [f64]>) {
+        let node = w.node;
+        let n = &self.nodes[node as usize];
+        if w.sibling != NIL {
+            w.collusion = w
+                .collusion
+                .max(self.nodes[w.sibling as usize].mass as f64 / (n.mass as f64 + 1.0));
         }
-        sum
+        let (lo, hi) = self.bounds(node, points);
+        let (gap, total) = gap_and_range(lo, hi, x);
+        if total == 0.0 {
+            // A copy of this leaf's point: it colludes with it.
+            w.sum += w.remaining * w.collusion;
+            w.node = NIL;
+            return;
+        }
+        let p = gap / total;
+        let codisp = (n.mass as f64).max(w.collusion);
+        let contribution = w.remaining * p * codisp;
+        w.sum += contribution;
+        if let Some(attr) = attr
+            && gap > 0.0
+        {
+            for k in 0..self.dims {
+                let below = (lo[k] - x[k]).max(0.0) as f64;
+                let above = (x[k] - hi[k]).max(0.0) as f64;
+                attr[2 * k] += contribution * below / gap;
+                attr[2 * k + 1] += contribution * above / gap;
+            }
+        }
+        w.remaining *= 1.0 - p;
+        if n.point != NIL || w.remaining <= 0.0 {
+            w.node = NIL;
+            return;
+        }
+        // Branch-free: the side is data, and a misprediction would flush
+        // the other walks' loads in flight.
+        let go_right = (x[n.cut_dim as usize] > n.cut) as usize;
+        let children = [n.left, n.right];
+        let (child, sibling) = (children[go_right], children[1 - go_right]);
+        prefetch(&self.nodes[child as usize]);
+        prefetch(&self.nodes[sibling as usize]);
+        let b = child as usize * 2 * self.dims;
+        prefetch(&self.bbox[b]);
+        prefetch(&self.bbox[b + 2 * self.dims - 1]);
+        w.node = child;
+        w.sibling = sibling;
     }
 
     fn heap_down(&mut self, mut i: usize) {
@@ -466,7 +527,7 @@ impl Tree {
     }
 
     fn bytes(&self) -> usize {
-        self.parent.capacity() * 4 * 7
+        self.nodes.capacity() * std::mem::size_of::<Node>()
             + self.bbox.capacity() * 4
             + self.sample.capacity() * 16
             + self.free.capacity() * 4
@@ -481,14 +542,17 @@ fn gap_and_range(lo: &[f32], hi: &[f32], x: &[f32]) -> (f64, f64) {
     const L: usize = 8;
     let mut gap = [0.0f32; L];
     let mut range = [0.0f32; L];
-    let chunks = x.len() / L * L;
-    for ((lo, hi), x) in lo[..chunks]
-        .chunks_exact(L)
-        .zip(hi[..chunks].chunks_exact(L))
-        .zip(x[..chunks].chunks_exact(L))
-    {
+    let (lo8, lo_rest) = lo.as_chunks::<L>();
+    let (hi8, hi_rest) = hi.as_chunks::<L>();
+    let (x8, x_rest) = x.as_chunks::<L>();
+    for ((lo, hi), x) in lo8.iter().zip(hi8).zip(x8) {
         for j in 0..L {
-            let outside = (lo[j] - x[j]).max(0.0) + (x[j] - hi[j]).max(0.0);
+            // Selects rather than f32::max (which handles NaN), so the loop
+            // vectorises; boxes and points are finite.
+            let below = lo[j] - x[j];
+            let above = x[j] - hi[j];
+            let outside =
+                if below > 0.0 { below } else { 0.0 } + if above > 0.0 { above } else { 0.0 };
             gap[j] += outside;
             range[j] += hi[j] - lo[j] + outside;
         }
@@ -498,13 +562,54 @@ fn gap_and_range(lo: &[f32], hi: &[f32], x: &[f32]) -> (f64, f64) {
         g += gap[j] as f64;
         r += range[j] as f64;
     }
-    for k in chunks..x.len() {
-        let outside = ((lo[k] - x[k]).max(0.0) + (x[k] - hi[k]).max(0.0)) as f64;
+    for ((&lo, &hi), &x) in lo_rest.iter().zip(hi_rest).zip(x_rest) {
+        let outside = ((lo - x).max(0.0) + (x - hi).max(0.0)) as f64;
         g += outside;
-        r += (hi[k] - lo[k]) as f64 + outside;
+        r += (hi - lo) as f64 + outside;
     }
     (g, r)
 }
+
+/// The state of one tree's scoring walk.
+#[derive(Debug, Clone, Copy)]
+struct Walk {
+    node: u32,
+    /// The sibling of `node`, whose mass joins the collusion at `node`.
+    sibling: u32,
+    remaining: f64,
+    collusion: f64,
+    sum: f64,
+}
+
+impl Walk {
+    fn new(root: u32) -> Walk {
+        Walk {
+            node: root,
+            sibling: NIL,
+            remaining: 1.0,
+            collusion: 0.0,
+            sum: 0.0,
+        }
+    }
+}
+
+/// A hint to bring `v`'s cache line in (no effect where unsupported).
+#[inline(always)]
+fn prefetch<T>(v: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch only hints the cache; `v` is a valid reference.
+    #[allow(unused_unsafe)]
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>((v as *const T).cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
+}
+
+/// Trees walked in lockstep when scoring: their nodes are in different
+/// arenas, so the cache misses of one level overlap instead of queueing.
+const LOCKSTEP: usize = 8;
 
 /// A Random Cut Forest over a stream, with internal shingling.
 #[derive(Debug, Clone)]
@@ -594,11 +699,24 @@ impl RandomCutForest {
         }
         let mut x = vec![0.0f32; self.points.dims];
         self.shingled(input, &mut x);
-        let total: f64 = self
-            .trees
-            .iter()
-            .map(|t| t.score(&x, &self.points, None))
-            .sum();
+        let mut total = 0.0;
+        for group in self.trees.chunks(LOCKSTEP) {
+            let mut walks = [Walk::new(NIL); LOCKSTEP];
+            for (w, t) in walks.iter_mut().zip(group) {
+                w.node = t.root;
+            }
+            let mut active = true;
+            while active {
+                active = false;
+                for (w, t) in walks.iter_mut().zip(group) {
+                    if w.node != NIL {
+                        t.step(w, &x, &self.points, None);
+                        active |= w.node != NIL;
+                    }
+                }
+            }
+            total += walks.iter().map(|w| w.sum).sum::<f64>();
+        }
         Ok(total / self.trees.len() as f64)
     }
 
@@ -653,14 +771,14 @@ impl RandomCutForest {
                 let (_, old_point, old_leaf) = tree.sample[0];
                 tree.delete(old_leaf, &self.points);
                 let leaf = tree.insert(p, &x, &self.points);
-                let q = tree.point[leaf as usize];
+                let q = tree.nodes[leaf as usize].point;
                 tree.sample[0] = (key, q, leaf);
                 tree.heap_down(0);
                 self.points.refs[q as usize] += 1;
                 self.points.release(old_point);
             } else {
                 let leaf = tree.insert(p, &x, &self.points);
-                let q = tree.point[leaf as usize];
+                let q = tree.nodes[leaf as usize].point;
                 tree.sample.push((key, q, leaf));
                 let last = tree.sample.len() - 1;
                 tree.heap_up(last);
@@ -779,12 +897,20 @@ impl RandomCutForest {
         w.u32s(&self.points.refs);
         w.u32s(&self.points.free);
         for t in &self.trees {
-            for v in [
-                &t.parent, &t.left, &t.right, &t.mass, &t.cut_dim, &t.point, &t.free,
-            ] {
-                w.u32s(v);
+            type Field = fn(&Node) -> u32;
+            let fields: [Field; 6] = [
+                |n| n.parent,
+                |n| n.left,
+                |n| n.right,
+                |n| n.mass,
+                |n| n.cut_dim,
+                |n| n.point,
+            ];
+            for field in fields {
+                w.u32s(&t.nodes.iter().map(field).collect::<Vec<_>>());
             }
-            w.f32s(&t.cut);
+            w.u32s(&t.free);
+            w.f32s(&t.nodes.iter().map(|n| n.cut).collect::<Vec<_>>());
             w.f32s(&t.bbox);
             w.u32(t.root);
             w.u64s(&t.rng.state());
@@ -839,14 +965,31 @@ impl RandomCutForest {
         }
         let mut refs = vec![0u32; n_points];
         for t in &mut f.trees {
-            t.parent = r.u32s()?;
-            t.left = r.u32s()?;
-            t.right = r.u32s()?;
-            t.mass = r.u32s()?;
-            t.cut_dim = r.u32s()?;
-            t.point = r.u32s()?;
+            let parent = r.u32s()?;
+            let columns = [parent.len(); 5].map(|_| r.u32s());
+            let [left, right, mass, cut_dim, point] = columns;
+            let (left, right, mass, cut_dim, point) = (left?, right?, mass?, cut_dim?, point?);
             t.free = r.u32s()?;
-            t.cut = r.f32s()?;
+            let cut = r.f32s()?;
+            let n = parent.len();
+            if [&left, &right, &mass, &cut_dim, &point]
+                .iter()
+                .any(|v| v.len() != n)
+                || cut.len() != n
+            {
+                return Err(bad("tree arrays of unequal length".into()));
+            }
+            t.nodes = (0..n)
+                .map(|i| Node {
+                    parent: parent[i],
+                    left: left[i],
+                    right: right[i],
+                    mass: mass[i],
+                    cut_dim: cut_dim[i],
+                    cut: cut[i],
+                    point: point[i],
+                })
+                .collect();
             t.bbox = r.f32s()?;
             t.root = r.u32()?;
             let state = r.u64s()?;
@@ -889,29 +1032,19 @@ impl Tree {
     /// sample names its reachable leaves, and whose free list is disjoint
     /// from it. Adds the sample's point references to `refs`.
     fn validate(&self, n_points: usize, refs: &mut [u32]) -> Result<(), String> {
-        let n = self.parent.len();
+        let n = self.nodes.len();
         let d = self.dims;
-        if [
-            &self.left,
-            &self.right,
-            &self.mass,
-            &self.cut_dim,
-            &self.point,
-        ]
-        .iter()
-        .any(|v| v.len() != n)
-            || self.cut.len() != n
-            || self.bbox.len() != 2 * d * n
-        {
+        if self.bbox.len() != 2 * d * n {
             return Err("tree arrays of unequal length".into());
         }
-        if self.cut.iter().chain(&self.bbox).any(|v| !v.is_finite()) {
+        if self.nodes.iter().any(|n| !n.cut.is_finite()) || self.bbox.iter().any(|v| !v.is_finite())
+        {
             return Err("non-finite cut or box".into());
         }
         let mut seen = vec![false; n];
         let mut leaf_mass = 0u64;
         if self.root != NIL {
-            if self.root as usize >= n || self.parent[self.root as usize] != NIL {
+            if self.root as usize >= n || self.nodes[self.root as usize].parent != NIL {
                 return Err("root".into());
             }
             let mut stack = vec![self.root];
@@ -921,22 +1054,22 @@ impl Tree {
                     return Err(format!("node {i} reached twice"));
                 }
                 seen[i] = true;
-                if self.point[i] != NIL {
-                    if self.point[i] as usize >= n_points || self.mass[i] == 0 {
+                if self.nodes[i].point != NIL {
+                    if self.nodes[i].point as usize >= n_points || self.nodes[i].mass == 0 {
                         return Err(format!("leaf {i}"));
                     }
-                    leaf_mass += self.mass[i] as u64;
+                    leaf_mass += self.nodes[i].mass as u64;
                     continue;
                 }
-                let (l, r) = (self.left[i], self.right[i]);
-                if l as usize >= n || r as usize >= n || self.cut_dim[i] as usize >= d {
+                let (l, r) = (self.nodes[i].left, self.nodes[i].right);
+                if l as usize >= n || r as usize >= n || self.nodes[i].cut_dim as usize >= d {
                     return Err(format!("node {i} children or cut"));
                 }
-                if self.parent[l as usize] != node || self.parent[r as usize] != node {
+                if self.nodes[l as usize].parent != node || self.nodes[r as usize].parent != node {
                     return Err(format!("node {i} children's parent"));
                 }
-                if self.mass[i] as u64
-                    != self.mass[l as usize] as u64 + self.mass[r as usize] as u64
+                if self.nodes[i].mass as u64
+                    != self.nodes[l as usize].mass as u64 + self.nodes[r as usize].mass as u64
                 {
                     return Err(format!("node {i} mass"));
                 }
@@ -957,7 +1090,7 @@ impl Tree {
         }
         for &(key, p, leaf) in &self.sample {
             let l = leaf as usize;
-            if !key.is_finite() || l >= n || !seen[l] || self.point[l] != p {
+            if !key.is_finite() || l >= n || !seen[l] || self.nodes[l].point != p {
                 return Err("sample entry".into());
             }
             refs[p as usize] += 1;

@@ -103,7 +103,7 @@ fn sample_stays_bounded_and_memory_stops_growing() {
     }
     for t in &rcf.trees {
         assert_eq!(t.sample.len(), 128);
-        assert_eq!(t.mass[t.root as usize], 128);
+        assert_eq!(t.nodes[t.root as usize].mass, 128);
     }
     let live = rcf.points.refs.iter().filter(|&&r| r > 0).count();
     assert!(live <= 30 * 128);
@@ -135,12 +135,12 @@ fn trees_stay_consistent_under_insert_and_delete() {
 
 fn check_subtree(t: &Tree, n: u32, points: &Points) -> (Vec<f32>, Vec<f32>, u32) {
     if t.is_leaf(n) {
-        let p = points.get(t.point[n as usize]).to_vec();
-        return (p.clone(), p, t.mass[n as usize]);
+        let p = points.get(t.nodes[n as usize].point).to_vec();
+        return (p.clone(), p, t.nodes[n as usize].mass);
     }
-    let (l, r) = (t.left[n as usize], t.right[n as usize]);
-    assert_eq!(t.parent[l as usize], n);
-    assert_eq!(t.parent[r as usize], n);
+    let (l, r) = (t.nodes[n as usize].left, t.nodes[n as usize].right);
+    assert_eq!(t.nodes[l as usize].parent, n);
+    assert_eq!(t.nodes[r as usize].parent, n);
     let (llo, lhi, lm) = check_subtree(t, l, points);
     let (rlo, rhi, rm) = check_subtree(t, r, points);
     let (lo, hi) = t.bounds(n, points);
@@ -148,14 +148,17 @@ fn check_subtree(t: &Tree, n: u32, points: &Points) -> (Vec<f32>, Vec<f32>, u32)
         assert_eq!(lo[k], llo[k].min(rlo[k]));
         assert_eq!(hi[k], lhi[k].max(rhi[k]));
     }
-    let (cd, cut) = (t.cut_dim[n as usize] as usize, t.cut[n as usize]);
+    let (cd, cut) = (
+        t.nodes[n as usize].cut_dim as usize,
+        t.nodes[n as usize].cut,
+    );
     assert!(
         lhi[cd] <= cut && cut < rlo[cd],
         "cut {cut} between {} and {}",
         lhi[cd],
         rlo[cd]
     );
-    assert_eq!(t.mass[n as usize], lm + rm);
+    assert_eq!(t.nodes[n as usize].mass, lm + rm);
     (lo.to_vec(), hi.to_vec(), lm + rm)
 }
 
