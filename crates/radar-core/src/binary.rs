@@ -290,6 +290,11 @@ impl<'a> Reader<'a> {
             .collect())
     }
 
+    /// Bytes not yet read.
+    pub fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
     /// Fails unless every byte was consumed.
     pub fn finish(self) -> Result<(), DecodeError> {
         match self.buf.len() - self.pos {

@@ -198,6 +198,130 @@ pub struct StreamConfig {
     /// this). Default 8.
     #[serde(default = "default_history")]
     pub history: usize,
+    /// What scores the stream; default: the registry's champion.
+    #[serde(default)]
+    pub detector: DetectorConfig,
+}
+
+/// Which detector scores a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DetectorKind {
+    /// The model version the registry's `champion` alias names (trained in
+    /// batch with `radar train`, hot-swapped on promotion).
+    #[default]
+    Champion,
+    /// Half-Space Trees, learning online.
+    HalfSpaceTrees,
+    /// Random Cut Forest, learning online.
+    RandomCutForest,
+}
+
+/// Which scored events an online detector learns from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LearnMode {
+    /// Every event: follows drift (the default, as River and AWS do).
+    #[default]
+    All,
+    /// Only events it did not flag, so a burst of anomalies is not learned
+    /// as normal; but a lasting shift stays flagged, and is never learned.
+    Unflagged,
+    Never,
+}
+
+/// `[streams.<name>.detector]`. Options of the other kinds are refused.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorConfig {
+    #[serde(default)]
+    pub kind: DetectorKind,
+    /// Online detectors: which events they learn from.
+    pub learn: Option<LearnMode>,
+    /// Online detectors: alert when the score, standardised against the
+    /// stream's own score history and squashed into [0, 1), exceeds this.
+    /// Default 0.9: 4 standard deviations above the usual (log) score.
+    pub threshold: Option<f64>,
+    /// Online detectors: events before any alert (the score history's
+    /// warm-up). Default 500.
+    pub warmup: Option<u64>,
+    pub seed: Option<u64>,
+    /// Half-Space Trees.
+    pub n_trees: Option<usize>,
+    pub height: Option<usize>,
+    pub window_size: Option<usize>,
+    /// Half-Space Trees: `[low, high]` per feature column; all columns or
+    /// none (then learned from the first window).
+    pub limits: Option<BTreeMap<String, [f64; 2]>>,
+    /// Random Cut Forest.
+    pub num_trees: Option<usize>,
+    pub sample_size: Option<usize>,
+    pub shingle_size: Option<usize>,
+    pub time_decay: Option<f64>,
+}
+
+impl DetectorConfig {
+    fn check(&self, columns: &[String]) -> Result<(), String> {
+        let named = |options: &[(&str, bool)], kind: &str| -> Result<(), String> {
+            match options.iter().find(|(_, set)| *set) {
+                Some((name, _)) => {
+                    Err(format!("detector option `{name}` does not apply to {kind}"))
+                }
+                None => Ok(()),
+            }
+        };
+        let online = [
+            ("learn", self.learn.is_some()),
+            ("threshold", self.threshold.is_some()),
+            ("warmup", self.warmup.is_some()),
+            ("seed", self.seed.is_some()),
+        ];
+        let hst = [
+            ("n_trees", self.n_trees.is_some()),
+            ("height", self.height.is_some()),
+            ("window_size", self.window_size.is_some()),
+            ("limits", self.limits.is_some()),
+        ];
+        let rcf = [
+            ("num_trees", self.num_trees.is_some()),
+            ("sample_size", self.sample_size.is_some()),
+            ("shingle_size", self.shingle_size.is_some()),
+            ("time_decay", self.time_decay.is_some()),
+        ];
+        match self.kind {
+            DetectorKind::Champion => {
+                named(&online, "the champion")?;
+                named(&hst, "the champion")?;
+                named(&rcf, "the champion")?;
+            }
+            DetectorKind::HalfSpaceTrees => named(&rcf, "half_space_trees")?,
+            DetectorKind::RandomCutForest => named(&hst, "random_cut_forest")?,
+        }
+        if let Some(t) = self.threshold
+            && !(t > 0.0 && t < 1.0)
+        {
+            return Err(format!("detector threshold must be in (0, 1), got {t}"));
+        }
+        if let Some(limits) = &self.limits {
+            for c in columns {
+                match limits.get(c) {
+                    None => return Err(format!("detector limits: no range for column `{c}`")),
+                    Some([lo, hi]) if !(lo.is_finite() && hi.is_finite() && lo < hi) => {
+                        return Err(format!(
+                            "detector limits: column `{c}` has [{lo}, {hi}]; need finite low < high"
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
+            if let Some(extra) = limits.keys().find(|k| !columns.contains(k)) {
+                return Err(format!(
+                    "detector limits: `{extra}` is not a feature column"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn default_max_event_bytes() -> usize {
@@ -324,6 +448,7 @@ pub struct StreamSchema {
     pub id: Option<String>,
     pub fields: Vec<Field>,
     pub features: Vec<Feature>,
+    pub detector: DetectorConfig,
     /// Column names, one per feature column.
     pub columns: Vec<String>,
     pub max_event_bytes: usize,
@@ -606,6 +731,7 @@ impl StreamConfig {
             }
             features.push(feature);
         }
+        self.detector.check(&columns).map_err(err)?;
         Ok(StreamSchema {
             name: name.to_owned(),
             timestamp: self.timestamp.clone(),
@@ -619,6 +745,7 @@ impl StreamConfig {
             max_entities: self.max_entities,
             entity_ttl_seconds: self.entity_ttl_seconds,
             history: self.history,
+            detector: self.detector.clone(),
         })
     }
 }

@@ -28,20 +28,24 @@ impl ScoreNormaliser {
         }
     }
 
+    /// What [`next`](Self::next) would return, without learning `raw`.
+    pub fn peek(&self, raw: f64) -> f64 {
+        if raw.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) || self.n < self.warmup {
+            return 0.0;
+        }
+        let z = (raw.ln() - self.mean) / self.var.sqrt().max(1e-6);
+        0.5 + 0.5 * z / (1.0 + z.abs())
+    }
+
     /// The normalised score of `raw` (0 for non-positive raw scores and
     /// during warm-up), then `raw` joins the statistics.
     pub fn next(&mut self, raw: f64) -> f64 {
+        let out = self.peek(raw);
         if raw.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
-            return 0.0;
+            return out;
         }
         let s = raw.ln();
         self.n += 1;
-        let out = if self.n > self.warmup {
-            let z = (s - self.mean) / self.var.sqrt().max(1e-6);
-            0.5 + 0.5 * z / (1.0 + z.abs())
-        } else {
-            0.0
-        };
         let a = if self.n <= self.warmup.max(1) {
             1.0 / self.n as f64
         } else {
@@ -51,6 +55,38 @@ impl ScoreNormaliser {
         self.mean += a * diff;
         self.var = (1.0 - a) * (self.var + a * diff * diff);
         out
+    }
+}
+
+impl ScoreNormaliser {
+    /// The running statistics, for checkpoints.
+    pub fn write(&self, w: &mut crate::codec::Writer) {
+        w.u64(self.warmup);
+        w.f64(self.alpha);
+        w.f64(self.mean);
+        w.f64(self.var);
+        w.u64(self.n);
+    }
+
+    pub fn read(r: &mut crate::codec::Reader) -> Result<Self, crate::codec::DecodeError> {
+        let n = ScoreNormaliser {
+            warmup: r.u64()?,
+            alpha: r.f64()?,
+            mean: r.f64()?,
+            var: r.f64()?,
+            n: r.u64()?,
+        };
+        if !(n.alpha > 0.0
+            && n.alpha <= 1.0
+            && n.mean.is_finite()
+            && n.var.is_finite()
+            && n.var >= 0.0)
+        {
+            return Err(crate::codec::DecodeError::Invalid(
+                "score statistics out of range".into(),
+            ));
+        }
+        Ok(n)
     }
 }
 
@@ -80,6 +116,23 @@ mod tests {
                 "scale {scale}: {spike} vs {typical}"
             );
             assert!(out.iter().all(|v| (0.0..=1.0).contains(v)));
+        }
+    }
+
+    #[test]
+    fn peek_is_next_without_learning_and_state_round_trips() {
+        let mut a = ScoreNormaliser::new(5, 0.05);
+        for i in 1..50 {
+            a.next(1.0 + (i % 7) as f64);
+        }
+        let mut w = crate::codec::Writer::new();
+        a.write(&mut w);
+        let bytes = w.into_bytes();
+        let mut b = ScoreNormaliser::read(&mut crate::codec::Reader::new(&bytes)).unwrap();
+        for raw in [0.5, 3.0, 40.0] {
+            let peeked = a.peek(raw);
+            assert_eq!(peeked, a.next(raw));
+            assert_eq!(peeked, b.next(raw));
         }
     }
 

@@ -340,13 +340,13 @@ impl Tree {
                     NIL => (None, node as usize * 2 * d),
                     q => (Some(q as usize * d), 0),
                 };
-                for k in 0..d {
+                for (k, &v) in x.iter().enumerate() {
                     let (l, h) = match old_point {
                         Some(q) => (points.data[q + k], points.data[q + k]),
                         None => (self.bbox[old_box + k], self.bbox[old_box + d + k]),
                     };
-                    self.bbox[s + k] = l.min(x[k]);
-                    self.bbox[s + d + k] = h.max(x[k]);
+                    self.bbox[s + k] = l.min(v);
+                    self.bbox[s + d + k] = h.max(v);
                 }
                 let parent = self.nodes[node as usize].parent;
                 if x_left {

@@ -204,12 +204,13 @@ async fn score(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     check_stream(&state, &stream)?;
-    let Some(served) = state.shared.model.load_full() else {
+    let served = state.shared.model.load_full();
+    if served.is_none() && state.shared.online.is_none() {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "no champion model is loaded yet",
         ));
-    };
+    }
     let events = split_events(&body)?;
     let mut decoder = Decoder::new(state.shared.schema.clone());
     let engine = state
@@ -217,35 +218,60 @@ async fn score(
         .engine
         .read()
         .map_err(|_| ApiError::internal("engine lock poisoned"))?;
-    let mut row = vec![0.0; state.shared.schema.columns.len()];
+    let online = match &state.shared.online {
+        Some(m) => Some(
+            m.lock()
+                .map_err(|_| ApiError::internal("online model lock poisoned"))?,
+        ),
+        None => None,
+    };
+    let columns = &state.shared.schema.columns;
+    let mut row = vec![0.0; columns.len()];
     let mut out = Vec::with_capacity(events.len());
     for (index, raw) in events.iter().enumerate() {
         match decoder.decode_json(raw, crate::now_micros()) {
             Ok(record) => {
                 engine.peek(&record, &mut row);
-                let forest = &served.bundle.forest;
-                let s = forest.score_row(&row).map_err(ApiError::internal)?;
-                let explanation = forest.explain_row(&row).map_err(ApiError::internal)?;
-                let contributions: Vec<Value> = explanation
-                    .ranked()
+                let (s, threshold, ranked) = match (&online, &served) {
+                    (Some(model), _) => (
+                        model.peek(&row).map_err(ApiError::internal)?,
+                        model.threshold,
+                        model.explain(&row).map_err(ApiError::internal)?,
+                    ),
+                    (None, Some(served)) => {
+                        let forest = &served.bundle.forest;
+                        (
+                            forest.score_row(&row).map_err(ApiError::internal)?,
+                            served.bundle.threshold,
+                            forest.explain_row(&row).map_err(ApiError::internal)?.ranked(),
+                        )
+                    }
+                    (None, None) => return Err(ApiError::internal("no model")),
+                };
+                let contributions: Vec<Value> = ranked
                     .into_iter()
                     .take(5)
-                    .map(|(f, share)| json!({"feature": served.bundle.columns[f], "share": share, "value": row[f]}))
+                    .map(|(f, share)| json!({"feature": columns[f], "share": share, "value": row[f]}))
                     .collect();
                 out.push(json!({
                     "index": index,
                     "score": s,
-                    "threshold": served.bundle.threshold,
-                    "anomaly": s > served.bundle.threshold,
+                    "threshold": threshold,
+                    "anomaly": s > threshold,
                     "contributions": contributions,
-                    "features": served.bundle.columns.iter().zip(&row).map(|(c, v)| (c.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+                    "features": columns.iter().zip(&row).map(|(c, v)| (c.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
                 }));
             }
             Err(dl) => out.push(json!({"index": index, "error": dl.reason.to_string(), "reason": dl.reason.code(), "field": dl.reason.field()})),
         }
     }
+    let (name, version) = match (&online, &served) {
+        (Some(model), _) => (model.name().to_owned(), 0),
+        (None, Some(served)) => (served.name.clone(), served.version),
+        (None, None) => (String::new(), 0),
+    };
     Ok(Json(
-        json!({ "model": served.name, "model_version": served.version, "results": out }),
+        json!({ "model": name, "model_version": version, "results": out }),
     ))
 }
 
@@ -286,6 +312,12 @@ async fn runs(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
 }
 
 async fn ready(State(state): State<AppState>) -> Response {
+    if let Some(online) = &state.shared.online
+        && let Ok(model) = online.lock()
+    {
+        return Json(json!({"status": "ready", "model": model.name(), "model_version": 0}))
+            .into_response();
+    }
     match state.shared.model.load_full() {
         Some(m) => Json(json!({"status": "ready", "model": m.name, "model_version": m.version}))
             .into_response(),

@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod http;
 pub mod metrics;
+pub mod online;
 pub mod scorer;
 
 pub fn now_micros() -> i64 {

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
@@ -26,6 +26,7 @@ use radar_registry::{Bundle, Registry};
 
 use crate::alerts::{Alert, Contribution, Sinks};
 use crate::metrics::Metrics;
+use crate::online::OnlineModel;
 
 /// The model being served.
 pub struct Served {
@@ -40,6 +41,9 @@ pub struct Shared {
     pub schema: StreamSchema,
     pub engine: Arc<RwLock<FeatureEngine>>,
     pub model: Arc<ArcSwapOption<Served>>,
+    /// Set when the declaration names an online detector: it scores the
+    /// stream instead of the champion.
+    pub online: Option<Arc<Mutex<OnlineModel>>>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -76,10 +80,12 @@ pub enum ScorerError {
     Detect(String),
 }
 
-/// Loads the checkpoint, if any: (engine state, next offset per partition).
+/// Loads the checkpoint, if any: (engine state, next offset per partition)
+/// and the online detector's state.
 fn load_checkpoint(
     path: &PathBuf,
     engine: &mut FeatureEngine,
+    online: Option<&Mutex<OnlineModel>>,
 ) -> Result<BTreeMap<u32, u64>, ScorerError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
@@ -100,12 +106,34 @@ fn load_checkpoint(
     engine
         .restore(r.bytes().map_err(|e| err(e.to_string()))?)
         .map_err(|e| err(e.to_string()))?;
+    // Checkpoints written before online detectors end here.
+    let model = if r.remaining() > 0 {
+        r.bytes().map_err(|e| err(e.to_string()))?
+    } else {
+        &[]
+    };
+    match (online, model.is_empty()) {
+        (Some(online), false) => online
+            .lock()
+            .map_err(|_| err("online model lock poisoned".into()))?
+            .restore(model)
+            .map_err(err)?,
+        (Some(_), true) if !positions.is_empty() => {
+            return Err(err(
+                "it has no online detector state, but the stream now declares one; \
+                 remove the checkpoint to rescore the stream from the start"
+                    .into(),
+            ));
+        }
+        _ => {}
+    }
     Ok(positions)
 }
 
 fn save_checkpoint(
     path: &PathBuf,
     engine: &FeatureEngine,
+    online: Option<&Mutex<OnlineModel>>,
     positions: &BTreeMap<u32, u64>,
 ) -> Result<(), ScorerError> {
     let mut w = Writer::new();
@@ -115,6 +143,14 @@ fn save_checkpoint(
             .as_bytes(),
     );
     w.bytes(&engine.checkpoint());
+    let model = match online {
+        Some(m) => m
+            .lock()
+            .map_err(|_| ScorerError::Checkpoint("online model lock poisoned".into()))?
+            .to_bytes(),
+        None => Vec::new(),
+    };
+    w.bytes(&model);
     let bytes = CHECKPOINT.seal(1, &w.into_bytes());
     let err =
         |e: std::io::Error| ScorerError::Checkpoint(format!("writing `{}`: {e}", path.display()));
@@ -201,7 +237,7 @@ pub fn run(
             .engine
             .write()
             .map_err(|_| ScorerError::Checkpoint("engine lock poisoned".into()))?;
-        load_checkpoint(&options.checkpoint, &mut engine)?
+        load_checkpoint(&options.checkpoint, &mut engine, shared.online.as_deref())?
     };
     let mut consumer = log.consumer(&topic, &options.group)?;
     let mut decoder = Decoder::new(shared.schema.clone());
@@ -215,10 +251,11 @@ pub fn run(
             break;
         }
         // No champion yet: wait rather than consume events nobody scores.
-        let Some(served) = shared.model.load_full() else {
+        let served = shared.model.load_full();
+        if served.is_none() && shared.online.is_none() {
             std::thread::sleep(Duration::from_millis(100));
             continue;
-        };
+        }
         let batch = consumer.poll(5000, Duration::from_millis(50))?;
         if batch.is_empty() {
             if dirty && last_checkpoint.elapsed() >= options.checkpoint_every {
@@ -262,11 +299,19 @@ pub fn run(
         if meta.is_empty() {
             continue;
         }
-        let forest = &served.bundle.forest;
-        let scores = forest
-            .score(matrix.view())
-            .map_err(|e| ScorerError::Detect(e.to_string()))?;
-        let threshold = served.bundle.threshold;
+        let scoring = match (&shared.online, &served) {
+            (Some(online), _) => Scoring::Online(
+                online
+                    .lock()
+                    .map_err(|_| ScorerError::Checkpoint("online model lock poisoned".into()))?,
+            ),
+            (None, Some(served)) => Scoring::Champion(served),
+            (None, None) => continue,
+        };
+        let mut scoring = scoring;
+        let scores = scoring.score(&matrix)?;
+        let threshold = scoring.threshold();
+        let (model_name, model_version) = scoring.model();
         let decided = now_micros();
         let mut alerts = Vec::new();
         for (i, ((record, ingest, partition, offset), &score)) in
@@ -278,20 +323,16 @@ pub fn run(
                 continue;
             }
             let values = matrix.row(i);
-            let contributions = forest
-                .explain_row(values)
-                .map(|e| {
-                    e.ranked()
-                        .into_iter()
-                        .take(options.explain_top)
-                        .map(|(f, share)| Contribution {
-                            feature: served.bundle.columns[f].clone(),
-                            share,
-                            value: values[f],
-                        })
-                        .collect()
+            let contributions = scoring
+                .explain(values)
+                .into_iter()
+                .take(options.explain_top)
+                .map(|(f, share)| Contribution {
+                    feature: shared.schema.columns[f].clone(),
+                    share,
+                    value: values[f],
                 })
-                .unwrap_or_default();
+                .collect();
             alerts.push(Alert {
                 event_id: record
                     .id
@@ -301,8 +342,8 @@ pub fn run(
                 entity: record.entity.as_deref().map(str::to_owned),
                 score,
                 threshold,
-                model: served.name.clone(),
-                model_version: served.version,
+                model: model_name.clone(),
+                model_version,
                 event_time: format_rfc3339(record.ts),
                 event_time_us: record.ts,
                 decided_at_us: decided,
@@ -310,6 +351,7 @@ pub fn run(
                 contributions,
             });
         }
+        drop(scoring);
         sinks.emit(alerts)?;
         scored_total += meta.len() as u64;
         shared
@@ -327,6 +369,51 @@ pub fn run(
         checkpoint(shared, options, &positions, consumer.as_mut())?;
     }
     Ok(scored_total)
+}
+
+/// What scores a batch: the served champion, or the online detector
+/// (locked for the batch, so the API's reads see whole batches).
+enum Scoring<'a> {
+    Champion(&'a Served),
+    Online(std::sync::MutexGuard<'a, OnlineModel>),
+}
+
+impl Scoring<'_> {
+    fn score(&mut self, matrix: &Matrix) -> Result<Vec<f64>, ScorerError> {
+        let detect = |e: radar_detect::DetectError| ScorerError::Detect(e.to_string());
+        match self {
+            Scoring::Champion(served) => served.bundle.forest.score(matrix.view()).map_err(detect),
+            Scoring::Online(model) => (0..matrix.rows())
+                .map(|i| model.observe(matrix.row(i)).map_err(detect))
+                .collect(),
+        }
+    }
+
+    fn threshold(&self) -> f64 {
+        match self {
+            Scoring::Champion(served) => served.bundle.threshold,
+            Scoring::Online(model) => model.threshold,
+        }
+    }
+
+    fn model(&self) -> (String, i64) {
+        match self {
+            Scoring::Champion(served) => (served.name.clone(), served.version),
+            Scoring::Online(model) => (model.name().to_owned(), 0),
+        }
+    }
+
+    fn explain(&self, row: &[f64]) -> Vec<(usize, f64)> {
+        match self {
+            Scoring::Champion(served) => served
+                .bundle
+                .forest
+                .explain_row(row)
+                .map(|e| e.ranked())
+                .unwrap_or_default(),
+            Scoring::Online(model) => model.explain(row).unwrap_or_default(),
+        }
+    }
 }
 
 fn update_lag(log: &dyn EventLog, topic: &str, positions: &BTreeMap<u32, u64>, metrics: &Metrics) {
@@ -356,7 +443,12 @@ fn checkpoint(
             .engine
             .read()
             .map_err(|_| ScorerError::Checkpoint("engine lock poisoned".into()))?;
-        save_checkpoint(&options.checkpoint, &engine, positions)?;
+        save_checkpoint(
+            &options.checkpoint,
+            &engine,
+            shared.online.as_deref(),
+            positions,
+        )?;
     }
     let commits: Vec<(u32, u64)> = positions.iter().map(|(&p, &o)| (p, o)).collect();
     consumer.commit(&commits)?;

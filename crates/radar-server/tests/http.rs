@@ -57,6 +57,7 @@ async fn server() -> Server {
     let shared = Shared {
         schema: schema.clone(),
         engine: Arc::new(RwLock::new(FeatureEngine::new(schema))),
+        online: None,
         model: Arc::new(ArcSwapOption::empty()),
         metrics: Arc::new(Metrics::default()),
     };

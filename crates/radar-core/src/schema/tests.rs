@@ -170,3 +170,51 @@ fn hour_is_a_virtual_category_field() {
     );
     assert_eq!(s.columns, ["frequency_hour"]);
 }
+
+#[test]
+fn detector_declarations_are_checked() {
+    let base = "[streams.m]\n[streams.m.fields]\nv = { type = \"float\" }\n[[streams.m.features]]\nkind = \"raw\"\nfield = \"v\"\n";
+    let with = |detector: &str| build(&format!("{base}[streams.m.detector]\n{detector}\n"));
+    assert_eq!(build(base).unwrap().detector.kind, DetectorKind::Champion);
+    let hst =
+        with("kind = \"half_space_trees\"\nn_trees = 10\nlimits = { raw_v = [0.0, 5.0] }").unwrap();
+    assert_eq!(hst.detector.kind, DetectorKind::HalfSpaceTrees);
+    assert_eq!(hst.detector.n_trees, Some(10));
+    let rcf =
+        with("kind = \"random_cut_forest\"\nlearn = \"unflagged\"\nshingle_size = 8").unwrap();
+    assert_eq!(rcf.detector.learn, Some(LearnMode::Unflagged));
+    for (decl, message) in [
+        ("kind = \"svm\"", "unknown variant `svm`"),
+        (
+            "kind = \"half_space_trees\"\nnum_trees = 3",
+            "`num_trees` does not apply to half_space_trees",
+        ),
+        (
+            "kind = \"random_cut_forest\"\nheight = 3",
+            "`height` does not apply to random_cut_forest",
+        ),
+        (
+            "threshold = 0.5",
+            "`threshold` does not apply to the champion",
+        ),
+        (
+            "kind = \"random_cut_forest\"\nthreshold = 1.5",
+            "threshold must be in (0, 1)",
+        ),
+        (
+            "kind = \"half_space_trees\"\nlimits = { other = [0.0, 1.0] }",
+            "no range for column `raw_v`",
+        ),
+        (
+            "kind = \"half_space_trees\"\nlimits = { raw_v = [2.0, 1.0] }",
+            "need finite low < high",
+        ),
+        (
+            "kind = \"half_space_trees\"\ntrees = 3",
+            "unknown field `trees`",
+        ),
+    ] {
+        let e = with(decl).unwrap_err();
+        assert!(e.contains(message), "{decl}: {e}");
+    }
+}

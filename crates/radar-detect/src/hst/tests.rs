@@ -1,11 +1,15 @@
 use super::*;
 
+/// Feature, threshold, mass being counted, mass of the last full window;
+/// heap order (root at 1).
+type FullTree = (Vec<u32>, Vec<f64>, Vec<f64>, Vec<f64>);
+
 /// River's algorithm done the slow way: every node of the padded tree
 /// materialised, every learned row counted down to its leaf, masses
 /// swapped at the end of each window. Splits are the same pure function
 /// of (tree seed, heap position, range) the fast version uses.
 struct Reference {
-    trees: Vec<(Vec<u32>, Vec<f64>, Vec<f64>, Vec<f64>)>, // feature, threshold, l_mass, r_mass (heap order, 1-based)
+    trees: Vec<FullTree>,
     height: usize,
     window: usize,
     counter: usize,

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use radar_lake::capture::{self, CaptureOptions};
 use radar_server::alerts::{AlertStore, Sinks};
 use radar_server::http::{AppState, router};
 use radar_server::metrics::Metrics;
+use radar_server::online::OnlineModel;
 use radar_server::scorer::{self, ScorerOptions, Shared};
 
 use super::ops::Place;
@@ -73,6 +74,9 @@ pub fn start(config: &Config, args: &UpArgs) -> Result<Running> {
         schema: schema.clone(),
         engine: Arc::new(RwLock::new(FeatureEngine::new(schema.clone()))),
         model: Arc::new(ArcSwapOption::empty()),
+        online: OnlineModel::from_schema(&schema)
+            .map_err(anyhow::Error::msg)?
+            .map(|m| Arc::new(Mutex::new(m))),
         metrics: metrics.clone(),
     };
     let stop = Arc::new(AtomicBool::new(false));
