@@ -102,21 +102,34 @@ impl HstParams {
     }
 }
 
+/// One materialised node.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Node {
+    threshold: f64,
+    /// Σ mass · 2^depth from the root down to this node (scoring's sum
+    /// when the walk ends here), for the window the mass was counted in.
+    cum: f64,
+    feature: u32,
+    /// Left, right; NIL until materialised.
+    children: [u32; 2],
+    mass: u32,
+    /// The window the mass was counted in.
+    epoch: u32,
+    /// Scoring goes on below: mass ≥ the size limit and not a leaf.
+    open: bool,
+    /// Which children hold rows of the window the mass was counted in.
+    live: [bool; 2],
+}
+
 /// Materialised nodes of one tree. Node 0 is the root.
 #[derive(Debug, Clone, Default)]
 struct Tree {
-    feature: Vec<u32>,
-    threshold: Vec<f64>,
-    /// Left, right; NIL until materialised.
-    children: Vec<[u32; 2]>,
-    mass: Vec<u32>,
-    /// The window the mass was counted in.
-    epoch: Vec<u32>,
+    nodes: Vec<Node>,
 }
 
 impl Tree {
     fn len(&self) -> usize {
-        self.feature.len()
+        self.nodes.len()
     }
 
     /// Materialises the node at heap position `heap` whose range is `limits`.
@@ -136,20 +149,21 @@ impl Tree {
         let (a, b) = limits[feature];
         let w = b - a;
         let threshold = a + PADDING * w + rng.next_f64() * (1.0 - 2.0 * PADDING) * w;
-        self.feature.push(feature as u32);
-        self.threshold.push(threshold);
-        self.children.push([NIL, NIL]);
-        self.mass.push(0);
-        self.epoch.push(0);
-        (self.feature.len() - 1) as u32
+        self.nodes.push(Node {
+            threshold,
+            cum: 0.0,
+            feature: feature as u32,
+            children: [NIL, NIL],
+            mass: 0,
+            epoch: 0,
+            open: false,
+            live: [false; 2],
+        });
+        (self.nodes.len() - 1) as u32
     }
 
     fn bytes(&self) -> usize {
-        self.feature.capacity() * 4
-            + self.threshold.capacity() * 8
-            + self.children.capacity() * 8
-            + self.mass.capacity() * 4
-            + self.epoch.capacity() * 4
+        self.nodes.capacity() * std::mem::size_of::<Node>()
     }
 }
 
@@ -239,8 +253,8 @@ impl HalfSpaceTrees {
             let mut depth = 0;
             loop {
                 let n = node as usize;
-                let mass = if tree.epoch[n] == self.epoch {
-                    tree.mass[n] as f64
+                let mass = if tree.nodes[n].epoch == self.epoch {
+                    tree.nodes[n].mass as f64
                 } else {
                     0.0
                 };
@@ -248,8 +262,8 @@ impl HalfSpaceTrees {
                 if mass < limit || depth == self.params.height {
                     break;
                 }
-                let go_right = row[tree.feature[n] as usize] >= tree.threshold[n];
-                let child = tree.children[n][go_right as usize];
+                let go_right = row[tree.nodes[n].feature as usize] >= tree.nodes[n].threshold;
+                let child = tree.nodes[n].children[go_right as usize];
                 if child == NIL {
                     // Never reached by a counted row: mass 0.
                     visit(t, depth + 1, NIL, 0.0);
@@ -268,10 +282,36 @@ impl HalfSpaceTrees {
         if self.epoch == 0 {
             return Ok(0.0);
         }
+        // The walk only descends: each node carries its path's sum and
+        // knows which children were counted in the window. Trees advance a
+        // level at a time, branch-free, so their walks overlap instead of
+        // each waiting on its own chain of loads.
+        const GROUP: usize = 32;
         let mut sum = 0.0;
-        self.walk(row, |_, depth, _, mass| {
-            sum += mass * 2f64.powi(depth as i32)
-        });
+        for group in self.trees.chunks(GROUP) {
+            let mut at = [0u32; GROUP];
+            let mut moved = true;
+            while moved {
+                moved = false;
+                for (cur, tree) in at.iter_mut().zip(group) {
+                    let Some(node) = tree.nodes.get(*cur as usize) else {
+                        continue;
+                    };
+                    let side = (row[node.feature as usize] >= node.threshold) as usize;
+                    let go = node.open & node.live[side];
+                    *cur = if go { node.children[side] } else { *cur };
+                    moved |= go;
+                }
+            }
+            for (&cur, tree) in at.iter().zip(group) {
+                // A tree whose root was not counted in the window adds 0.
+                if let Some(node) = tree.nodes.get(cur as usize)
+                    && node.epoch == self.epoch
+                {
+                    sum += node.cum;
+                }
+            }
+        }
         Ok(1.0 - sum / self.max_score())
     }
 
@@ -292,7 +332,7 @@ impl HalfSpaceTrees {
                 return;
             }
             if let Some((p, pm)) = parent {
-                let f = self.trees[t].feature[p as usize] as usize;
+                let f = self.trees[t].nodes[p as usize].feature as usize;
                 credit[f] += ((pm + 1.0) / (mass + 1.0)).log2();
             }
             parent = Some((node, mass));
@@ -347,7 +387,7 @@ impl HalfSpaceTrees {
             if tree.len() == 0 {
                 tree.add(seed, 1, &ranges);
             }
-            ctx.count(tree, seed, 0, 1, 0, &mut order, &mut ranges);
+            ctx.count(tree, seed, 0, 1, 0, 0.0, &mut order, &mut ranges);
         }
         self.window.clear();
     }
@@ -411,17 +451,24 @@ impl Count<'_> {
         node: u32,
         heap: u64,
         depth: usize,
+        parent_cum: f64,
         order: &mut [u32],
         ranges: &mut [(f64, f64)],
     ) {
         let n = node as usize;
-        tree.mass[n] = order.len() as u32;
-        tree.epoch[n] = self.epoch;
-        if (order.len() as f64) < self.size_limit || depth == self.height {
+        let cum = parent_cum + order.len() as f64 * 2f64.powi(depth as i32);
+        let open = (order.len() as f64) >= self.size_limit && depth < self.height;
+        let slot = &mut tree.nodes[n];
+        slot.mass = order.len() as u32;
+        slot.epoch = self.epoch;
+        slot.cum = cum;
+        slot.open = open;
+        slot.live = [false; 2];
+        if !open {
             return;
         }
-        let f = tree.feature[n] as usize;
-        let th = tree.threshold[n];
+        let f = tree.nodes[n].feature as usize;
+        let th = tree.nodes[n].threshold;
         // Partition: rows going left (value < threshold) first.
         let mut split = 0;
         for i in 0..order.len() {
@@ -430,6 +477,7 @@ impl Count<'_> {
                 split += 1;
             }
         }
+        tree.nodes[n].live = [split > 0, split < order.len()];
         let (left, right) = order.split_at_mut(split);
         let saved = ranges[f];
         for (side, part) in [(0usize, left), (1, right)] {
@@ -442,12 +490,12 @@ impl Count<'_> {
                 (th, saved.1)
             };
             let child_heap = 2 * heap + side as u64;
-            let mut child = tree.children[n][side];
+            let mut child = tree.nodes[n].children[side];
             if child == NIL {
                 child = tree.add(seed, child_heap, ranges);
-                tree.children[n][side] = child;
+                tree.nodes[n].children[side] = child;
             }
-            self.count(tree, seed, child, child_heap, depth + 1, part, ranges);
+            self.count(tree, seed, child, child_heap, depth + 1, cum, part, ranges);
         }
         ranges[f] = saved;
     }
@@ -477,13 +525,14 @@ impl HalfSpaceTrees {
         w.u32(self.epoch);
         w.u64(self.seen);
         w.f64s(&self.window);
+        // Sums and open flags follow from the masses; rebuilt on load.
         for tree in &self.trees {
-            w.u32s(&tree.feature);
-            w.f64s(&tree.threshold);
-            let children: Vec<u32> = tree.children.iter().flatten().copied().collect();
-            w.u32s(&children);
-            w.u32s(&tree.mass);
-            w.u32s(&tree.epoch);
+            let n = &tree.nodes;
+            w.u32s(&n.iter().map(|x| x.feature).collect::<Vec<_>>());
+            w.f64s(&n.iter().map(|x| x.threshold).collect::<Vec<_>>());
+            w.u32s(&n.iter().flat_map(|x| x.children).collect::<Vec<_>>());
+            w.u32s(&n.iter().map(|x| x.mass).collect::<Vec<_>>());
+            w.u32s(&n.iter().map(|x| x.epoch).collect::<Vec<_>>());
         }
     }
 
@@ -542,25 +591,66 @@ impl HalfSpaceTrees {
         } else {
             (1usize << (height + 1)) - 1
         };
+        let (limit, epoch) = (hst.size_limit(), hst.epoch);
         for tree in &mut hst.trees {
-            tree.feature = r.u32s()?;
-            tree.threshold = r.f64s()?;
+            let feature = r.u32s()?;
+            let threshold = r.f64s()?;
             let children = r.u32s()?;
-            tree.mass = r.u32s()?;
-            tree.epoch = r.u32s()?;
-            let len = tree.feature.len();
+            let mass = r.u32s()?;
+            let epochs = r.u32s()?;
+            let len = feature.len();
             if len > max_nodes
-                || tree.threshold.len() != len
+                || threshold.len() != len
                 || children.len() != 2 * len
-                || tree.mass.len() != len
-                || tree.epoch.len() != len
+                || mass.len() != len
+                || epochs.len() != len
             {
                 return Err(bad("tree arrays of unequal or excessive length".into()));
             }
-            tree.children = children.chunks_exact(2).map(|c| [c[0], c[1]]).collect();
-            validate_tree(tree, n_features, hst.epoch).map_err(bad)?;
+            tree.nodes = (0..len)
+                .map(|i| Node {
+                    threshold: threshold[i],
+                    cum: 0.0,
+                    feature: feature[i],
+                    children: [children[2 * i], children[2 * i + 1]],
+                    mass: mass[i],
+                    epoch: epochs[i],
+                    open: false,
+                    live: [false; 2],
+                })
+                .collect();
+            validate_tree(tree, n_features, epoch).map_err(bad)?;
+            rebuild_sums(tree, epoch, limit, height);
         }
         Ok(hst)
+    }
+}
+
+/// Recomputes each current node's path sum and open flag from the masses
+/// (a tree, as validated, so the walk ends).
+fn rebuild_sums(tree: &mut Tree, epoch: u32, limit: f64, height: usize) {
+    let mut stack = vec![(0u32, 0usize, 0.0f64)];
+    while let Some((n, depth, parent_cum)) = stack.pop() {
+        let Some(node) = tree.nodes.get_mut(n as usize) else {
+            continue;
+        };
+        if node.epoch != epoch {
+            continue;
+        }
+        node.cum = parent_cum + node.mass as f64 * 2f64.powi(depth as i32);
+        node.open = node.mass as f64 >= limit && depth < height;
+        if node.open {
+            let (cum, children) = (node.cum, node.children);
+            let live = children.map(|c| {
+                tree.nodes
+                    .get(c as usize)
+                    .is_some_and(|child| child.epoch == epoch)
+            });
+            tree.nodes[n as usize].live = live;
+            for (c, _) in children.into_iter().zip(live).filter(|(_, l)| *l) {
+                stack.push((c, depth + 1, cum));
+            }
+        }
     }
 }
 
@@ -570,16 +660,19 @@ impl HalfSpaceTrees {
 fn validate_tree(tree: &Tree, n_features: usize, epoch: u32) -> Result<(), String> {
     let mut has_parent = vec![false; tree.len()];
     for i in 0..tree.len() {
-        if tree.feature[i] as usize >= n_features {
-            return Err(format!("node {i} splits on feature {}", tree.feature[i]));
+        if tree.nodes[i].feature as usize >= n_features {
+            return Err(format!(
+                "node {i} splits on feature {}",
+                tree.nodes[i].feature
+            ));
         }
-        if !tree.threshold[i].is_finite() {
+        if !tree.nodes[i].threshold.is_finite() {
             return Err(format!("node {i} has a non-finite threshold"));
         }
-        if tree.epoch[i] > epoch {
+        if tree.nodes[i].epoch > epoch {
             return Err(format!("node {i} counted in a future window"));
         }
-        for &c in &tree.children[i] {
+        for &c in &tree.nodes[i].children {
             if c == NIL {
                 continue;
             }

@@ -106,7 +106,10 @@ fn build(
 ) {
     let mut scratch = Tree::default();
     scratch.add(seed, heap, ranges);
-    let (f, th) = (scratch.feature[0] as usize, scratch.threshold[0]);
+    let (f, th) = (
+        scratch.nodes[0].feature as usize,
+        scratch.nodes[0].threshold,
+    );
     feature[heap as usize] = f as u32;
     threshold[heap as usize] = th;
     if depth == height {
