@@ -33,6 +33,10 @@ pub struct Args {
     /// Measure radar only.
     #[arg(long)]
     no_peer: bool,
+    /// Half-Space Trees seeds 0..N-1 for radar and River; ROC-AUC is their
+    /// mean (one seed's AUC varies by a few hundredths on small sets).
+    #[arg(long, default_value_t = 1)]
+    seeds: u64,
     /// Only the HST part or only the RCF part.
     #[arg(long, value_parser = ["hst", "rcf"])]
     only: Option<String>,
@@ -43,6 +47,7 @@ struct RiverRun {
     rows: usize,
     river: Option<String>,
     roc_auc: Option<f64>,
+    roc_aucs: Option<Vec<f64>>,
     rows_per_second: Option<f64>,
     build_seconds: Option<f64>,
 }
@@ -52,8 +57,11 @@ struct HstFigure {
     dataset: String,
     rows: usize,
     dims: usize,
+    seeds: u64,
     radar_roc_auc: f64,
+    radar_roc_aucs: Vec<f64>,
     river_roc_auc: Option<f64>,
+    river_roc_aucs: Option<Vec<f64>>,
     auc_met: Option<bool>,
     radar_rows_per_second: f64,
     river_rows_per_second: Option<f64>,
@@ -93,6 +101,9 @@ struct Report {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    if args.seeds == 0 {
+        bail!("--seeds must be at least 1");
+    }
     let root = datasets::locate(args.datasets.as_deref())?;
     let hst = if args.only.as_deref() == Some("rcf") {
         Vec::new()
@@ -189,34 +200,44 @@ fn run_hst(args: &Args, root: &Path) -> Result<Vec<HstFigure>> {
                 });
             }
         }
-        let params = HstParams {
-            n_trees: 25,
-            height: 15,
-            window_size: 250,
-            limits: Some(vec![(0.0, 1.0); d]),
-            seed: 0,
-        };
-        // Best of 3 passes for the rate; scores are identical each pass.
+        // Per seed: best of 3 passes for the rate (scores are identical
+        // each pass).
         let mut best = f64::INFINITY;
-        let mut scores = vec![0.0; n];
-        let mut model = HalfSpaceTrees::new(params.clone(), d)?;
-        for _ in 0..3 {
-            model = HalfSpaceTrees::new(params.clone(), d)?;
-            let start = Instant::now();
-            for (k, row) in rows.chunks_exact(d).enumerate() {
-                scores[k] = model.score_and_update(row)?;
-            }
-            best = best.min(start.elapsed().as_secs_f64());
-        }
+        let mut aucs = Vec::new();
+        let mut model = None;
         let ordered_labels: Vec<bool> = order.iter().map(|&i| labels[i]).collect();
-        let auc = roc_auc(&scores, &ordered_labels)?;
+        for seed in 0..args.seeds {
+            let params = HstParams {
+                n_trees: 25,
+                height: 15,
+                window_size: 250,
+                limits: Some(vec![(0.0, 1.0); d]),
+                seed,
+            };
+            let mut scores = vec![0.0; n];
+            for _ in 0..3 {
+                let mut m = HalfSpaceTrees::new(params.clone(), d)?;
+                let start = Instant::now();
+                for (k, row) in rows.chunks_exact(d).enumerate() {
+                    scores[k] = m.score_and_update(row)?;
+                }
+                best = best.min(start.elapsed().as_secs_f64());
+                model = Some(m);
+            }
+            aucs.push(roc_auc(&scores, &ordered_labels)?);
+        }
+        let model = model.context("at least one seed")?;
+        let auc = aucs.iter().sum::<f64>() / aucs.len() as f64;
         let nodes = model.node_counts();
         figures.push(HstFigure {
             dataset: name.clone(),
             rows: n,
             dims: d,
+            seeds: args.seeds,
             radar_roc_auc: auc,
+            radar_roc_aucs: aucs,
             river_roc_auc: None,
+            river_roc_aucs: None,
             auc_met: None,
             radar_rows_per_second: n as f64 / best,
             river_rows_per_second: None,
@@ -237,6 +258,7 @@ fn run_hst(args: &Args, root: &Path) -> Result<Vec<HstFigure>> {
         let name = &figure.dataset;
         let path = datasets::tabular_file(root, name)?;
         let order_file = tmp.path().join(format!("{name}.order"));
+        let seeds = args.seeds.to_string();
         let river: RiverRun = serde_json::from_slice(&run_python(
             "river_hst.py",
             &[
@@ -244,9 +266,12 @@ fn run_hst(args: &Args, root: &Path) -> Result<Vec<HstFigure>> {
                 path.to_str().context("data path")?,
                 "--order-out",
                 order_file.to_str().context("temp path")?,
+                "--seeds",
+                &seeds,
             ],
         )?)?;
         figure.river_roc_auc = river.roc_auc;
+        figure.river_roc_aucs = river.roc_aucs;
         figure.auc_met = river.roc_auc.map(|r| figure.radar_roc_auc >= r - 0.01);
         figure.river_rows_per_second = river.rows_per_second;
         figure.river_build_seconds = river.build_seconds;

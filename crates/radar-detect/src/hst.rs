@@ -408,7 +408,7 @@ impl HalfSpaceTrees {
 /// Ranges from a window: its min and max per feature, widened by 10 % of
 /// the span on each side (so values a bit beyond the first window still
 /// split), and to ±max(1, |v|/10) around a constant.
-fn learn_limits(rows: &[f64], d: usize) -> Vec<(f64, f64)> {
+pub fn learn_limits(rows: &[f64], d: usize) -> Vec<(f64, f64)> {
     let mut lo = vec![f64::INFINITY; d];
     let mut hi = vec![f64::NEG_INFINITY; d];
     for row in rows.chunks_exact(d) {

@@ -119,7 +119,7 @@ pub enum NabDetector {
     /// Random Cut Forest on the raw value, shingled internally (8).
     Rcf,
     /// Half-Space Trees on the declared features, ranges learned from the
-    /// first window.
+    /// probationary rows.
     Hst,
     /// Isolation Forest fitted on the probationary rows' features, then
     /// frozen.
@@ -146,13 +146,20 @@ pub fn raw_scores(detector: NabDetector, series: &NabSeries, seed: u64) -> Resul
             random_seed: seed,
             ..RcfParams::default()
         })?),
-        NabDetector::Hst => Box::new(HalfSpaceTrees::new(
-            HstParams {
-                seed,
-                ..HstParams::default()
-            },
-            x.cols(),
-        )?),
+        NabDetector::Hst => {
+            // Feature ranges from the probationary rows (NAB lets detectors
+            // learn there), wider than one window would give.
+            let p = probation(n).max(2).min(n);
+            let limits = radar_detect::hst::learn_limits(&x.data()[..p * x.cols()], x.cols());
+            Box::new(HalfSpaceTrees::new(
+                HstParams {
+                    seed,
+                    limits: Some(limits),
+                    ..HstParams::default()
+                },
+                x.cols(),
+            )?)
+        }
         NabDetector::Iforest => {
             let train = Matrix::from_rows(
                 &(0..probation(n).max(2).min(n))
@@ -178,16 +185,40 @@ pub fn raw_scores(detector: NabDetector, series: &NabSeries, seed: u64) -> Resul
     Ok(scores)
 }
 
-/// NAB's anomaly scores from raw scores: each series' scores standardised
-/// online against its own history ([`radar_detect::normal`]), so one
-/// threshold means the same across series whose raw scales differ. Quiet
-/// through the probationary period, where NAB ignores detections anyway.
+/// NAB's anomaly scores from raw scores, computed online:
+/// 1. each series' scores are standardised against its own history
+///    ([`radar_detect::normal`]), so one threshold means the same across
+///    series whose raw scales differ; quiet through the probationary
+///    period, where NAB ignores detections anyway;
+/// 2. one alert per incident: a score stands only when it tops every score
+///    of the previous [`INCIDENT_ROWS`] rows, else it is 0. An anomaly
+///    keeps scoring high while it stays in the shingle and the trees, and
+///    NAB counts each of those rows outside a window as a false positive.
 pub fn anomaly_scores(raw: &[f64]) -> Vec<f64> {
-    radar_detect::normal::normalise(raw, probation(raw.len()) as u64, NORMALISER_ALPHA)
+    let standard =
+        radar_detect::normal::normalise(raw, probation(raw.len()) as u64, NORMALISER_ALPHA);
+    let mut out = Vec::with_capacity(standard.len());
+    // Indices of a decreasing run of scores: the front is the window's max.
+    let mut peaks: std::collections::VecDeque<usize> = std::collections::VecDeque::new();
+    for (i, &s) in standard.iter().enumerate() {
+        while peaks.front().is_some_and(|&j| j + INCIDENT_ROWS < i) {
+            peaks.pop_front();
+        }
+        let recent_max = peaks.front().map_or(0.0, |&j| standard[j]);
+        out.push(if s > recent_max { s } else { 0.0 });
+        while peaks.back().is_some_and(|&j| standard[j] <= s) {
+            peaks.pop_back();
+        }
+        peaks.push_back(i);
+    }
+    out
 }
 
 /// Memory of the running score statistics: about 1/α rows.
-pub const NORMALISER_ALPHA: f64 = 0.002;
+pub const NORMALISER_ALPHA: f64 = 0.001;
+
+/// Rows after a score during which lower or equal scores are not reported.
+pub const INCIDENT_ROWS: usize = 256;
 
 /// The three profiles' scores of a corpus's anomaly scores.
 pub fn score_corpus(corpus: &[NabSeries], scores: &[Vec<f64>]) -> Vec<NabScore> {
@@ -231,4 +262,32 @@ pub fn write_results(dir: &Path, detector: &str, series: &NabSeries, scores: &[f
     }
     out.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_score_per_incident() {
+        // Ordinary scores, then a spike echoing for a while, then a second
+        // incident far enough away.
+        let mut raw: Vec<f64> = (0..2_000)
+            .map(|i| 1.0 + 0.1 * ((i * 37) % 11) as f64)
+            .collect();
+        raw[1_000] = 50.0;
+        for r in &mut raw[1_001..1_008] {
+            *r = 40.0;
+        }
+        raw[1_100] = 5_000.0;
+        raw[1_500] = 45.0;
+        let out = anomaly_scores(&raw);
+        assert!(out[..probation(raw.len())].iter().all(|&s| s == 0.0));
+        assert!(out[1_000] > 0.9);
+        // Echoes below the spike are not reported; a far higher one is.
+        assert!(out[1_001..1_008].iter().all(|&s| s == 0.0));
+        assert!(out[1_100] > out[1_000]);
+        // 400 rows later a new incident stands even though it is lower.
+        assert!(out[1_500] > 0.9, "{}", out[1_500]);
+    }
 }
