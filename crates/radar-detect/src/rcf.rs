@@ -987,9 +987,11 @@ impl RandomCutForest {
         let mut refs = vec![0u32; n_points];
         for t in &mut f.trees {
             let parent = r.u32s()?;
-            let columns = [parent.len(); 5].map(|_| r.u32s());
-            let [left, right, mass, cut_dim, point] = columns;
-            let (left, right, mass, cut_dim, point) = (left?, right?, mass?, cut_dim?, point?);
+            let left = r.u32s()?;
+            let right = r.u32s()?;
+            let mass = r.u32s()?;
+            let cut_dim = r.u32s()?;
+            let point = r.u32s()?;
             t.free = r.u32s()?;
             let cut = r.f32s()?;
             let n = parent.len();
