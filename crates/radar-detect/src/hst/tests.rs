@@ -332,3 +332,54 @@ fn serialization_round_trips_mid_window() {
         assert!(HalfSpaceTrees::read(&mut Reader::new(&bytes[..cut])).is_err());
     }
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// For any shape and any stream (values may leave the ranges, and
+        /// repeat), the lazy trees score exactly what the full trees do,
+        /// and a model saved and loaded at any point goes on identically.
+        #[test]
+        fn lazy_trees_equal_full_trees(
+            d in 1usize..4,
+            height in 1usize..7,
+            window in 1usize..40,
+            n_trees in 1usize..4,
+            seed in any::<u64>(),
+            values in proptest::collection::vec(-0.5f64..1.5, 1..600),
+            save_at in 0usize..200,
+        ) {
+            let params = HstParams {
+                n_trees,
+                height,
+                window_size: window,
+                limits: Some(vec![(0.0, 1.0); d]),
+                seed,
+            };
+            let mut fast = HalfSpaceTrees::new(params.clone(), d).unwrap();
+            let mut slow = Reference::new(&params, &vec![(0.0, 1.0); d]);
+            // Coarse values so rows repeat.
+            let rows: Vec<Vec<f64>> = values
+                .chunks_exact(d)
+                .map(|r| r.iter().map(|v| (v * 8.0).round() / 8.0).collect())
+                .collect();
+            for (i, row) in rows.iter().enumerate() {
+                if i == save_at {
+                    let mut w = Writer::new();
+                    fast.write(&mut w);
+                    let bytes = w.into_bytes();
+                    fast = HalfSpaceTrees::read(&mut Reader::new(&bytes)).unwrap();
+                }
+                let (a, b) = (fast.score(row).unwrap(), slow.score(row));
+                prop_assert!((a - b).abs() < 1e-12, "row {}: {} vs {}", i, a, b);
+                fast.update(row).unwrap();
+                slow.learn(row);
+            }
+        }
+    }
+}
