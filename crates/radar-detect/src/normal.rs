@@ -28,6 +28,11 @@ impl ScoreNormaliser {
         }
     }
 
+    /// Whether warm-up is over (scores are no longer held at 0).
+    pub fn is_warm(&self) -> bool {
+        self.n >= self.warmup
+    }
+
     /// What [`next`](Self::next) would return, without learning `raw`.
     pub fn peek(&self, raw: f64) -> f64 {
         if raw.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) || self.n < self.warmup {

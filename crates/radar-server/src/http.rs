@@ -265,13 +265,13 @@ async fn score(
             Err(dl) => out.push(json!({"index": index, "error": dl.reason.to_string(), "reason": dl.reason.code(), "field": dl.reason.field()})),
         }
     }
-    let (name, version) = match (&online, &served) {
-        (Some(model), _) => (model.name().to_owned(), 0),
-        (None, Some(served)) => (served.name.clone(), served.version),
-        (None, None) => (String::new(), 0),
+    let (name, version, warming_up) = match (&online, &served) {
+        (Some(model), _) => (model.name().to_owned(), 0, model.warming_up()),
+        (None, Some(served)) => (served.name.clone(), served.version, false),
+        (None, None) => (String::new(), 0, false),
     };
     Ok(Json(
-        json!({ "model": name, "model_version": version, "results": out }),
+        json!({ "model": name, "model_version": version, "warming_up": warming_up, "results": out }),
     ))
 }
 
@@ -315,8 +315,13 @@ async fn ready(State(state): State<AppState>) -> Response {
     if let Some(online) = &state.shared.online
         && let Ok(model) = online.lock()
     {
-        return Json(json!({"status": "ready", "model": model.name(), "model_version": 0}))
-            .into_response();
+        return Json(json!({
+            "status": "ready",
+            "model": model.name(),
+            "model_version": 0,
+            "warming_up": model.warming_up(),
+        }))
+        .into_response();
     }
     match state.shared.model.load_full() {
         Some(m) => Json(json!({"status": "ready", "model": m.name, "model_version": m.version}))

@@ -115,6 +115,12 @@ impl OnlineModel {
         Ok(score)
     }
 
+    /// True until the score history's warm-up is over: scores are 0 and
+    /// nothing alerts yet (said, not silent: the API reports it).
+    pub fn warming_up(&self) -> bool {
+        !self.normaliser.is_warm()
+    }
+
     /// The score `observe` would give, learning nothing.
     pub fn peek(&self, row: &[f64]) -> Result<f64, radar_detect::DetectError> {
         Ok(self.normaliser.peek(self.detector.score_row(row)?))

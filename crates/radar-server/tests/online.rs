@@ -262,3 +262,30 @@ fn online_detector_state_survives_a_restart() {
     assert!(!once.is_empty());
     assert_eq!(once, twice);
 }
+
+/// Warm-up is said, not silent: the model reports it until its score
+/// history is long enough to alert.
+#[test]
+fn warm_up_is_reported_until_it_ends() {
+    let decl = declaration(
+        "[streams.m.detector]\nkind = \"random_cut_forest\"\nwarmup = 50\nsample_size = 64",
+    );
+    let (name, config) = parse_streams(&decl).unwrap().into_iter().next().unwrap();
+    let schema = config.build(&name).unwrap();
+    let mut model = OnlineModel::from_schema(&schema).unwrap().unwrap();
+    let events = stream();
+    let mut flipped_at = None;
+    for (i, &(x, y, _)) in events[..300].iter().enumerate() {
+        let warming = model.warming_up();
+        let score = model.observe(&[x, y]).unwrap();
+        if warming {
+            assert_eq!(score, 0.0, "event {i} scored while warming up");
+        } else if flipped_at.is_none() {
+            flipped_at = Some(i);
+        }
+    }
+    // The forest scores from event 64 on (after 64 points); after 50 of
+    // those scores the history is warm.
+    assert_eq!(flipped_at, Some(64 + 50));
+    assert!(!model.warming_up());
+}
