@@ -19,6 +19,14 @@ pub struct Contribution {
     pub feature: String,
     pub share: f64,
     pub value: f64,
+    /// `above` or `below` the data, when the detector can tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<String>,
+}
+
+/// How a contribution's direction is written.
+pub fn direction_name(above: Option<bool>) -> Option<String> {
+    above.map(|a| if a { "above" } else { "below" }.to_owned())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

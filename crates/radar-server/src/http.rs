@@ -243,7 +243,13 @@ async fn score(
                         (
                             forest.score_row(&row).map_err(ApiError::internal)?,
                             served.bundle.threshold,
-                            forest.explain_row(&row).map_err(ApiError::internal)?.ranked(),
+                            forest
+                                .explain_row(&row)
+                                .map_err(ApiError::internal)?
+                                .ranked()
+                                .into_iter()
+                                .map(|(f, s)| (f, s, None))
+                                .collect(),
                         )
                     }
                     (None, None) => return Err(ApiError::internal("no model")),
@@ -251,7 +257,13 @@ async fn score(
                 let contributions: Vec<Value> = ranked
                     .into_iter()
                     .take(5)
-                    .map(|(f, share)| json!({"feature": columns[f], "share": share, "value": row[f]}))
+                    .map(|(f, share, above)| {
+                        let mut c = json!({"feature": columns[f], "share": share, "value": row[f]});
+                        if let Some(d) = crate::alerts::direction_name(above) {
+                            c["direction"] = json!(d);
+                        }
+                        c
+                    })
                     .collect();
                 out.push(json!({
                     "index": index,

@@ -126,13 +126,19 @@ impl OnlineModel {
         Ok(self.normaliser.peek(self.detector.score_row(row)?))
     }
 
-    /// (column, share) of the row's anomaly, largest first.
-    pub fn explain(&self, row: &[f64]) -> Result<Vec<(usize, f64)>, radar_detect::DetectError> {
-        let mut shares: Vec<(usize, f64)> = self
+    /// (column, share, above the data?) of the row's anomaly, largest
+    /// share first; the direction when the detector can tell.
+    pub fn explain(
+        &self,
+        row: &[f64],
+    ) -> Result<Vec<(usize, f64, Option<bool>)>, radar_detect::DetectError> {
+        let directions = self.detector.directions(row)?;
+        let mut shares: Vec<(usize, f64, Option<bool>)> = self
             .detector
             .explain_row(row)?
             .into_iter()
             .enumerate()
+            .map(|(i, s)| (i, s, directions.as_ref().and_then(|d| d.get(i).copied())))
             .collect();
         shares.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         Ok(shares)

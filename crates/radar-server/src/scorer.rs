@@ -24,7 +24,7 @@ use radar_core::time::format_rfc3339;
 use radar_log::EventLog;
 use radar_registry::{Bundle, Registry};
 
-use crate::alerts::{Alert, Contribution, Sinks};
+use crate::alerts::{Alert, Contribution, Sinks, direction_name};
 use crate::metrics::Metrics;
 use crate::online::OnlineModel;
 
@@ -327,10 +327,11 @@ pub fn run(
                 .explain(values)
                 .into_iter()
                 .take(options.explain_top)
-                .map(|(f, share)| Contribution {
+                .map(|(f, share, above)| Contribution {
                     feature: shared.schema.columns[f].clone(),
                     share,
                     value: values[f],
+                    direction: direction_name(above),
                 })
                 .collect();
             alerts.push(Alert {
@@ -403,13 +404,13 @@ impl Scoring<'_> {
         }
     }
 
-    fn explain(&self, row: &[f64]) -> Vec<(usize, f64)> {
+    fn explain(&self, row: &[f64]) -> Vec<(usize, f64, Option<bool>)> {
         match self {
             Scoring::Champion(served) => served
                 .bundle
                 .forest
                 .explain_row(row)
-                .map(|e| e.ranked())
+                .map(|e| e.ranked().into_iter().map(|(f, s)| (f, s, None)).collect())
                 .unwrap_or_default(),
             Scoring::Online(model) => model.explain(row).unwrap_or_default(),
         }

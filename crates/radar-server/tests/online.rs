@@ -289,3 +289,23 @@ fn warm_up_is_reported_until_it_ends() {
     assert_eq!(flipped_at, Some(64 + 50));
     assert!(!model.warming_up());
 }
+
+/// Alerts of a Random Cut Forest say which way each feature is off.
+#[test]
+fn rcf_explanations_carry_directions() {
+    let decl = declaration("[streams.m.detector]\nkind = \"random_cut_forest\"\nsample_size = 64");
+    let (name, config) = parse_streams(&decl).unwrap().into_iter().next().unwrap();
+    let schema = config.build(&name).unwrap();
+    let mut model = OnlineModel::from_schema(&schema).unwrap().unwrap();
+    let mut rng = Rng::seed_from_u64(1);
+    for _ in 0..500 {
+        model
+            .observe(&[8.0 + 0.5 * rng.normal(), 8.0 + 0.5 * rng.normal()])
+            .unwrap();
+    }
+    let below = model.explain(&[0.0, 8.0]).unwrap();
+    assert_eq!(below[0].0, 0, "x is the feature that is off: {below:?}");
+    assert_eq!(below[0].2, Some(false));
+    let above = model.explain(&[8.0, 16.0]).unwrap();
+    assert_eq!((above[0].0, above[0].2), (1, Some(true)), "{above:?}");
+}

@@ -161,6 +161,19 @@ fn learning_only_unflagged_rows_keeps_a_burst_anomalous() {
 }
 
 #[test]
+fn rcf_says_whether_an_anomaly_is_above_or_below() {
+    let mut rcf = detectors().remove(2);
+    for row in &rows() {
+        rcf.observe(row, LearnPolicy::All).unwrap();
+    }
+    // Feature 1 far above the sine, feature 0 ordinary; then far below.
+    let up = rcf.directions(&[0.0, 5.0]).unwrap().unwrap();
+    let down = rcf.directions(&[0.0, -5.0]).unwrap().unwrap();
+    assert!(up[1] && !down[1], "{up:?} {down:?}");
+    assert_eq!(detectors().remove(0).directions(&[0.0, 5.0]).unwrap(), None);
+}
+
+#[test]
 fn batch_detectors_are_frozen_but_check_rows() {
     let mut d = detectors().remove(0);
     assert!(!d.is_online());
