@@ -243,6 +243,7 @@ pub fn run(
     let mut decoder = Decoder::new(shared.schema.clone());
     let width = shared.schema.columns.len();
     let mut last_checkpoint = Instant::now();
+    let mut last_lag: Option<Instant> = None;
     let mut dirty = false;
     let mut scored_total = 0u64;
     let mut row = vec![0.0; width];
@@ -263,6 +264,12 @@ pub fn run(
                 last_checkpoint = Instant::now();
                 dirty = false;
                 update_lag(log, &topic, &positions, &shared.metrics);
+                last_lag = Some(Instant::now());
+            } else if last_lag.is_none_or(|t| t.elapsed() >= options.checkpoint_every) {
+                // Idle with nothing to checkpoint (e.g. restarted with all
+                // caught up): lag is still reported.
+                update_lag(log, &topic, &positions, &shared.metrics);
+                last_lag = Some(Instant::now());
             }
             continue;
         }
@@ -364,6 +371,7 @@ pub fn run(
             last_checkpoint = Instant::now();
             dirty = false;
             update_lag(log, &topic, &positions, &shared.metrics);
+            last_lag = Some(Instant::now());
         }
     }
     if dirty {
