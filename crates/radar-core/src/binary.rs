@@ -147,29 +147,25 @@ impl Writer {
         self.u64(v.len() as u64);
         self.buf.extend_from_slice(v);
     }
-    pub fn u32s(&mut self, vs: &[u32]) {
+    /// A length prefix, then each value's little-endian bytes.
+    fn seq<T: Copy, const N: usize>(&mut self, vs: &[T], to_le: fn(T) -> [u8; N]) {
         self.u64(vs.len() as u64);
-        for v in vs {
-            self.u32(*v);
+        self.buf.reserve(vs.len() * N);
+        for &v in vs {
+            self.buf.extend_from_slice(&to_le(v));
         }
+    }
+    pub fn u32s(&mut self, vs: &[u32]) {
+        self.seq(vs, u32::to_le_bytes);
     }
     pub fn u64s(&mut self, vs: &[u64]) {
-        self.u64(vs.len() as u64);
-        for v in vs {
-            self.u64(*v);
-        }
+        self.seq(vs, u64::to_le_bytes);
     }
     pub fn f64s(&mut self, vs: &[f64]) {
-        self.u64(vs.len() as u64);
-        for v in vs {
-            self.buf.extend_from_slice(&v.to_le_bytes());
-        }
+        self.seq(vs, f64::to_le_bytes);
     }
     pub fn f32s(&mut self, vs: &[f32]) {
-        self.u64(vs.len() as u64);
-        for v in vs {
-            self.buf.extend_from_slice(&v.to_le_bytes());
-        }
+        self.seq(vs, f32::to_le_bytes);
     }
     pub fn into_bytes(self) -> Vec<u8> {
         self.buf
@@ -246,48 +242,28 @@ impl<'a> Reader<'a> {
         self.take(n)
     }
 
+    /// What [`Writer`]'s sequences wrote: a checked length prefix, then
+    /// `N` little-endian bytes per value.
+    fn seq<T, const N: usize>(&mut self, from_le: fn([u8; N]) -> T) -> Result<Vec<T>, DecodeError> {
+        let n = self.count(N)?;
+        let (values, _) = self.take(n * N)?.as_chunks::<N>();
+        Ok(values.iter().map(|&b| from_le(b)).collect())
+    }
+
     pub fn u32s(&mut self) -> Result<Vec<u32>, DecodeError> {
-        let n = self.count(4)?;
-        Ok(self
-            .take(n * 4)?
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
+        self.seq(u32::from_le_bytes)
     }
 
     pub fn u64s(&mut self) -> Result<Vec<u64>, DecodeError> {
-        let n = self.count(8)?;
-        Ok(self
-            .take(n * 8)?
-            .chunks_exact(8)
-            .map(|c| {
-                let mut a = [0u8; 8];
-                a.copy_from_slice(c);
-                u64::from_le_bytes(a)
-            })
-            .collect())
+        self.seq(u64::from_le_bytes)
     }
 
     pub fn f64s(&mut self) -> Result<Vec<f64>, DecodeError> {
-        let n = self.count(8)?;
-        Ok(self
-            .take(n * 8)?
-            .chunks_exact(8)
-            .map(|c| {
-                let mut a = [0u8; 8];
-                a.copy_from_slice(c);
-                f64::from_le_bytes(a)
-            })
-            .collect())
+        self.seq(f64::from_le_bytes)
     }
 
     pub fn f32s(&mut self) -> Result<Vec<f32>, DecodeError> {
-        let n = self.count(4)?;
-        Ok(self
-            .take(n * 4)?
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
+        self.seq(f32::from_le_bytes)
     }
 
     /// Bytes not yet read.

@@ -55,11 +55,11 @@ pub trait Detector: Send + Sync + std::fmt::Debug {
     /// Per-feature shares of the row's anomaly (sum to 1, or all 0 when the
     /// detector has nothing to say yet).
     fn explain_row(&self, row: &[f64]) -> Result<Vec<f64>, DetectError>;
-    /// For each feature, whether the row's anomaly lies above (true) or
-    /// below (false) the data, for detectors that can tell; `None` if not.
-    fn directions(&self, row: &[f64]) -> Result<Option<Vec<bool>>, DetectError> {
-        let _ = row;
-        Ok(None)
+    /// [`explain_row`](Self::explain_row) and, for detectors that can
+    /// tell, whether each feature lies above (true) or below (false) the
+    /// data.
+    fn explain_directed(&self, row: &[f64]) -> Result<(Vec<f64>, Option<Vec<bool>>), DetectError> {
+        Ok((self.explain_row(row)?, None))
     }
     /// The model file: versioned and checksummed; read back with [`load`].
     fn to_bytes(&self) -> Vec<u8>;
@@ -194,24 +194,20 @@ impl Detector for RandomCutForest {
     /// Both directions and every shingle position of an input feature add
     /// up to its share.
     fn explain_row(&self, row: &[f64]) -> Result<Vec<f64>, DetectError> {
-        let attr = self.attribution(row)?;
-        let d = self.params().dimensions;
-        let mut per_feature = vec![0.0; d];
-        for (i, pair) in attr.chunks_exact(2).enumerate() {
-            per_feature[i % d] += pair[0] + pair[1];
-        }
-        Ok(normalised(per_feature))
+        Ok(self.explain_directed(row)?.0)
     }
     /// Above when the high side of a feature's attribution (summed over
     /// shingle positions) outweighs its low side.
-    fn directions(&self, row: &[f64]) -> Result<Option<Vec<bool>>, DetectError> {
+    fn explain_directed(&self, row: &[f64]) -> Result<(Vec<f64>, Option<Vec<bool>>), DetectError> {
         let attr = self.attribution(row)?;
         let d = self.params().dimensions;
-        let mut balance = vec![0.0; d];
+        let (mut share, mut balance) = (vec![0.0; d], vec![0.0; d]);
         for (i, pair) in attr.chunks_exact(2).enumerate() {
+            share[i % d] += pair[0] + pair[1];
             balance[i % d] += pair[1] - pair[0];
         }
-        Ok(Some(balance.into_iter().map(|b| b > 0.0).collect()))
+        let above = balance.into_iter().map(|b| b > 0.0).collect();
+        Ok((normalised(share), Some(above)))
     }
     fn to_bytes(&self) -> Vec<u8> {
         let mut w = Writer::new();

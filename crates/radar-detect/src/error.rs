@@ -22,3 +22,29 @@ pub enum DetectError {
     #[error(transparent)]
     Decode(#[from] DecodeError),
 }
+
+/// An invalid-parameter error naming the parameter.
+pub(crate) fn invalid(name: &'static str, message: impl Into<String>) -> DetectError {
+    DetectError::InvalidParam {
+        name,
+        message: message.into(),
+    }
+}
+
+/// A row to score or learn: `expected` values, all finite.
+pub(crate) fn check_row(row: &[f64], expected: usize) -> Result<(), DetectError> {
+    if row.len() != expected {
+        return Err(DetectError::FeatureCount {
+            expected,
+            got: row.len(),
+        });
+    }
+    if let Some(column) = row.iter().position(|v| !v.is_finite()) {
+        return Err(DetectError::NonFinite {
+            row: 0,
+            column,
+            value: row[column],
+        });
+    }
+    Ok(())
+}

@@ -21,18 +21,11 @@ use radar_core::Rng;
 use radar_core::rng::derive_seed;
 
 use crate::codec::{DecodeError, Reader, Writer};
-use crate::error::DetectError;
+use crate::error::{DetectError, check_row, invalid};
 
 const NIL: u32 = u32::MAX;
 /// Share of a range left out on each side when drawing a threshold.
 const PADDING: f64 = 0.15;
-
-fn invalid(name: &'static str, message: impl Into<String>) -> DetectError {
-    DetectError::InvalidParam {
-        name,
-        message: message.into(),
-    }
-}
 
 /// Parameters, named as River names them.
 #[derive(Debug, Clone, PartialEq)]
@@ -215,20 +208,7 @@ impl HalfSpaceTrees {
     }
 
     fn check(&self, row: &[f64]) -> Result<(), DetectError> {
-        if row.len() != self.n_features {
-            return Err(DetectError::FeatureCount {
-                expected: self.n_features,
-                got: row.len(),
-            });
-        }
-        if let Some(column) = row.iter().position(|v| !v.is_finite()) {
-            return Err(DetectError::NonFinite {
-                row: 0,
-                column,
-                value: row[column],
-            });
-        }
-        Ok(())
+        check_row(row, self.n_features)
     }
 
     fn size_limit(&self) -> f64 {

@@ -20,16 +20,9 @@ use radar_core::Rng;
 use radar_core::rng::derive_seed;
 
 use crate::codec::{DecodeError, Reader, Writer};
-use crate::error::DetectError;
+use crate::error::{DetectError, check_row, invalid};
 
 const NIL: u32 = u32::MAX;
-
-fn invalid(name: &'static str, message: impl Into<String>) -> DetectError {
-    DetectError::InvalidParam {
-        name,
-        message: message.into(),
-    }
-}
 
 /// Parameters, named as AWS's implementation names them.
 #[derive(Debug, Clone, PartialEq)]
@@ -680,20 +673,7 @@ impl RandomCutForest {
     }
 
     fn check(&self, input: &[f64]) -> Result<(), DetectError> {
-        if input.len() != self.params.dimensions {
-            return Err(DetectError::FeatureCount {
-                expected: self.params.dimensions,
-                got: input.len(),
-            });
-        }
-        if let Some(column) = input.iter().position(|v| !v.is_finite()) {
-            return Err(DetectError::NonFinite {
-                row: 0,
-                column,
-                value: input[column],
-            });
-        }
-        Ok(())
+        check_row(input, self.params.dimensions)
     }
 
     /// The tree point `input` would form with the current shingle.

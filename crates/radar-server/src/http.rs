@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::alerts::{AlertQuery, AlertStore};
-use crate::scorer::Shared;
+use crate::scorer::{Shared, Source};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -204,13 +204,12 @@ async fn score(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     check_stream(&state, &stream)?;
-    let served = state.shared.model.load_full();
-    if served.is_none() && state.shared.online.is_none() {
+    let Some(source) = Source::of(&state.shared) else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "no champion model is loaded yet",
         ));
-    }
+    };
     let events = split_events(&body)?;
     let mut decoder = Decoder::new(state.shared.schema.clone());
     let engine = state
@@ -218,13 +217,8 @@ async fn score(
         .engine
         .read()
         .map_err(|_| ApiError::internal("engine lock poisoned"))?;
-    let online = match &state.shared.online {
-        Some(m) => Some(
-            m.lock()
-                .map_err(|_| ApiError::internal("online model lock poisoned"))?,
-        ),
-        None => None,
-    };
+    let scoring = source.lock().map_err(ApiError::internal)?;
+    let threshold = scoring.threshold();
     let columns = &state.shared.schema.columns;
     let mut row = vec![0.0; columns.len()];
     let mut out = Vec::with_capacity(events.len());
@@ -232,28 +226,8 @@ async fn score(
         match decoder.decode_json(raw, crate::now_micros()) {
             Ok(record) => {
                 engine.peek(&record, &mut row);
-                let (s, threshold, ranked) = match (&online, &served) {
-                    (Some(model), _) => (
-                        model.peek(&row).map_err(ApiError::internal)?,
-                        model.threshold,
-                        model.explain(&row).map_err(ApiError::internal)?,
-                    ),
-                    (None, Some(served)) => {
-                        let forest = &served.bundle.forest;
-                        (
-                            forest.score_row(&row).map_err(ApiError::internal)?,
-                            served.bundle.threshold,
-                            forest
-                                .explain_row(&row)
-                                .map_err(ApiError::internal)?
-                                .ranked()
-                                .into_iter()
-                                .map(|(f, s)| (f, s, None))
-                                .collect(),
-                        )
-                    }
-                    (None, None) => return Err(ApiError::internal("no model")),
-                };
+                let s = scoring.peek(&row).map_err(ApiError::internal)?;
+                let ranked = scoring.explain(&row).map_err(ApiError::internal)?;
                 let contributions: Vec<Value> = ranked
                     .into_iter()
                     .take(5)
@@ -277,11 +251,7 @@ async fn score(
             Err(dl) => out.push(json!({"index": index, "error": dl.reason.to_string(), "reason": dl.reason.code(), "field": dl.reason.field()})),
         }
     }
-    let (name, version, warming_up) = match (&online, &served) {
-        (Some(model), _) => (model.name().to_owned(), 0, model.warming_up()),
-        (None, Some(served)) => (served.name.clone(), served.version, false),
-        (None, None) => (String::new(), 0, false),
-    };
+    let (name, version, warming_up) = scoring.model();
     Ok(Json(
         json!({ "model": name, "model_version": version, "warming_up": warming_up, "results": out }),
     ))

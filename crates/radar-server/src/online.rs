@@ -132,10 +132,8 @@ impl OnlineModel {
         &self,
         row: &[f64],
     ) -> Result<Vec<(usize, f64, Option<bool>)>, radar_detect::DetectError> {
-        let directions = self.detector.directions(row)?;
-        let mut shares: Vec<(usize, f64, Option<bool>)> = self
-            .detector
-            .explain_row(row)?
+        let (shares, directions) = self.detector.explain_directed(row)?;
+        let mut shares: Vec<(usize, f64, Option<bool>)> = shares
             .into_iter()
             .enumerate()
             .map(|(i, s)| (i, s, directions.as_ref().and_then(|d| d.get(i).copied())))

@@ -252,11 +252,10 @@ pub fn run(
             break;
         }
         // No champion yet: wait rather than consume events nobody scores.
-        let served = shared.model.load_full();
-        if served.is_none() && shared.online.is_none() {
+        let Some(source) = Source::of(shared) else {
             std::thread::sleep(Duration::from_millis(100));
             continue;
-        }
+        };
         let batch = consumer.poll(5000, Duration::from_millis(50))?;
         if batch.is_empty() {
             if dirty && last_checkpoint.elapsed() >= options.checkpoint_every {
@@ -306,19 +305,10 @@ pub fn run(
         if meta.is_empty() {
             continue;
         }
-        let scoring = match (&shared.online, &served) {
-            (Some(online), _) => Scoring::Online(
-                online
-                    .lock()
-                    .map_err(|_| ScorerError::Checkpoint("online model lock poisoned".into()))?,
-            ),
-            (None, Some(served)) => Scoring::Champion(served),
-            (None, None) => continue,
-        };
-        let mut scoring = scoring;
+        let mut scoring = source.lock()?;
         let scores = scoring.score(&matrix)?;
         let threshold = scoring.threshold();
-        let (model_name, model_version) = scoring.model();
+        let (model_name, model_version, _) = scoring.model();
         let decided = now_micros();
         let mut alerts = Vec::new();
         for (i, ((record, ingest, partition, offset), &score)) in
@@ -330,8 +320,12 @@ pub fn run(
                 continue;
             }
             let values = matrix.row(i);
+            // Rows here are the engine's finite features; an explanation
+            // cannot fail on them, and an alert is worth more than its
+            // explanation.
             let contributions = scoring
                 .explain(values)
+                .unwrap_or_default()
                 .into_iter()
                 .take(options.explain_top)
                 .map(|(f, share, above)| Contribution {
@@ -380,14 +374,45 @@ pub fn run(
     Ok(scored_total)
 }
 
-/// What scores a batch: the served champion, or the online detector
-/// (locked for the batch, so the API's reads see whole batches).
-enum Scoring<'a> {
+/// What scores the stream: the declared online detector, else the served
+/// champion.
+pub enum Source<'a> {
+    Online(&'a Mutex<OnlineModel>),
+    Champion(Arc<Served>),
+}
+
+impl<'a> Source<'a> {
+    /// `None` while no champion is loaded (and no online detector declared).
+    pub fn of(shared: &'a Shared) -> Option<Source<'a>> {
+        match (&shared.online, shared.model.load_full()) {
+            (Some(online), _) => Some(Source::Online(online)),
+            (None, Some(served)) => Some(Source::Champion(served)),
+            (None, None) => None,
+        }
+    }
+
+    /// Ready to score: an online detector is locked for as long as the
+    /// result lives, so readers see whole batches.
+    pub fn lock(&self) -> Result<Scoring<'_>, ScorerError> {
+        Ok(match self {
+            Source::Online(online) => Scoring::Online(
+                online
+                    .lock()
+                    .map_err(|_| ScorerError::Checkpoint("online model lock poisoned".into()))?,
+            ),
+            Source::Champion(served) => Scoring::Champion(served),
+        })
+    }
+}
+
+/// A model ready to score (see [`Source::lock`]).
+pub enum Scoring<'a> {
     Champion(&'a Served),
     Online(std::sync::MutexGuard<'a, OnlineModel>),
 }
 
 impl Scoring<'_> {
+    /// Scores a batch; an online detector learns it.
     fn score(&mut self, matrix: &Matrix) -> Result<Vec<f64>, ScorerError> {
         let detect = |e: radar_detect::DetectError| ScorerError::Detect(e.to_string());
         match self {
@@ -398,29 +423,44 @@ impl Scoring<'_> {
         }
     }
 
-    fn threshold(&self) -> f64 {
+    /// The score of one row, learning nothing.
+    pub fn peek(&self, row: &[f64]) -> Result<f64, radar_detect::DetectError> {
+        match self {
+            Scoring::Champion(served) => served.bundle.forest.score_row(row),
+            Scoring::Online(model) => model.peek(row),
+        }
+    }
+
+    pub fn threshold(&self) -> f64 {
         match self {
             Scoring::Champion(served) => served.bundle.threshold,
             Scoring::Online(model) => model.threshold,
         }
     }
 
-    fn model(&self) -> (String, i64) {
+    /// (name, version, still warming up).
+    pub fn model(&self) -> (String, i64, bool) {
         match self {
-            Scoring::Champion(served) => (served.name.clone(), served.version),
-            Scoring::Online(model) => (model.name().to_owned(), 0),
+            Scoring::Champion(served) => (served.name.clone(), served.version, false),
+            Scoring::Online(model) => (model.name().to_owned(), 0, model.warming_up()),
         }
     }
 
-    fn explain(&self, row: &[f64]) -> Vec<(usize, f64, Option<bool>)> {
+    /// (column, share, above the data?) largest share first.
+    pub fn explain(
+        &self,
+        row: &[f64],
+    ) -> Result<Vec<(usize, f64, Option<bool>)>, radar_detect::DetectError> {
         match self {
-            Scoring::Champion(served) => served
+            Scoring::Champion(served) => Ok(served
                 .bundle
                 .forest
-                .explain_row(row)
-                .map(|e| e.ranked().into_iter().map(|(f, s)| (f, s, None)).collect())
-                .unwrap_or_default(),
-            Scoring::Online(model) => model.explain(row).unwrap_or_default(),
+                .explain_row(row)?
+                .ranked()
+                .into_iter()
+                .map(|(f, s)| (f, s, None))
+                .collect()),
+            Scoring::Online(model) => model.explain(row),
         }
     }
 }

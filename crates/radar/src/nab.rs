@@ -14,7 +14,7 @@ use radar_core::Matrix;
 use radar_core::decode::Decoder;
 use radar_core::features::FeatureEngine;
 use radar_core::schema::StreamSchema;
-use radar_core::time::parse_rfc3339;
+use radar_core::time::{format_rfc3339, parse_rfc3339};
 use radar_detect::nab::{self, NabScore, Series, probation};
 use radar_detect::{
     Detector, HalfSpaceTrees, HstParams, IsolationForest, IsolationForestParams, LearnPolicy,
@@ -23,11 +23,11 @@ use radar_detect::{
 
 use crate::streams;
 
-/// One series: the timestamps as written, the declared features per row,
-/// the raw values and the anomaly windows as inclusive row ranges.
+/// One series: event times (UTC µs), the declared features per row, the
+/// raw values and the anomaly windows as inclusive row ranges.
 pub struct NabSeries {
     pub name: String,
-    pub timestamps: Vec<String>,
+    pub times: Vec<i64>,
     pub values: Vec<f64>,
     pub features: Matrix,
     pub windows: Vec<(usize, usize)>,
@@ -78,17 +78,12 @@ pub fn load_corpus(data: &Path, labels: &Path, schema: &StreamSchema) -> Result<
         let mut features = Matrix::with_columns(engine.width())?;
         let mut row = vec![0.0; engine.width()];
         let mut values = Vec::with_capacity(file.records.len());
-        let mut timestamps = Vec::with_capacity(file.records.len());
-        let raw_text = std::fs::read_to_string(&path)?;
-        for line in raw_text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
-            timestamps.push(line.split(',').next().unwrap_or_default().to_owned());
-        }
         for r in &file.records {
             engine.process(r, &mut row);
             features.push_row(&row)?;
             values.push(row[0]);
         }
-        let ts: Vec<i64> = file.records.iter().map(|r| r.ts).collect();
+        let times: Vec<i64> = file.records.iter().map(|r| r.ts).collect();
         let mut ranges = Vec::with_capacity(spans.len());
         for (start, end) in &spans {
             let parse = |s: &str| {
@@ -96,15 +91,15 @@ pub fn load_corpus(data: &Path, labels: &Path, schema: &StreamSchema) -> Result<
                     .map_err(|e| anyhow::anyhow!("series `{name}`: window time `{s}`: {e}"))
             };
             let (a, b) = (parse(start)?, parse(end)?);
-            let first = ts.partition_point(|&t| t < a);
-            let last = ts.partition_point(|&t| t <= b);
+            let first = times.partition_point(|&t| t < a);
+            let last = times.partition_point(|&t| t <= b);
             if first < last {
                 ranges.push((first, last - 1));
             }
         }
         corpus.push(NabSeries {
             name,
-            timestamps,
+            times,
             values,
             features,
             windows: ranges,
@@ -236,6 +231,14 @@ pub fn score_corpus(corpus: &[NabSeries], scores: &[Vec<f64>]) -> Vec<NabScore> 
         .collect()
 }
 
+/// A time as NAB writes it: `YYYY-MM-DD HH:MM:SS` (UTC).
+fn nab_time(micros: i64) -> String {
+    format_rfc3339(micros)
+        .replacen('T', " ", 1)
+        .trim_end_matches('Z')
+        .to_owned()
+}
+
 /// Writes NAB's results layout: `<dir>/<detector>/<category>/<detector>_<file>.csv`.
 pub fn write_results(dir: &Path, detector: &str, series: &NabSeries, scores: &[f64]) -> Result<()> {
     let (category, file) = series
@@ -254,7 +257,7 @@ pub fn write_results(dir: &Path, detector: &str, series: &NabSeries, scores: &[f
         writeln!(
             out,
             "{},{},{},{}",
-            series.timestamps.get(i).map_or("", String::as_str),
+            nab_time(series.times[i]),
             series.values[i],
             score,
             series.label(i) as u8

@@ -81,18 +81,11 @@ pub fn read_events(path: &Path, decoder: &mut Decoder) -> Result<EventFile> {
         let result = if is_json {
             decoder.decode_json(&line, line_no as i64)
         } else if header.is_empty() {
-            let text = String::from_utf8_lossy(&line);
-            header = text
-                .split(',')
-                .map(|c| c.trim().trim_matches('"').to_owned())
-                .collect();
+            header = csv_cells(&line);
             continue;
         } else {
-            let text = String::from_utf8_lossy(&line).into_owned();
-            let cells: Vec<&str> = text
-                .split(',')
-                .map(|c| c.trim().trim_matches('"'))
-                .collect();
+            let cells = csv_cells(&line);
+            let cells: Vec<&str> = cells.iter().map(String::as_str).collect();
             let names: Vec<&str> = header.iter().map(String::as_str).collect();
             decoder.decode_cells(&names, &cells, &line, line_no as i64)
         };
@@ -102,6 +95,15 @@ pub fn read_events(path: &Path, decoder: &mut Decoder) -> Result<EventFile> {
         }
     }
     Ok(out)
+}
+
+/// The cells of a CSV line (header or row): split on commas, trimmed,
+/// surrounding quotes removed. Quoted commas are not supported.
+pub fn csv_cells(line: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(line)
+        .split(',')
+        .map(|c| c.trim().trim_matches('"').to_owned())
+        .collect()
 }
 
 /// A one-line summary of dead letters by reason, for stderr.

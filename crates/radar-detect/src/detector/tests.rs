@@ -167,10 +167,17 @@ fn rcf_says_whether_an_anomaly_is_above_or_below() {
         rcf.observe(row, LearnPolicy::All).unwrap();
     }
     // Feature 1 far above the sine, feature 0 ordinary; then far below.
-    let up = rcf.directions(&[0.0, 5.0]).unwrap().unwrap();
-    let down = rcf.directions(&[0.0, -5.0]).unwrap().unwrap();
+    let up = rcf.explain_directed(&[0.0, 5.0]).unwrap().1.unwrap();
+    let down = rcf.explain_directed(&[0.0, -5.0]).unwrap().1.unwrap();
     assert!(up[1] && !down[1], "{up:?} {down:?}");
-    assert_eq!(detectors().remove(0).directions(&[0.0, 5.0]).unwrap(), None);
+    assert_eq!(
+        detectors()
+            .remove(0)
+            .explain_directed(&[0.0, 5.0])
+            .unwrap()
+            .1,
+        None
+    );
 }
 
 #[test]

@@ -252,36 +252,20 @@ fn drift_is_followed_within_two_windows() {
 #[test]
 fn bad_parameters_and_rows_are_errors() {
     let err = |p: HstParams, d| HalfSpaceTrees::new(p, d).unwrap_err().to_string();
-    assert!(
-        err(
-            HstParams {
-                n_trees: 0,
-                ..HstParams::default()
-            },
-            1
-        )
-        .contains("n_trees")
-    );
-    assert!(
-        err(
-            HstParams {
-                height: 0,
-                ..HstParams::default()
-            },
-            1
-        )
-        .contains("height")
-    );
-    assert!(
-        err(
+    let d = HstParams::default;
+    for (params, name) in [
+        (HstParams { n_trees: 0, ..d() }, "n_trees"),
+        (HstParams { height: 0, ..d() }, "height"),
+        (
             HstParams {
                 window_size: 0,
-                ..HstParams::default()
+                ..d()
             },
-            1
-        )
-        .contains("window_size")
-    );
+            "window_size",
+        ),
+    ] {
+        assert!(err(params, 1).contains(name), "{name}");
+    }
     let limits = HstParams {
         limits: Some(vec![(1.0, 1.0)]),
         ..HstParams::default()

@@ -12,7 +12,7 @@
 
 use super::IsolationForest;
 use super::build::to_f32;
-use crate::error::DetectError;
+use crate::error::{DetectError, check_row};
 
 /// Share of the isolation of one row owed to each feature; sums to 1.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,14 +32,7 @@ impl Explanation {
 impl IsolationForest {
     /// Explains the score of one row.
     pub fn explain_row(&self, row: &[f64]) -> Result<Explanation, DetectError> {
-        self.check_width(row.len())?;
-        if let Some(column) = row.iter().position(|v| !v.is_finite()) {
-            return Err(DetectError::NonFinite {
-                row: 0,
-                column,
-                value: row[column],
-            });
-        }
+        check_row(row, self.n_features)?;
         let x: Vec<f32> = row.iter().map(|&v| to_f32(v)).collect();
         let trees = &self.trees;
         let mut bits = vec![0.0f64; row.len()];

@@ -16,7 +16,7 @@ use radar_core::matrix::MatrixView;
 use radar_core::{Rng, rng::derive_seed};
 use rayon::prelude::*;
 
-use crate::error::DetectError;
+use crate::error::{DetectError, invalid};
 use crate::metrics::quantile;
 use layout::Layout;
 
@@ -80,13 +80,6 @@ impl Default for IsolationForestParams {
             contamination: Contamination::Auto,
             random_state: None,
         }
-    }
-}
-
-fn invalid(name: &'static str, message: impl Into<String>) -> DetectError {
-    DetectError::InvalidParam {
-        name,
-        message: message.into(),
     }
 }
 

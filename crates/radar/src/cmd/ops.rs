@@ -16,7 +16,7 @@ use radar_lake::capture::{self, CaptureOptions};
 use radar_log::{EventLog, Record};
 
 use crate::config::Config;
-use crate::data;
+use crate::{data, streams};
 
 /// Where the config and data live; shared by these commands.
 #[derive(Debug, Clone, Args)]
@@ -117,17 +117,11 @@ pub fn ingest(
                 Err(_) => (None, line.clone()),
             }
         } else if header.is_empty() {
-            header = String::from_utf8_lossy(&line)
-                .split(',')
-                .map(|c| c.trim().trim_matches('"').to_owned())
-                .collect();
+            header = streams::csv_cells(&line);
             continue;
         } else {
-            let text = String::from_utf8_lossy(&line).into_owned();
-            let cells: Vec<&str> = text
-                .split(',')
-                .map(|c| c.trim().trim_matches('"'))
-                .collect();
+            let cells = streams::csv_cells(&line);
+            let cells: Vec<&str> = cells.iter().map(String::as_str).collect();
             let names: Vec<&str> = header.iter().map(String::as_str).collect();
             match decoder.decode_cells(&names, &cells, &line, now) {
                 Ok(r) => (

@@ -114,10 +114,10 @@ fn bad_corpora_are_clear_errors() {
         assert!(!out.status.success());
         stderr(&out)
     };
+    let not_windows = run("[1, 2]");
     assert!(
-        run("[1, 2]").contains("not a NAB windows file"),
-        "{}",
-        run("[1, 2]")
+        not_windows.contains("not a NAB windows file"),
+        "{not_windows}"
     );
     let missing = run(r#"{"synthetic/nope.csv": []}"#);
     assert!(missing.contains("synthetic/nope.csv"), "{missing}");
