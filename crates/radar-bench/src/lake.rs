@@ -88,6 +88,7 @@ pub fn run(args: Args) -> Result<()> {
         &options,
         &stop,
         rt.handle(),
+        &radar_core::health::Health::default(),
     )?;
     let capture_secs = t0.elapsed().as_secs_f64();
     let capture_rate = stats.events as f64 / capture_secs;

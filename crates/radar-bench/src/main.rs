@@ -7,6 +7,7 @@ mod lake;
 mod log;
 mod parity;
 mod peer;
+mod soak;
 mod speed;
 mod streaming;
 
@@ -39,6 +40,9 @@ enum Command {
     /// Online detectors against their peers: Half-Space Trees against
     /// River, Random Cut Forest against AWS's (krcf) with NAB scores.
     Streaming(streaming::Args),
+    /// `radar up` fed for many minutes at a steady rate with churning
+    /// entities: memory, open files, disk use and lag over time.
+    Soak(soak::Args),
     /// Repeats one Isolation Forest operation in a loop, for profilers.
     IforestLoop(speed::LoopArgs),
 }
@@ -52,5 +56,6 @@ fn main() -> Result<()> {
         Command::Log(args) => log::run(args),
         Command::Lake(args) => lake::run(args),
         Command::Streaming(args) => streaming::run(args),
+        Command::Soak(args) => soak::run(args),
     }
 }

@@ -2,10 +2,12 @@
 //! declarations, records, dead letters), the feature engine, the seeded RNG
 //! and synthetic data. No I/O beyond parsing what it is given, no async.
 
+pub mod backoff;
 pub mod binary;
 pub mod decode;
 pub mod features;
 pub mod hash;
+pub mod health;
 pub mod matrix;
 pub mod rng;
 pub mod schema;

@@ -3,6 +3,13 @@
 
 pub const MICROS_PER_SECOND: i64 = 1_000_000;
 
+/// The wall clock in UTC microseconds (0 before 1970).
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
 /// `days_from_civil`).
 fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {

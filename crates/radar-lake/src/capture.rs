@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use radar_core::backoff::Retry;
 use radar_core::decode::Decoder;
+use radar_core::health::Health;
 use radar_core::schema::StreamSchema;
 use radar_log::{EventLog, Stored};
 use rayon::prelude::*;
@@ -76,6 +78,14 @@ impl Pending {
 
 /// Captures `topic` (the stream's events) until `stop` is set, then flushes
 /// and returns. Blocking: runs lake writes on `rt`.
+///
+/// Storage that fails (errors, time-outs, a full disk) is retried with
+/// backoff while `health` says `capture` is degraded and why; a batch whose
+/// files could not be written stays buffered and is written again whole
+/// before anything else is read, so offsets are never committed past what
+/// is durable. On `stop` the last flush is retried for a grace period;
+/// what it could not write stays uncommitted in the log for the next run.
+#[allow(clippy::too_many_arguments)] // the pipeline's wiring will bundle them
 pub fn run(
     log: &dyn EventLog,
     lake: &Lake,
@@ -84,8 +94,10 @@ pub fn run(
     options: &CaptureOptions,
     stop: &AtomicBool,
     rt: &tokio::runtime::Handle,
+    health: &Health,
 ) -> Result<CaptureStats, LakeError> {
-    let mut consumer = log.consumer(topic, &options.group)?;
+    let mut retry = Retry::new("capture", health, stop);
+    let mut consumer = retry.run(|| log.consumer(topic, &options.group))?;
     let decoder = Decoder::new(schema.clone());
     let mut stats = CaptureStats::default();
     let mut held: BTreeSet<u32> = BTreeSet::new();
@@ -96,12 +108,14 @@ pub fn run(
         // Newly held partitions: clear what an earlier run wrote but did not
         // commit. Partitions lost to another member: drop their buffer (the
         // new holder re-reads from the commit).
-        let now_held: BTreeSet<u32> = consumer.assignment()?.into_iter().collect();
+        let now_held: BTreeSet<u32> = retry.run(|| consumer.assignment())?.into_iter().collect();
         if now_held != held {
             for &p in now_held.difference(&held) {
-                let committed = log.committed(topic, &options.group, p)?.unwrap_or(0);
-                stats.removed_uncommitted_files +=
-                    rt.block_on(lake.remove_uncommitted(&schema.name, p, committed))? as u64;
+                let removed = retry.run(|| {
+                    let committed = log.committed(topic, &options.group, p)?.unwrap_or(0);
+                    rt.block_on(lake.remove_uncommitted(&schema.name, p, committed))
+                })?;
+                stats.removed_uncommitted_files += removed as u64;
             }
             pending.rows.retain(|r| now_held.contains(&r.partition));
             pending.dead.retain(|r| now_held.contains(&r.partition));
@@ -111,7 +125,7 @@ pub fn run(
         let batch: Vec<Stored> = if stopping {
             Vec::new()
         } else {
-            consumer.poll(10_000, Duration::from_millis(100))?
+            retry.run(|| consumer.poll(10_000, Duration::from_millis(100)))?
         };
         if batch.is_empty() && options.until_caught_up && !held.is_empty() {
             caught_up = true;
@@ -163,17 +177,23 @@ pub fn run(
             || stopping
             || caught_up;
         if due && !pending.next.is_empty() {
-            let files = rt.block_on(async {
-                let mut n = lake.write_raw(schema, &pending.rows).await?.len();
-                n += lake
-                    .write_dead_letters(&schema.name, &pending.dead)
-                    .await?
-                    .len();
-                Ok::<_, LakeError>(n)
+            // Retried whole: the same rows make the same file names, so a
+            // file written before a failure is overwritten, not doubled.
+            let files = retry.run(|| {
+                let files = rt.block_on(async {
+                    let mut n = lake.write_raw(schema, &pending.rows).await?.len();
+                    n += lake
+                        .write_dead_letters(&schema.name, &pending.dead)
+                        .await?
+                        .len();
+                    Ok::<_, LakeError>(n)
+                })?;
+                // Files are durable: now the offsets may be committed.
+                let positions: Vec<(u32, u64)> =
+                    pending.next.iter().map(|(&p, &o)| (p, o)).collect();
+                consumer.commit(&positions)?;
+                Ok::<_, LakeError>(files)
             })?;
-            // Files are durable: now the offsets may be committed.
-            let positions: Vec<(u32, u64)> = pending.next.iter().map(|(&p, &o)| (p, o)).collect();
-            consumer.commit(&positions)?;
             stats.events += pending.rows.len() as u64;
             stats.dead_letters += pending.dead.len() as u64;
             stats.files += files as u64;

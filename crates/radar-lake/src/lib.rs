@@ -47,6 +47,18 @@ pub enum LakeError {
     Log(#[from] radar_log::LogError),
 }
 
+impl radar_core::backoff::Transient for LakeError {
+    /// Storage errors (a store that is down, slow or full) may pass; a
+    /// file that does not decode will not.
+    fn is_transient(&self) -> bool {
+        match self {
+            LakeError::Storage(_) => true,
+            LakeError::Format(_) => false,
+            LakeError::Log(e) => e.is_transient(),
+        }
+    }
+}
+
 impl From<object_store::Error> for LakeError {
     fn from(e: object_store::Error) -> Self {
         LakeError::Storage(e.to_string())
@@ -210,19 +222,43 @@ pub struct Lake {
     prefix: Path,
     /// For a local root: the directory, so writes can be made durable.
     local: Option<PathBuf>,
+    /// How long one storage call may take before it fails (as a storage
+    /// error, which callers retry): a store that accepts connections and
+    /// never answers must not stall capture for good.
+    timeout: std::time::Duration,
 }
 
 impl Lake {
     /// Opens the lake under `root` (see [`storage::open`]).
     pub fn open(root: &str, options: &[(String, String)]) -> Result<Lake, LakeError> {
         let (store, prefix) = storage::open(root, options)?;
-        let local = (!root.contains("://") || root.starts_with("file://"))
-            .then(|| PathBuf::from(root.strip_prefix("file://").unwrap_or(root)));
+        let local = storage::local_dir(root);
         Ok(Lake {
             store,
             prefix: prefix.join("lake"),
             local,
+            timeout: std::time::Duration::from_secs(30),
         })
+    }
+
+    /// The same lake with another per-call time-out.
+    pub fn with_timeout(mut self, timeout: std::time::Duration) -> Lake {
+        self.timeout = timeout;
+        self
+    }
+
+    async fn timed<T>(
+        &self,
+        what: &str,
+        call: impl std::future::Future<Output = Result<T, object_store::Error>>,
+    ) -> Result<T, LakeError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(LakeError::Storage(format!(
+                "{what} timed out after {:?}",
+                self.timeout
+            ))),
+        }
     }
 
     fn table_prefix(&self, table: Table, stream: &str) -> Path {
@@ -231,7 +267,11 @@ impl Lake {
 
     async fn put_bytes(&self, path: &Path, buf: Vec<u8>) -> Result<u64, LakeError> {
         let size = buf.len() as u64;
-        self.store.put(path, PutPayload::from(buf)).await?;
+        self.timed(
+            "writing a file",
+            self.store.put(path, PutPayload::from(buf)),
+        )
+        .await?;
         if let Some(root) = &self.local {
             // The object store renames a finished file into place; make the
             // file durable before offsets are committed (its directory is
@@ -343,8 +383,12 @@ impl Lake {
         range: Option<(i64, i64)>,
     ) -> Result<Vec<FileInfo>, LakeError> {
         let prefix = self.table_prefix(table, stream);
-        let metas: Vec<object_store::ObjectMeta> =
-            self.store.list(Some(&prefix)).try_collect().await?;
+        let metas: Vec<object_store::ObjectMeta> = self
+            .timed(
+                "listing files",
+                self.store.list(Some(&prefix)).try_collect(),
+            )
+            .await?;
         let mut files: Vec<FileInfo> = metas
             .iter()
             .filter_map(|m| parse_file(m.location.as_ref(), m.size))
@@ -367,7 +411,9 @@ impl Lake {
         for table in [Table::Raw, Table::DeadLetters] {
             for f in self.files(table, stream, None).await? {
                 if f.partition == partition && f.last_offset >= committed {
-                    self.store.delete(&Path::from(f.path.as_str())).await?;
+                    let path = Path::from(f.path.as_str());
+                    self.timed("removing a file", self.store.delete(&path))
+                        .await?;
                     removed += 1;
                 }
             }
@@ -376,7 +422,11 @@ impl Lake {
     }
 
     async fn read_file(&self, path: &str) -> Result<Bytes, LakeError> {
-        Ok(self.store.get(&Path::from(path)).await?.bytes().await?)
+        let path = Path::from(path);
+        self.timed("reading a file", async {
+            self.store.get(&path).await?.bytes().await
+        })
+        .await
     }
 
     /// Scans a stream's raw table for event times in [from, to), file by

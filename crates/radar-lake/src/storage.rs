@@ -8,6 +8,25 @@ use object_store::path::Path;
 
 use crate::LakeError;
 
+/// The directory of a local storage root (`None` for object stores), so
+/// writers can make their files durable: object_store's local backend
+/// renames finished files into place but does not `fsync` them.
+pub fn local_dir(root: &str) -> Option<std::path::PathBuf> {
+    (!root.contains("://") || root.starts_with("file://"))
+        .then(|| std::path::PathBuf::from(root.strip_prefix("file://").unwrap_or(root)))
+}
+
+/// Makes `path` (relative to the local root `dir`) and its directory
+/// durable.
+pub fn sync_local(dir: &std::path::Path, path: &Path) -> std::io::Result<()> {
+    let file = dir.join(path.as_ref());
+    std::fs::File::open(&file)?.sync_all()?;
+    match file.parent() {
+        Some(parent) => std::fs::File::open(parent)?.sync_all(),
+        None => Ok(()),
+    }
+}
+
 /// Opens the storage root `root`: a local directory (`./radar-data`,
 /// `/var/lib/radar`, `file:///…`), or `s3://bucket/prefix`,
 /// `az://container/prefix` (also `abfss://`, `azure://`), `gs://bucket/prefix`.

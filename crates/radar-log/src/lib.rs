@@ -17,6 +17,9 @@ pub mod conformance;
 pub mod embedded;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+pub mod retrying;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 /// One record: an optional key (which picks the partition), a value, a
 /// timestamp (UTC µs) and headers. Keys and values are [`Bytes`]: records
@@ -102,6 +105,31 @@ impl LogError {
     pub fn is_transient(&self) -> bool {
         matches!(self, LogError::Io { .. } | LogError::Kafka(_))
     }
+
+    /// Whether the disk (or a quota, or a file-size limit) is full: the
+    /// append was refused whole and may succeed once space is freed.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            LogError::Io { source, .. } => is_storage_full(source),
+            _ => false,
+        }
+    }
+}
+
+impl radar_core::backoff::Transient for LogError {
+    fn is_transient(&self) -> bool {
+        LogError::is_transient(self)
+    }
+}
+
+/// Whether an I/O error says the storage is out of space.
+pub fn is_storage_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull
+            | std::io::ErrorKind::QuotaExceeded
+            | std::io::ErrorKind::FileTooLarge
+    )
 }
 
 /// Which partition a keyed record goes to: stable for a key and a partition

@@ -127,11 +127,7 @@ pub struct AliasMove {
     pub reason: String,
 }
 
-pub fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
-}
+pub use radar_core::time::now_micros;
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
@@ -146,6 +142,8 @@ pub struct Registry {
     db: Arc<Mutex<Connection>>,
     store: Arc<dyn ObjectStore>,
     prefix: StorePath,
+    /// The storage root's directory when it is local (artifacts are synced).
+    local: Option<std::path::PathBuf>,
 }
 
 fn json(text: String) -> serde_json::Value {
@@ -176,6 +174,7 @@ impl Registry {
             db: Arc::new(Mutex::new(conn)),
             store,
             prefix: prefix.join("artifacts"),
+            local: radar_lake::storage::local_dir(root),
         })
     }
 
@@ -297,6 +296,12 @@ impl Registry {
             .put(&path, PutPayload::from(artifact.to_vec()))
             .await
             .map_err(|e| RegistryError::Store(e.to_string()))?;
+        // The version row below is durable once inserted: its artifact must
+        // be durable before it.
+        if let Some(dir) = &self.local {
+            radar_lake::storage::sync_local(dir, &path)
+                .map_err(|e| RegistryError::Store(format!("syncing the artifact: {e}")))?;
+        }
         let version = {
             let db = self.db()?;
             let version: i64 = db.query_row(

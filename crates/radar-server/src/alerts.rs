@@ -11,6 +11,9 @@ use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use radar_core::backoff::Backoff;
+use radar_core::health::Health;
+
 use crate::metrics::Metrics;
 
 /// A feature's share of an alert's score.
@@ -54,6 +57,31 @@ pub enum AlertError {
     Db(#[from] rusqlite::Error),
     #[error("alerts database lock poisoned")]
     Poisoned,
+}
+
+impl AlertError {
+    /// A full disk, a busy or locked database, an I/O error: a retry may
+    /// pass.
+    pub fn is_transient(&self) -> bool {
+        use rusqlite::ErrorCode as C;
+        match self {
+            AlertError::Db(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                C::DiskFull
+                    | C::DatabaseBusy
+                    | C::DatabaseLocked
+                    | C::SystemIoFailure
+                    | C::CannotOpen
+            ),
+            _ => false,
+        }
+    }
+}
+
+impl radar_core::backoff::Transient for AlertError {
+    fn is_transient(&self) -> bool {
+        AlertError::is_transient(self)
+    }
 }
 
 /// Filters of an alerts query.
@@ -168,6 +196,19 @@ impl AlertStore {
     }
 }
 
+/// The health component of the webhook sink.
+pub const WEBHOOK: &str = "webhook";
+
+/// A webhook sink.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    pub url: String,
+    /// Alerts waiting for delivery at most; more are dropped and counted.
+    pub queue: usize,
+    /// How long one alert is retried before it counts as failed.
+    pub retry_for: Duration,
+}
+
 /// Where alerts go.
 pub struct Sinks {
     pub store: AlertStore,
@@ -177,18 +218,19 @@ pub struct Sinks {
 }
 
 impl Sinks {
-    /// `webhook`: URL to POST each new alert to, from a queue of `queue`
-    /// alerts drained by a task on `rt`.
+    /// `webhook`: where and how to POST each new alert, from a queue
+    /// drained by a task on `rt`.
     pub fn new(
         store: AlertStore,
         stdout: bool,
-        webhook: Option<(String, usize)>,
+        webhook: Option<Webhook>,
         metrics: Arc<Metrics>,
+        health: Arc<Health>,
         rt: &tokio::runtime::Handle,
     ) -> Sinks {
-        let webhook = webhook.map(|(url, queue)| {
-            let (tx, rx) = mpsc::channel(queue.max(1));
-            rt.spawn(deliver(url, rx, metrics.clone()));
+        let webhook = webhook.map(|w| {
+            let (tx, rx) = mpsc::channel(w.queue.max(1));
+            rt.spawn(deliver(w.url, rx, metrics.clone(), health, w.retry_for));
             tx
         });
         Sinks {
@@ -222,25 +264,66 @@ impl Sinks {
     }
 }
 
-async fn deliver(url: String, mut rx: mpsc::Receiver<Alert>, metrics: Arc<Metrics>) {
+/// Delivers queued alerts one by one, in order. A failure a retry can fix
+/// (a 5xx, 408, 429, a time-out, a refused connection) is retried with
+/// backoff for up to `retry_for`; a 4xx is not retried. While the webhook
+/// fails, alerts wait in the bounded queue (the scorer drops and counts
+/// what does not fit, never waits) and `health` says `webhook` is degraded.
+async fn deliver(
+    url: String,
+    mut rx: mpsc::Receiver<Alert>,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    retry_for: Duration,
+) {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build();
-    let Ok(client) = client else { return };
+    let Ok(client) = client else {
+        health.failed(WEBHOOK, "cannot build an HTTP client");
+        return;
+    };
+    health.ok(WEBHOOK);
+    let mut failing = false;
     while let Some(alert) = rx.recv().await {
-        let mut delay = Duration::from_millis(100);
-        let mut sent = false;
-        for _ in 0..4 {
-            match client.post(&url).json(&alert).send().await {
-                Ok(r) if r.status().is_success() => {
-                    sent = true;
-                    break;
+        let started = std::time::Instant::now();
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
+        let sent = loop {
+            let reason = match client.post(&url).json(&alert).send().await {
+                Ok(r) if r.status().is_success() => break true,
+                Ok(r)
+                    if r.status().is_client_error()
+                        && !matches!(r.status().as_u16(), 408 | 429) =>
+                {
+                    health.degraded(
+                        WEBHOOK,
+                        format!(
+                            "the webhook refused an alert with {} (not retried)",
+                            r.status()
+                        ),
+                    );
+                    failing = true;
+                    break false;
                 }
-                _ => {
-                    tokio::time::sleep(delay).await;
-                    delay *= 4;
-                }
+                Ok(r) => format!("the webhook answered {}", r.status()),
+                Err(e) if e.is_timeout() => "the webhook timed out".to_owned(),
+                Err(e) if e.is_connect() => "the webhook is unreachable".to_owned(),
+                Err(_) => "the webhook request failed".to_owned(),
+            };
+            failing = true;
+            if started.elapsed() >= retry_for {
+                health.degraded(
+                    WEBHOOK,
+                    format!("{reason}; gave up on an alert after {retry_for:?}"),
+                );
+                break false;
             }
+            health.degraded(WEBHOOK, format!("{reason}; retrying"));
+            tokio::time::sleep(backoff.delay()).await;
+        };
+        if sent && failing {
+            health.ok(WEBHOOK);
+            failing = false;
         }
         let counter = if sent {
             &metrics.webhook_sent

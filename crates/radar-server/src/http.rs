@@ -27,11 +27,16 @@ pub struct AppState {
     pub registry: Registry,
 }
 
+/// The health component of the event log, as ingest sees it.
+pub const LOG: &str = "log";
+
 /// An error answer: a status and a message naming the problem.
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Seconds after which a retry may succeed (`Retry-After`).
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -39,7 +44,12 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            retry_after: None,
         }
+    }
+    fn retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
     fn bad(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, message)
@@ -51,7 +61,13 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.message }))).into_response()
+        let mut response = (self.status, Json(json!({ "error": self.message }))).into_response();
+        if let Some(s) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(s));
+        }
+        response
     }
 }
 
@@ -173,15 +189,28 @@ async fn ingest(
         .events_in
         .fetch_add(results.len() as u64, Ordering::Relaxed);
     let log = state.log.clone();
-    let acks = tokio::task::spawn_blocking(move || log.append(&stream, &records))
+    let appended = tokio::task::spawn_blocking(move || log.append(&stream, &records))
         .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("the event log refused the append: {e}"),
-            )
-        })?;
+        .map_err(ApiError::internal)?;
+    let acks = match appended {
+        Ok(acks) => {
+            state.shared.health.ok(LOG);
+            acks
+        }
+        Err(e) => {
+            state.shared.health.degraded(LOG, e.to_string());
+            // Nothing of the request was acknowledged; the same request can
+            // be sent again.
+            let message = if e.is_storage_full() {
+                "the event log is out of disk space; nothing was stored, retry later".to_owned()
+            } else if e.is_transient() {
+                "the event log is unavailable; nothing was stored, retry later".to_owned()
+            } else {
+                format!("the event log refused the append: {e}")
+            };
+            return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message).retry_after(1));
+        }
+    };
     for (r, (p, o)) in results.iter_mut().zip(acks) {
         if r.error.is_none() {
             r.partition = Some(p);
@@ -293,33 +322,50 @@ async fn runs(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "runs": runs })))
 }
 
+/// Ready when a model scores the stream and every component works; the
+/// body says which component is not and why.
 async fn ready(State(state): State<AppState>) -> Response {
-    if let Some(online) = &state.shared.online
-        && let Ok(model) = online.lock()
-    {
-        return Json(json!({
-            "status": "ready",
-            "model": model.name(),
-            "model_version": 0,
-            "warming_up": model.warming_up(),
-        }))
-        .into_response();
+    let components = state.shared.health.snapshot();
+    let broken: Vec<&String> = components
+        .iter()
+        .filter(|(_, s)| s.state != radar_core::health::State::Ok)
+        .map(|(name, _)| name)
+        .collect();
+    let mut body = match (&state.shared.online, state.shared.model.load_full()) {
+        (Some(online), _) => match online.lock() {
+            Ok(model) => json!({
+                "status": "ready",
+                "model": model.name(),
+                "model_version": 0,
+                "warming_up": model.warming_up(),
+            }),
+            Err(_) => json!({"status": "the online model's lock is poisoned"}),
+        },
+        (None, Some(m)) => json!({"status": "ready", "model": m.name, "model_version": m.version}),
+        (None, None) => json!({"status": "waiting for a champion model"}),
+    };
+    body["components"] = json!(components);
+    let mut status = if body["status"] == "ready" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    if !broken.is_empty() && status == StatusCode::OK {
+        body["status"] = json!(format!(
+            "degraded: {}",
+            broken
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        status = StatusCode::SERVICE_UNAVAILABLE;
     }
-    match state.shared.model.load_full() {
-        Some(m) => Json(json!({"status": "ready", "model": m.name, "model_version": m.version}))
-            .into_response(),
-        None => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "waiting for a champion model"})),
-        )
-            .into_response(),
-    }
+    (status, Json(body)).into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.shared.metrics.render(&state.shared.schema.name),
-    )
-        .into_response()
+    let mut text = state.shared.metrics.render(&state.shared.schema.name);
+    crate::metrics::render_health(&state.shared.health, &mut text);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -6,8 +6,4 @@ pub mod metrics;
 pub mod online;
 pub mod scorer;
 
-pub fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
-}
+pub use radar_core::time::now_micros;

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use radar_core::decode::Reason;
+use radar_core::health::{Health, State};
 
 /// Upper bounds (seconds) of the decision-latency histogram.
 const BUCKETS: [f64; 18] = [
@@ -182,5 +183,30 @@ impl Metrics {
             }
         }
         out
+    }
+}
+
+/// Component health as gauges (1 while a component is ok) and error
+/// counters, one series per component.
+pub fn render_health(health: &Health, out: &mut String) {
+    let all = health.snapshot();
+    let _ = writeln!(
+        out,
+        "# HELP radar_component_up Whether a component (log, capture, scorer, webhook) is working: 1 ok, 0 degraded or failed.\n# TYPE radar_component_up gauge"
+    );
+    for (name, s) in &all {
+        let up = (s.state == State::Ok) as u8;
+        let _ = writeln!(out, "radar_component_up{{component=\"{name}\"}} {up}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP radar_component_errors_total Errors a component met (each failed retry counts).\n# TYPE radar_component_errors_total counter"
+    );
+    for (name, s) in &all {
+        let _ = writeln!(
+            out,
+            "radar_component_errors_total{{component=\"{name}\"}} {}",
+            s.errors
+        );
     }
 }

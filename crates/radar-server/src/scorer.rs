@@ -16,11 +16,13 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use radar_core::Matrix;
+use radar_core::backoff::{Retry, Transient};
 use radar_core::binary::{Envelope, Reader, Writer};
 use radar_core::decode::Decoder;
 use radar_core::features::FeatureEngine;
+use radar_core::health::Health;
 use radar_core::schema::StreamSchema;
-use radar_core::time::format_rfc3339;
+use radar_core::time::{format_rfc3339, now_micros};
 use radar_log::EventLog;
 use radar_registry::{Bundle, Registry};
 
@@ -45,6 +47,8 @@ pub struct Shared {
     /// stream instead of the champion.
     pub online: Option<Arc<Mutex<OnlineModel>>>,
     pub metrics: Arc<Metrics>,
+    /// What capture, the scorer and the sinks last said about themselves.
+    pub health: Arc<Health>,
 }
 
 const CHECKPOINT: Envelope = Envelope {
@@ -52,12 +56,6 @@ const CHECKPOINT: Envelope = Envelope {
     what: "radar scorer checkpoint",
     version: 1,
 };
-
-fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
-}
 
 pub struct ScorerOptions {
     pub group: String,
@@ -74,10 +72,24 @@ pub enum ScorerError {
     Log(#[from] radar_log::LogError),
     #[error("checkpoint: {0}")]
     Checkpoint(String),
+    /// Writing the checkpoint failed (a full disk): the next one may pass.
+    #[error("checkpoint: {0}")]
+    CheckpointWrite(String),
     #[error(transparent)]
     Alerts(#[from] crate::alerts::AlertError),
     #[error("scoring: {0}")]
     Detect(String),
+}
+
+impl radar_core::backoff::Transient for ScorerError {
+    fn is_transient(&self) -> bool {
+        match self {
+            ScorerError::Log(e) => e.is_transient(),
+            ScorerError::CheckpointWrite(_) => true,
+            ScorerError::Alerts(e) => e.is_transient(),
+            ScorerError::Checkpoint(_) | ScorerError::Detect(_) => false,
+        }
+    }
 }
 
 /// Loads the checkpoint, if any: (engine state, next offset per partition)
@@ -152,8 +164,9 @@ fn save_checkpoint(
     };
     w.bytes(&model);
     let bytes = CHECKPOINT.seal(1, &w.into_bytes());
-    let err =
-        |e: std::io::Error| ScorerError::Checkpoint(format!("writing `{}`: {e}", path.display()));
+    let err = |e: std::io::Error| {
+        ScorerError::CheckpointWrite(format!("writing `{}`: {e}", path.display()))
+    };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
@@ -232,6 +245,7 @@ pub fn run(
     stop: &AtomicBool,
 ) -> Result<u64, ScorerError> {
     let topic = shared.schema.name.clone();
+    let mut retry = Retry::new("scorer", &shared.health, stop);
     let mut positions = {
         let mut engine = shared
             .engine
@@ -239,7 +253,7 @@ pub fn run(
             .map_err(|_| ScorerError::Checkpoint("engine lock poisoned".into()))?;
         load_checkpoint(&options.checkpoint, &mut engine, shared.online.as_deref())?
     };
-    let mut consumer = log.consumer(&topic, &options.group)?;
+    let mut consumer = retry.run(|| log.consumer(&topic, &options.group))?;
     let mut decoder = Decoder::new(shared.schema.clone());
     let width = shared.schema.columns.len();
     let mut last_checkpoint = Instant::now();
@@ -256,12 +270,17 @@ pub fn run(
             std::thread::sleep(Duration::from_millis(100));
             continue;
         };
-        let batch = consumer.poll(5000, Duration::from_millis(50))?;
+        let batch = retry.run(|| consumer.poll(5000, Duration::from_millis(50)))?;
         if batch.is_empty() {
             if dirty && last_checkpoint.elapsed() >= options.checkpoint_every {
-                checkpoint(shared, options, &positions, consumer.as_mut())?;
                 last_checkpoint = Instant::now();
-                dirty = false;
+                // A failed checkpoint (a full disk) is tried again at the
+                // next one; the events it would cover are replayed at worst.
+                match retry.attempt(|| checkpoint(shared, options, &positions, consumer.as_mut())) {
+                    Ok(()) => dirty = false,
+                    Err(e) if e.is_transient() => {}
+                    Err(e) => return Err(e),
+                }
                 update_lag(log, &topic, &positions, &shared.metrics);
                 last_lag = Some(Instant::now());
             } else if last_lag.is_none_or(|t| t.elapsed() >= options.checkpoint_every) {
@@ -354,22 +373,27 @@ pub fn run(
             });
         }
         drop(scoring);
-        sinks.emit(alerts)?;
+        // The alerts table must hold them before the scorer moves on: a full
+        // disk or a busy database is waited out, not skipped.
+        retry.run(|| sinks.emit(alerts.clone()))?;
         scored_total += meta.len() as u64;
         shared
             .metrics
             .scored
             .fetch_add(meta.len() as u64, Ordering::Relaxed);
         if last_checkpoint.elapsed() >= options.checkpoint_every {
-            checkpoint(shared, options, &positions, consumer.as_mut())?;
             last_checkpoint = Instant::now();
-            dirty = false;
+            match retry.attempt(|| checkpoint(shared, options, &positions, consumer.as_mut())) {
+                Ok(()) => dirty = false,
+                Err(e) if e.is_transient() => {}
+                Err(e) => return Err(e),
+            }
             update_lag(log, &topic, &positions, &shared.metrics);
             last_lag = Some(Instant::now());
         }
     }
     if dirty {
-        checkpoint(shared, options, &positions, consumer.as_mut())?;
+        retry.run(|| checkpoint(shared, options, &positions, consumer.as_mut()))?;
     }
     Ok(scored_total)
 }

@@ -60,6 +60,7 @@ async fn server() -> Server {
         online: None,
         model: Arc::new(ArcSwapOption::empty()),
         metrics: Arc::new(Metrics::default()),
+        health: Default::default(),
     };
     let state = AppState {
         log,

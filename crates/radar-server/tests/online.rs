@@ -128,6 +128,7 @@ fn score_with_restart(
                 .unwrap()
                 .map(|m| Arc::new(Mutex::new(m))),
             metrics: metrics.clone(),
+            health: Default::default(),
         };
         if let Some(forest) = &champion {
             let x = Matrix::from_rows(&[vec![0.0, 0.0]]).unwrap();
@@ -145,7 +146,14 @@ fn score_with_restart(
                 },
             })));
         }
-        let sinks = Sinks::new(store.clone(), false, None, metrics.clone(), rt.handle());
+        let sinks = Sinks::new(
+            store.clone(),
+            false,
+            None,
+            metrics.clone(),
+            shared.health.clone(),
+            rt.handle(),
+        );
         let stop = Arc::new(AtomicBool::new(false));
         std::thread::scope(|s| {
             let worker = s.spawn(|| scorer::run(&log, &shared, &sinks, &options, &stop));

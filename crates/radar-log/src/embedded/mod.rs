@@ -61,6 +61,48 @@ impl Default for Options {
 /// A partition's segments; the last is the active one.
 struct Segments {
     list: Vec<Segment>,
+    /// Moves on every rollback: offsets handed out in an earlier epoch at
+    /// or beyond a rollback point were taken back.
+    epoch: u64,
+}
+
+/// What one append wrote to a partition.
+struct Written {
+    first: u64,
+    /// One past the last offset.
+    end: u64,
+    epoch: u64,
+    /// The active segment's length before the write.
+    len_before: u64,
+}
+
+/// The end of the last good `fsync`, and the rollbacks since.
+struct SyncState {
+    /// Offsets below this are durable.
+    offset: u64,
+    /// The segment that fsync covered, and its length then.
+    base: u64,
+    len: u64,
+    /// (epoch after, offset rolled back to), the last few.
+    rollbacks: Vec<(u64, u64)>,
+}
+
+impl SyncState {
+    /// Whether a rollback took back some of what `w` wrote.
+    fn lost(&self, w: &Written) -> bool {
+        self.rollbacks
+            .iter()
+            .any(|&(epoch, offset)| epoch > w.epoch && offset < w.end)
+    }
+}
+
+fn rolled_back(dir: &Path) -> LogError {
+    LogError::Io {
+        path: dir.display().to_string(),
+        source: std::io::Error::other(
+            "an fsync failed after these records were written; they were rolled back",
+        ),
+    }
 }
 
 struct Partition {
@@ -69,8 +111,8 @@ struct Partition {
     segments: RwLock<Segments>,
     /// Offsets below this are durable (and visible).
     durable: AtomicU64,
-    /// Serialises fsyncs; holds the offset the last fsync covered.
-    sync: Mutex<u64>,
+    /// Serialises fsyncs; holds what the last good one covered.
+    sync: Mutex<SyncState>,
     /// Signalled when `durable` moves, for waiting consumers.
     grew: (Mutex<()>, Condvar),
 }
@@ -112,12 +154,17 @@ impl Partition {
         if list.is_empty() {
             list.push(Segment::create(&dir, 0)?);
         }
-        let end = list.last().map_or(0, |s| s.next);
+        let (end, base, len) = list.last().map_or((0, 0, 0), |s| (s.next, s.base, s.len));
         Ok(Partition {
             dir,
-            segments: RwLock::new(Segments { list }),
+            segments: RwLock::new(Segments { list, epoch: 0 }),
             durable: AtomicU64::new(end),
-            sync: Mutex::new(end),
+            sync: Mutex::new(SyncState {
+                offset: end,
+                base,
+                len,
+                rollbacks: Vec::new(),
+            }),
             grew: (Mutex::new(()), Condvar::new()),
         })
     }
@@ -129,57 +176,93 @@ impl Partition {
             .unwrap_or(0)
     }
 
-    /// Writes `records` at the end (not yet durable); returns the offsets of
-    /// the first and one past the last.
-    fn write(&self, records: &[&Record], options: &Options) -> Result<(u64, u64), LogError> {
+    /// Writes `records` at the end of `segs` (this partition's, locked; not
+    /// yet durable).
+    fn write(
+        &self,
+        segs: &mut Segments,
+        records: &[&Record],
+        options: &Options,
+    ) -> Result<Written, LogError> {
         let mut buf = Vec::with_capacity(records.iter().map(|r| segment::framed_len(r)).sum());
-        let (first, last) = {
-            let mut segs = self.segments.write().map_err(|_| poisoned())?;
-            let active = segs.list.last().ok_or_else(poisoned)?;
-            if active.len >= options.segment_bytes && active.next > active.base {
-                // Seal the active segment (durable first) and start a new one.
-                active.file.sync_data().map_err(io(&active.path))?;
-                let next = active.next;
-                let seg = Segment::create(&self.dir, next)?;
-                segs.list.push(seg);
-            }
-            let active = segs.list.last_mut().ok_or_else(poisoned)?;
-            let first = active.next;
-            let mut pos = active.len;
-            for (i, r) in records.iter().enumerate() {
-                let before = buf.len();
-                segment::encode(&mut buf, first + i as u64, r);
-                active.note(first + i as u64, pos, r.timestamp);
-                pos += (buf.len() - before) as u64;
-            }
-            (&active.file).write_all(&buf).map_err(io(&active.path))?;
-            active.len = pos;
-            (first, active.next)
-        };
-        Ok((first, last))
+        let active = segs.list.last().ok_or_else(poisoned)?;
+        if active.len >= options.segment_bytes && active.next > active.base {
+            // Seal the active segment (durable first) and start a new one.
+            active.file.sync_data().map_err(io(&active.path))?;
+            let next = active.next;
+            let seg = Segment::create(&self.dir, next)?;
+            segs.list.push(seg);
+            // Retention is applied as segments roll, so disk use stays
+            // bounded while the log is written.
+            Self::enforce_locked(segs, &options.retention, radar_core::time::now_micros())?;
+        }
+        let epoch = segs.epoch;
+        let active = segs.list.last_mut().ok_or_else(poisoned)?;
+        let (first, len_before) = (active.next, active.len);
+        for (i, r) in records.iter().enumerate() {
+            segment::encode(&mut buf, first + i as u64, r);
+        }
+        active.append(&buf, records)?;
+        Ok(Written {
+            first,
+            end: active.next,
+            epoch,
+            len_before,
+        })
     }
 
-    /// Returns once every offset below `last` is durable.
-    fn sync_through(&self, last: u64) -> Result<(), LogError> {
+    /// Returns once every offset below `written.end` is durable. When an
+    /// `fsync` fails, the active segment is rolled back to what the last
+    /// good one covered (the kernel may have dropped the pages it could not
+    /// write, and a later `fsync` would not say so), and every append that
+    /// wrote past that point fails: none of them was acknowledged.
+    fn sync_through(&self, written: &Written) -> Result<(), LogError> {
         // Group commit: one fsync of the active segment covers every record
         // written before it (sealed segments were synced when they rolled).
-        let mut synced = self.sync.lock().map_err(|_| poisoned())?;
-        if *synced < last {
-            let (file, covered) = {
-                let segs = self.segments.read().map_err(|_| poisoned())?;
-                let active = segs.list.last().ok_or_else(poisoned)?;
-                (
-                    active.file.try_clone().map_err(io(&active.path))?,
-                    active.next,
-                )
-            };
-            file.sync_data().map_err(io(&self.dir))?;
-            *synced = covered;
-            self.durable.fetch_max(covered, Ordering::Release);
-            let _g = self.grew.0.lock();
-            self.grew.1.notify_all();
+        let mut sync = self.sync.lock().map_err(|_| poisoned())?;
+        if sync.lost(written) {
+            return Err(rolled_back(&self.dir));
         }
+        if sync.offset >= written.end {
+            return Ok(());
+        }
+        let (file, covered) = {
+            let segs = self.segments.read().map_err(|_| poisoned())?;
+            let active = segs.list.last().ok_or_else(poisoned)?;
+            (
+                active.file.try_clone().map_err(io(&active.path))?,
+                (active.next, active.base, active.len),
+            )
+        };
+        if let Err(e) = file.sync_data() {
+            self.roll_back(&mut sync)?;
+            return Err(io(&self.dir)(e));
+        }
+        (sync.offset, sync.base, sync.len) = covered;
+        self.durable.fetch_max(covered.0, Ordering::Release);
+        let _g = self.grew.0.lock();
+        self.grew.1.notify_all();
         Ok(())
+    }
+
+    /// Cuts the active segment back to the end of the last good `fsync`.
+    fn roll_back(&self, sync: &mut SyncState) -> Result<(), LogError> {
+        let mut segs = self.segments.write().map_err(|_| poisoned())?;
+        segs.epoch += 1;
+        let epoch = segs.epoch;
+        let active = segs.list.last_mut().ok_or_else(poisoned)?;
+        // A good fsync in an earlier segment means this one holds nothing
+        // durable yet (sealing synced everything before it).
+        let (offset, len) = if sync.base == active.base {
+            (sync.offset, sync.len)
+        } else {
+            (active.base, 0)
+        };
+        sync.rollbacks.push((epoch, offset));
+        if sync.rollbacks.len() > 64 {
+            sync.rollbacks.remove(0);
+        }
+        active.roll_back(offset, len)
     }
 
     fn read(
@@ -219,6 +302,14 @@ impl Partition {
     /// one).
     fn enforce(&self, retention: &Retention, now_micros: i64) -> Result<(), LogError> {
         let mut segs = self.segments.write().map_err(|_| poisoned())?;
+        Self::enforce_locked(&mut segs, retention, now_micros)
+    }
+
+    fn enforce_locked(
+        segs: &mut Segments,
+        retention: &Retention,
+        now_micros: i64,
+    ) -> Result<(), LogError> {
         loop {
             if segs.list.len() < 2 {
                 return Ok(());
@@ -565,23 +656,40 @@ impl EventLog for EmbeddedLog {
             };
             by_partition[p as usize].push(i);
         }
-        // Write every partition's share, then wait for durability: the fsyncs
-        // of one call then also cover what other callers wrote meanwhile.
-        let mut out = vec![(0, 0); records.len()];
-        let mut written = Vec::new();
-        for (p, idx) in by_partition.iter().enumerate() {
-            if idx.is_empty() {
-                continue;
-            }
-            let batch: Vec<&Record> = idx.iter().map(|&i| &records[i]).collect();
-            let (first, last) = t.partitions[p].write(&batch, &self.inner.options)?;
-            for (k, &i) in idx.iter().enumerate() {
-                out[i] = (p as u32, first + k as u64);
-            }
-            written.push((p, last));
+        // Write every partition's share under all their locks (taken in
+        // partition order), so that a share refused by a full disk takes the
+        // shares written before it back with it: the append is all or
+        // nothing. Then wait for durability outside the locks: the fsyncs of
+        // one call also cover what other callers wrote meanwhile.
+        let involved: Vec<usize> = (0..n as usize)
+            .filter(|&p| !by_partition[p].is_empty())
+            .collect();
+        let mut guards = Vec::with_capacity(involved.len());
+        for &p in &involved {
+            guards.push(t.partitions[p].segments.write().map_err(|_| poisoned())?);
         }
-        for (p, last) in written {
-            t.partitions[p].sync_through(last)?;
+        let mut out = vec![(0, 0); records.len()];
+        let mut written: Vec<(usize, Written)> = Vec::with_capacity(involved.len());
+        for (k, &p) in involved.iter().enumerate() {
+            let batch: Vec<&Record> = by_partition[p].iter().map(|&i| &records[i]).collect();
+            match t.partitions[p].write(&mut guards[k], &batch, &self.inner.options) {
+                Ok(w) => written.push((p, w)),
+                Err(e) => {
+                    for (j, (_, w)) in written.iter().enumerate() {
+                        // Nobody wrote after these (their locks are held).
+                        let active = guards[j].list.last_mut().ok_or_else(poisoned)?;
+                        active.roll_back(w.first, w.len_before)?;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        drop(guards);
+        for (p, w) in &written {
+            for (k, &i) in by_partition[*p].iter().enumerate() {
+                out[i] = (*p as u32, w.first + k as u64);
+            }
+            t.partitions[*p].sync_through(w)?;
         }
         Ok(out)
     }

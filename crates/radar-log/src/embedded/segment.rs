@@ -8,6 +8,7 @@
 //! ```
 
 use std::fs::File;
+use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -194,6 +195,9 @@ pub(crate) struct Segment {
     pub max_timestamp: i64,
     /// Sparse (offset, position) index.
     pub index: Vec<(u64, u64)>,
+    /// A failed write may have left bytes past `len` that could not be cut
+    /// yet; they are cut before the next write lands after them.
+    pub torn: bool,
 }
 
 pub(crate) fn segment_name(base: u64) -> String {
@@ -218,6 +222,7 @@ impl Segment {
             next: base,
             max_timestamp: i64::MIN,
             index: Vec::new(),
+            torn: false,
         })
     }
 
@@ -240,6 +245,7 @@ impl Segment {
             next: base,
             max_timestamp: i64::MIN,
             index: Vec::new(),
+            torn: false,
         };
         let mut pos = 0usize;
         while pos < bytes.len() {
@@ -287,6 +293,50 @@ impl Segment {
             position,
             detail,
         }
+    }
+
+    /// Writes `records`, already framed in `buf` with offsets from
+    /// `self.next` on, at the end of the segment. All or nothing: when the
+    /// write fails (a full disk), the segment is cut back to its whole
+    /// records and its offsets do not move, so a later write never lands
+    /// behind a torn frame that the next open would truncate along with it.
+    pub fn append(&mut self, buf: &[u8], records: &[&Record]) -> Result<(), LogError> {
+        self.cut_torn_tail()?;
+        if let Err(e) = (&self.file).write_all(buf) {
+            self.torn = true;
+            // Truncating frees space, so it succeeds where the write did
+            // not; if it fails too, the next write retries it first.
+            let _ = self.cut_torn_tail();
+            return Err(io(&self.path)(e));
+        }
+        let mut pos = self.len;
+        for r in records {
+            self.note(self.next, pos, r.timestamp);
+            pos += framed_len(r) as u64;
+        }
+        debug_assert_eq!(pos - self.len, buf.len() as u64);
+        self.len = pos;
+        Ok(())
+    }
+
+    fn cut_torn_tail(&mut self) -> Result<(), LogError> {
+        if self.torn {
+            self.file.set_len(self.len).map_err(io(&self.path))?;
+            self.torn = false;
+        }
+        Ok(())
+    }
+
+    /// Forgets the records from `offset` on, which end at byte `len`: an
+    /// `fsync` failed, so what it should have covered cannot be trusted.
+    pub fn roll_back(&mut self, offset: u64, len: u64) -> Result<(), LogError> {
+        debug_assert!(offset >= self.base && offset <= self.next && len <= self.len);
+        self.len = len;
+        self.next = offset;
+        self.index.retain(|&(o, _)| o < offset);
+        self.torn = true;
+        self.cut_torn_tail()?;
+        self.file.sync_all().map_err(io(&self.path))
     }
 
     /// Records that a record with `offset` sits at `pos`.

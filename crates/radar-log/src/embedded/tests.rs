@@ -190,6 +190,38 @@ fn retention_drops_old_segments_by_size_and_age() {
     assert!(earliest > 150 && end == 200, "{earliest}..{end}");
 }
 
+/// The bug: retention was applied only when someone called
+/// `enforce_retention`, which nothing did; the log grew without bound.
+#[test]
+fn regression_retention_never_enforced_while_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(
+        dir.path(),
+        Options {
+            segment_bytes: 2000,
+            retention: Retention {
+                max_bytes: Some(10_000),
+                max_age: None,
+            },
+        },
+    )
+    .unwrap();
+    log.create_topic("t", 1).unwrap();
+    for _ in 0..500 {
+        log.append("t", &records(10, "k")).unwrap();
+    }
+    let on_disk: u64 = std::fs::read_dir(dir.path().join("topics/t/0"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    // Retention keeps whole segments: at most its budget plus the active
+    // segment and the one that just rolled.
+    assert!(on_disk <= 10_000 + 2 * 2_100, "{on_disk} bytes on disk");
+    let (earliest, end) = log.offsets("t", 0).unwrap();
+    assert_eq!(end, 5000);
+    assert!(earliest > 4000, "earliest kept {earliest}");
+}
+
 #[test]
 fn many_producers_and_consumers_in_one_process() {
     let dir = tempfile::tempdir().unwrap();

@@ -216,6 +216,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
             &options,
             &stop,
             rt.handle(),
+            &radar_core::health::Health::default(),
         )?;
         eprintln!(
             "captured {} events into {} Parquet files",
@@ -254,6 +255,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
         port: args.port,
         stdout_alerts: false,
         webhook: None,
+        webhook_queue: 10_000,
+        webhook_retry_seconds: 600,
         max_body_bytes: 16 << 20,
         place: Place {
             config: None,

@@ -13,6 +13,7 @@ use radar_core::decode::Decoder;
 use radar_core::time::{format_rfc3339, parse_rfc3339};
 use radar_lake::Table;
 use radar_lake::capture::{self, CaptureOptions};
+use radar_log::retrying::append_retrying;
 use radar_log::{EventLog, Record};
 
 use crate::config::Config;
@@ -40,11 +41,7 @@ impl Place {
     }
 }
 
-pub fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
-}
+pub use radar_core::time::now_micros;
 
 #[derive(Debug, Args)]
 pub struct IngestArgs {
@@ -52,6 +49,14 @@ pub struct IngestArgs {
     pub file: PathBuf,
     #[arg(long)]
     pub stream: Option<String>,
+    /// Start at this line of the file (1 = the first; a CSV header is read
+    /// wherever it is): to resume an ingest that stopped part-way.
+    #[arg(long, default_value_t = 1)]
+    pub from_line: u64,
+    /// How long to keep retrying an append the log refuses for a reason
+    /// that may pass (a full disk, a broker restarting), in seconds.
+    #[arg(long, default_value_t = 300)]
+    pub retry_seconds: u64,
     #[command(flatten)]
     pub place: Place,
 }
@@ -72,6 +77,29 @@ pub fn ingest(
     stream: Option<&str>,
     file: &std::path::Path,
     progress: bool,
+) -> Result<Ingested> {
+    ingest_from(
+        log,
+        config,
+        stream,
+        file,
+        progress,
+        1,
+        Duration::from_secs(300),
+    )
+}
+
+/// [`ingest`] from line `from_line` on, retrying refused appends for up to
+/// `retry_for`. When it still fails, the error says how many events were
+/// appended and the line to resume from (every line before it is stored).
+pub fn ingest_from(
+    log: &dyn EventLog,
+    config: &Config,
+    stream: Option<&str>,
+    file: &std::path::Path,
+    progress: bool,
+    from_line: u64,
+    retry_for: Duration,
 ) -> Result<Ingested> {
     let schema = config.stream(stream)?;
     log.create_topic(&schema.name, config.log.partitions)?;
@@ -95,19 +123,63 @@ pub fn ingest(
     };
     let mut header: Vec<String> = Vec::new();
     let mut batch: Vec<Record> = Vec::with_capacity(5000);
+    // The file line of each record in `batch`.
+    let mut lines: Vec<u64> = Vec::with_capacity(5000);
     let mut stats = Ingested::default();
     let mut line = Vec::new();
+    let mut line_no = 0u64;
+    let flush = |batch: &mut Vec<Record>,
+                 lines: &mut Vec<u64>,
+                 stats: &mut Ingested,
+                 line_no: u64| {
+        let result = append_retrying(log, &schema.name, batch, retry_for, |e| {
+            bar.suspend(|| eprintln!("the log refused an append ({e}); retrying"))
+        });
+        if let Err(e) = result {
+            let done = e.stored.iter().filter(|&&s| s).count() as u64;
+            let resume = e
+                .stored
+                .iter()
+                .position(|&s| !s)
+                .map_or(line_no + 1, |i| lines[i]);
+            let ahead = e
+                .stored
+                .iter()
+                .zip(lines.iter())
+                .filter(|&(&s, &l)| s && l > resume)
+                .count();
+            bail!(
+                "stopped: {}; {} events were appended, every line before line {resume} is stored{}; \
+                 resume with `--from-line {resume}`",
+                e.source,
+                stats.events + done,
+                if ahead > 0 {
+                    format!(" (and {ahead} events of later lines, which a resume stores again)")
+                } else {
+                    String::new()
+                },
+            );
+        }
+        stats.events += batch.len() as u64;
+        batch.clear();
+        lines.clear();
+        Ok(())
+    };
     loop {
         line.clear();
         let n = reader.read_until(b'\n', &mut line)?;
         if n == 0 {
             break;
         }
+        line_no += 1;
         bar.inc(n as u64);
         while matches!(line.last(), Some(b'\n' | b'\r')) {
             line.pop();
         }
         if line.iter().all(|b| b.is_ascii_whitespace()) {
+            continue;
+        }
+        if line_no < from_line && (is_json || !header.is_empty()) {
             continue;
         }
         let now = now_micros();
@@ -132,15 +204,13 @@ pub fn ingest(
             }
         };
         batch.push(Record::new(key.as_deref(), value, now));
-        if batch.len() == batch.capacity() {
-            log.append(&schema.name, &batch)?;
-            stats.events += batch.len() as u64;
-            batch.clear();
+        lines.push(line_no);
+        if batch.len() == 5000 {
+            flush(&mut batch, &mut lines, &mut stats, line_no)?;
         }
     }
     if !batch.is_empty() {
-        log.append(&schema.name, &batch)?;
-        stats.events += batch.len() as u64;
+        flush(&mut batch, &mut lines, &mut stats, line_no)?;
     }
     stats.invalid = decoder.stats().total_dead_letters();
     bar.finish_and_clear();
@@ -151,12 +221,14 @@ pub fn run_ingest(args: IngestArgs) -> Result<()> {
     let config = args.place.load()?;
     let log = config.open_log()?;
     let t0 = Instant::now();
-    let stats = ingest(
+    let stats = ingest_from(
         log.as_ref(),
         &config,
         args.stream.as_deref(),
         &args.file,
         true,
+        args.from_line,
+        Duration::from_secs(args.retry_seconds),
     )?;
     eprintln!(
         "ingested {} events ({} invalid, kept for the dead-letter table) in {:.1} s",
@@ -328,6 +400,7 @@ pub fn run_capture(args: CaptureArgs) -> Result<()> {
         &options,
         &stop,
         rt.handle(),
+        &radar_core::health::Health::default(),
     )?;
     eprintln!(
         "captured {} events and {} dead letters into {} files ({} commits; {} uncommitted files from an earlier run removed)",

@@ -13,8 +13,9 @@ use anyhow::{Context, Result};
 use arc_swap::ArcSwapOption;
 use clap::Args;
 use radar_core::features::FeatureEngine;
+use radar_core::health::Health;
 use radar_lake::capture::{self, CaptureOptions};
-use radar_server::alerts::{AlertStore, Sinks};
+use radar_server::alerts::{AlertStore, Sinks, Webhook};
 use radar_server::http::{AppState, router};
 use radar_server::metrics::Metrics;
 use radar_server::online::OnlineModel;
@@ -37,6 +38,13 @@ pub struct UpArgs {
     /// POST each new alert to this URL.
     #[arg(long)]
     pub webhook: Option<String>,
+    /// Alerts waiting for the webhook at most; more are dropped (and
+    /// counted in /metrics); every alert stays in the alerts table.
+    #[arg(long, default_value_t = 10_000)]
+    pub webhook_queue: usize,
+    /// How long one alert is retried while the webhook fails, in seconds.
+    #[arg(long, default_value_t = 600)]
+    pub webhook_retry_seconds: u64,
     /// Largest request body, in bytes.
     #[arg(long, default_value_t = 16 << 20)]
     pub max_body_bytes: usize,
@@ -78,6 +86,7 @@ pub fn start(config: &Config, args: &UpArgs) -> Result<Running> {
             .map_err(anyhow::Error::msg)?
             .map(|m| Arc::new(Mutex::new(m))),
         metrics: metrics.clone(),
+        health: Arc::new(Health::default()),
     };
     let stop = Arc::new(AtomicBool::new(false));
     let model_name = format!("{}-iforest", schema.name);
@@ -101,12 +110,13 @@ pub fn start(config: &Config, args: &UpArgs) -> Result<Running> {
         );
     }
     {
-        let (log, lake, schema, stop, handle) = (
+        let (log, lake, schema, stop, handle, health) = (
             log.clone(),
             lake.clone(),
             schema.clone(),
             stop.clone(),
             rt.handle().clone(),
+            shared.health.clone(),
         );
         threads.push(
             std::thread::Builder::new()
@@ -124,6 +134,7 @@ pub fn start(config: &Config, args: &UpArgs) -> Result<Running> {
                         &options,
                         &stop,
                         &handle,
+                        &health,
                     )?;
                     Ok(())
                 })?,
@@ -133,8 +144,13 @@ pub fn start(config: &Config, args: &UpArgs) -> Result<Running> {
         let sinks = Sinks::new(
             alerts.clone(),
             args.stdout_alerts,
-            args.webhook.clone().map(|u| (u, 10_000)),
+            args.webhook.clone().map(|url| Webhook {
+                url,
+                queue: args.webhook_queue,
+                retry_for: Duration::from_secs(args.webhook_retry_seconds),
+            }),
             metrics.clone(),
+            shared.health.clone(),
             rt.handle(),
         );
         let (log, shared, stop) = (log.clone(), shared.clone(), stop.clone());

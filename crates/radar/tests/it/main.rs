@@ -4,7 +4,10 @@
 mod capture;
 mod demo;
 mod eval;
+mod faults;
+mod harness;
 mod nab;
+mod proxy;
 mod streams;
 mod up;
 

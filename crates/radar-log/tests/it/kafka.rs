@@ -2,7 +2,6 @@
 //! (started by `scripts/test`, found through RADAR_KAFKA_BROKERS).
 //! librdkafka's mock cluster was tried first: its admin API times out on
 //! CreateTopics, which the suite needs.
-#![cfg(feature = "kafka")]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,0 +1,365 @@
+//! What the end-to-end tests of `radar up` share: a stream with history and
+//! a champion, the real binary started on a free port, clients that keep
+//! count of what was acknowledged, and the final check that every
+//! acknowledged event is in the lake exactly once and the alerts are
+//! exactly those of one clean pass of the champion over the log.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use radar::config::Config;
+use radar_core::features::FeatureEngine;
+use radar_core::synth::transactions::{Transaction, TransactionSpec, Transactions};
+use radar_registry::{Bundle, Registry};
+
+use crate::{radar, stderr};
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn transactions_config() -> String {
+    format!(
+        "{}/../../examples/transactions.toml",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+/// Where a test's radar keeps its config and data: `--config` and,
+/// unless the config names its storage, `--data-dir`.
+pub struct Place {
+    pub config: String,
+    pub data_dir: Option<String>,
+}
+
+impl Place {
+    pub fn args(&self) -> Vec<String> {
+        let mut a = vec!["--config".to_owned(), self.config.clone()];
+        if let Some(d) = &self.data_dir {
+            a.extend(["--data-dir".to_owned(), d.clone()]);
+        }
+        a
+    }
+
+    pub fn load(&self) -> Config {
+        let mut c = Config::load(Some(Path::new(&self.config))).unwrap();
+        if let Some(d) = &self.data_dir {
+            c.storage.root = d.clone();
+        }
+        c
+    }
+
+    /// Runs a radar command here; it must succeed.
+    pub fn run(&self, args: &[&str]) {
+        let mut a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        a.extend(self.args());
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        let out = radar(&refs);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    }
+
+    /// Writes history (the first 10 days of `spec`), ingests, captures and
+    /// trains a champion on it; returns the live transactions after it.
+    pub fn with_history(
+        &self,
+        dir: &Path,
+        spec: TransactionSpec,
+    ) -> impl Iterator<Item = Transaction> {
+        let split = spec.start + 10 * 86_400_000_000;
+        let mut all = Transactions::new(spec).peekable();
+        let history = dir.join("history.jsonl");
+        let mut text = String::new();
+        while let Some(tx) = all.next_if(|t| t.ts < split) {
+            tx.write_json(&mut text);
+            text.push('\n');
+        }
+        std::fs::write(&history, text).unwrap();
+        self.run(&["ingest", history.to_str().unwrap()]);
+        self.run(&["capture", "--until-idle", "0.5"]);
+        self.run(&["train", "--promote", "--max-samples", "256"]);
+        all
+    }
+
+    /// Starts `radar up` on `port` with `extra` arguments; its stderr goes
+    /// to `log`.
+    pub fn up(&self, port: u16, extra: &[&str], log: Option<&Path>) -> Child {
+        let stderr = match log {
+            Some(p) => Stdio::from(std::fs::File::create(p).unwrap()),
+            None => Stdio::null(),
+        };
+        Command::new(env!("CARGO_BIN_EXE_radar"))
+            .arg("up")
+            .args(self.args())
+            .args(["--port", &port.to_string()])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap()
+    }
+}
+
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+pub fn wait_ready(client: &reqwest::blocking::Client, port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Ok(r) = client.get(format!("http://127.0.0.1:{port}/readyz")).send()
+            && r.status().is_success()
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("radar up did not become ready");
+}
+
+/// A batch of live events as NDJSON and their ids.
+pub fn batch(live: &mut impl Iterator<Item = Transaction>, n: usize) -> (String, Vec<String>) {
+    let mut body = String::new();
+    let mut ids = Vec::new();
+    for tx in live.take(n) {
+        tx.write_json(&mut body);
+        body.push('\n');
+        ids.push(format!("tx-{:010}", tx.event_id));
+    }
+    (body, ids)
+}
+
+/// What one POST of events got.
+pub enum Posted {
+    Accepted,
+    /// 503 with `Retry-After`: nothing stored, send again later.
+    RetryLater,
+    Failed(String),
+}
+
+pub fn post(client: &reqwest::blocking::Client, port: u16, body: &str) -> Posted {
+    match client
+        .post(format!(
+            "http://127.0.0.1:{port}/v1/streams/transactions/events"
+        ))
+        .body(body.to_owned())
+        .send()
+    {
+        Ok(r) if r.status().as_u16() == 202 => Posted::Accepted,
+        Ok(r) if r.status().as_u16() == 503 => {
+            assert!(
+                r.headers().contains_key("retry-after"),
+                "a 503 says when to retry"
+            );
+            let text = r.text().unwrap_or_default();
+            let v: serde_json::Value = serde_json::from_str(&text).expect("a JSON error body");
+            assert!(v["error"].is_string(), "{text}");
+            Posted::RetryLater
+        }
+        Ok(r) => Posted::Failed(format!("{}: {}", r.status(), r.text().unwrap_or_default())),
+        Err(e) => Posted::Failed(e.to_string()),
+    }
+}
+
+pub fn get_json(
+    client: &reqwest::blocking::Client,
+    port: u16,
+    path: &str,
+) -> (u16, serde_json::Value) {
+    let r = client
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .send()
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().unwrap_or_default())
+}
+
+/// A metric's values (every series of it) on `/metrics`.
+pub fn metric(client: &reqwest::blocking::Client, port: u16, name: &str) -> Vec<(String, f64)> {
+    let text = client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| {
+            let (series, v) = l.rsplit_once(' ')?;
+            Some((series.to_owned(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Waits until `/readyz` reports `component` in `state`.
+pub fn wait_component(
+    client: &reqwest::blocking::Client,
+    port: u16,
+    component: &str,
+    state: &str,
+    within: Duration,
+) -> serde_json::Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let (_, body) = get_json(client, port, "/readyz");
+        if body["components"][component]["state"] == state {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{component} never became {state}: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits until the scorer's lag is 0 on every one of `partitions`.
+pub fn wait_caught_up(client: &reqwest::blocking::Client, port: u16, partitions: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let lags: Vec<f64> = metric(client, port, "radar_consumer_lag")
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+        if lags.len() == partitions && lags.iter().all(|&l| l == 0.0) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the scorer did not catch up: {lags:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// SIGINT, then the exit must be clean (`log`: its stderr, shown if not).
+pub fn stop(mut child: Child, log: Option<&Path>) {
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    let said = log
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default();
+    assert!(
+        status.success(),
+        "radar up stopped cleanly on SIGINT: {status}\n{said}"
+    );
+}
+
+/// Checks, against what clients were told, that every acknowledged event
+/// is in the lake exactly once and that the alerts are exactly those of
+/// one clean pass of the champion over the lake's events in log order.
+/// Prints acknowledged vs found.
+pub fn verify(place: &Place, acknowledged: &BTreeSet<String>, scenario: &str) {
+    let c = place.load();
+    let schema = c.stream(None).unwrap();
+    let lake = c.open_lake().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut in_lake: Vec<String> = Vec::new();
+    let mut records = Vec::new();
+    rt.block_on(async {
+        let mut scan = lake.scan(&schema, i64::MIN, i64::MAX).await.unwrap();
+        while let Some(rows) = scan.next_file().await.unwrap() {
+            for r in rows {
+                in_lake.push(r.record.id.as_deref().unwrap().to_owned());
+                records.push((r.partition, r.offset, r.record));
+            }
+        }
+    });
+    // The log: every acknowledged event once.
+    let log = c.open_log().unwrap();
+    let mut in_log: std::collections::BTreeMap<String, u32> = Default::default();
+    for p in 0..log.partitions(&schema.name).unwrap() {
+        let (mut at, end) = log.offsets(&schema.name, p).unwrap();
+        while at < end {
+            let got = log.read(&schema.name, p, at, 10_000).unwrap();
+            let Some(last) = got.last() else { break };
+            at = last.offset + 1;
+            for s in got {
+                let v: serde_json::Value =
+                    serde_json::from_slice(&s.record.value).unwrap_or_default();
+                if let Some(id) = v["event_id"].as_str() {
+                    *in_log.entry(id.to_owned()).or_default() += 1;
+                }
+            }
+        }
+    }
+    drop(log);
+    let twice: Vec<_> = acknowledged
+        .iter()
+        .filter(|id| in_log.get(*id).copied().unwrap_or(0) != 1)
+        .take(5)
+        .collect();
+    assert!(
+        twice.is_empty(),
+        "acknowledged events not in the log exactly once: {twice:?}"
+    );
+    let distinct: BTreeSet<String> = in_lake.iter().cloned().collect();
+    assert_eq!(
+        distinct.len(),
+        in_lake.len(),
+        "no duplicate rows in the lake"
+    );
+    assert!(
+        acknowledged.is_subset(&distinct),
+        "{} acknowledged events missing from the lake",
+        acknowledged.difference(&distinct).count()
+    );
+
+    let local: PathBuf = c.storage.local_dir();
+    let registry = Registry::open(
+        &local.join("radar.db"),
+        &c.storage.root,
+        &c.storage.options(),
+    )
+    .unwrap();
+    let version = registry
+        .alias("transactions-iforest", "champion")
+        .unwrap()
+        .unwrap();
+    let mv = registry.version("transactions-iforest", version).unwrap();
+    let bundle = Bundle::from_bytes(&rt.block_on(registry.artifact(&mv)).unwrap()).unwrap();
+    records.sort_by_key(|(p, o, _)| (*p, *o));
+    let mut engine = FeatureEngine::new(schema.clone());
+    let mut row = vec![0.0; engine.width()];
+    let mut expected = BTreeSet::new();
+    for (_, _, r) in &records {
+        engine.process(r, &mut row);
+        if bundle.forest.score_row(&row).unwrap() > bundle.threshold {
+            expected.insert(r.id.as_deref().unwrap().to_owned());
+        }
+    }
+    let alerts = radar_server::alerts::AlertStore::open(&local.join("alerts.db")).unwrap();
+    let got: BTreeSet<String> = alerts.event_ids().unwrap().into_iter().collect();
+    let missing: Vec<_> = expected.difference(&got).take(5).collect();
+    let extra: Vec<_> = got.difference(&expected).take(5).collect();
+    println!(
+        "{scenario}: acknowledged {} events, found {} in the log and {} in the lake ({} rows); alerts {} of {} expected",
+        acknowledged.len(),
+        acknowledged
+            .iter()
+            .filter(|id| in_log.contains_key(*id))
+            .count(),
+        acknowledged.intersection(&distinct).count(),
+        in_lake.len(),
+        got.len(),
+        expected.len()
+    );
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "alerts differ from one clean pass: missing {missing:?}, extra {extra:?} ({} vs {})",
+        got.len(),
+        expected.len()
+    );
+    assert!(!got.is_empty());
+}
