@@ -101,13 +101,33 @@ pub fn run(
     let decoder = Decoder::new(schema.clone());
     let mut stats = CaptureStats::default();
     let mut held: BTreeSet<u32> = BTreeSet::new();
+    let mut generation = None;
+    // The generation a rebalance took the partitions from, until the next.
+    let mut stale = None;
     let mut pending = Pending::new();
     let mut caught_up = false;
     loop {
         let stopping = stop.load(Ordering::Relaxed) || caught_up;
         // Newly held partitions: clear what an earlier run wrote but did not
         // commit. Partitions lost to another member: drop their buffer (the
-        // new holder re-reads from the commit).
+        // new holder re-reads from the commit). A new generation re-reads
+        // every held partition from its commit: all are new then.
+        let now_generation = retry.run(|| consumer.generation())?;
+        if stale == Some(now_generation) {
+            // Lost the group (see below): until it hands out partitions
+            // again, what comes is read past what is durable; drop it.
+            if stopping {
+                return Ok(stats);
+            }
+            retry.run(|| consumer.poll(10_000, Duration::from_millis(100)))?;
+            continue;
+        }
+        stale = None;
+        if generation != Some(now_generation) {
+            generation = Some(now_generation);
+            held.clear();
+            pending = Pending::new();
+        }
         let now_held: BTreeSet<u32> = retry.run(|| consumer.assignment())?.into_iter().collect();
         if now_held != held {
             for &p in now_held.difference(&held) {
@@ -179,7 +199,7 @@ pub fn run(
         if due && !pending.next.is_empty() {
             // Retried whole: the same rows make the same file names, so a
             // file written before a failure is overwritten, not doubled.
-            let files = retry.run(|| {
+            let flushed = retry.run(|| {
                 let files = rt.block_on(async {
                     let mut n = lake.write_raw(schema, &pending.rows).await?.len();
                     n += lake
@@ -193,7 +213,23 @@ pub fn run(
                     pending.next.iter().map(|(&p, &o)| (p, o)).collect();
                 consumer.commit(&positions)?;
                 Ok::<_, LakeError>(files)
-            })?;
+            });
+            let files = match flushed {
+                Ok(files) => files,
+                // The group moved on before the commit: these rows will be
+                // read again from the commit (and their files, beyond it,
+                // removed first) by whoever holds the partitions now.
+                Err(LakeError::Log(radar_log::LogError::Rebalanced(reason))) => {
+                    health.degraded(
+                        "capture",
+                        format!("{reason}; reading again from the commit"),
+                    );
+                    stale = generation;
+                    pending = Pending::new();
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             stats.events += pending.rows.len() as u64;
             stats.dead_letters += pending.dead.len() as u64;
             stats.files += files as u64;

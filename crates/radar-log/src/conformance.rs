@@ -267,6 +267,7 @@ pub fn group_members_split_and_take_over(h: &dyn Harness) {
         got_b.extend(b.poll(200, Duration::from_millis(100)).unwrap());
     }
     assert_eq!(got_a.len() + got_b.len(), 200);
+    let generation_before = b.generation().unwrap();
     assert!(
         !got_a.is_empty() && !got_b.is_empty(),
         "both members consumed"
@@ -306,6 +307,10 @@ pub fn group_members_split_and_take_over(h: &dyn Harness) {
     let mut assigned = b.assignment().unwrap();
     assigned.sort();
     assert_eq!(assigned, vec![0, 1, 2, 3]);
+    assert!(
+        b.generation().unwrap() != generation_before,
+        "taking over moves the generation (b re-reads its own partitions from their commits too)"
+    );
 }
 
 /// Runs every check.

@@ -8,12 +8,13 @@
 
 use std::fmt;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -80,6 +81,10 @@ pub struct KafkaConfig {
     pub replication_factor: i32,
     pub session_timeout_ms: u32,
     pub heartbeat_interval_ms: u32,
+    /// How long an append waits for the cluster (librdkafka's
+    /// `message.timeout.ms`): a broker restarting within it is ridden out;
+    /// beyond it the append fails and its records are not acknowledged.
+    pub delivery_timeout_ms: u32,
     /// Further librdkafka properties, passed as they are.
     pub extra: Vec<(String, String)>,
 }
@@ -93,6 +98,7 @@ impl KafkaConfig {
             replication_factor: 1,
             session_timeout_ms: 10_000,
             heartbeat_interval_ms: 3_000,
+            delivery_timeout_ms: 30_000,
             extra: Vec::new(),
         }
     }
@@ -189,6 +195,7 @@ impl KafkaLog {
             .set("enable.idempotence", "true")
             .set("partitioner", "murmur2_random")
             .set("linger.ms", "5")
+            .set("message.timeout.ms", config.delivery_timeout_ms.to_string())
             .set("compression.type", "zstd");
         let producer: FutureProducer = p.create().map_err(kafka)?;
         let meta: BaseConsumer = config.client_config().create().map_err(kafka)?;
@@ -395,7 +402,9 @@ impl EventLog for KafkaLog {
                 "heartbeat.interval.ms",
                 self.config.heartbeat_interval_ms.to_string(),
             );
-        let consumer: BaseConsumer = c.create().map_err(kafka)?;
+        let consumer: BaseConsumer<Generations> = c
+            .create_with_context(Generations::default())
+            .map_err(kafka)?;
         consumer.subscribe(&[topic]).map_err(kafka)?;
         Ok(Box::new(KafkaConsumer {
             consumer,
@@ -419,8 +428,41 @@ impl EventLog for KafkaLog {
     }
 }
 
+/// An error the client cannot recover from by itself (librdkafka's fatal
+/// errors, e.g. a fenced idempotent producer); the others pass.
+fn is_fatal(e: &KafkaError) -> bool {
+    e.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal)
+}
+
+/// Counts the assignments a group consumer receives (rebalance callbacks
+/// run inside `poll`).
+#[derive(Default)]
+struct Generations(AtomicU64);
+
+impl ClientContext for Generations {}
+
+impl ConsumerContext for Generations {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(_) = rebalance {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A commit refused because the member is no longer in the group's
+/// current generation.
+fn commit_error(e: KafkaError) -> LogError {
+    use RDKafkaErrorCode as C;
+    match e.rdkafka_error_code() {
+        Some(C::UnknownMemberId | C::IllegalGeneration | C::RebalanceInProgress) => {
+            LogError::Rebalanced(e.to_string())
+        }
+        _ => kafka(e),
+    }
+}
+
 struct KafkaConsumer {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<Generations>,
     topic: String,
 }
 
@@ -428,6 +470,14 @@ impl Consumer for KafkaConsumer {
     fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Stored>, LogError> {
         let deadline = Instant::now() + timeout;
         let mut out = Vec::new();
+        // librdkafka reports a lost broker as an error event per attempt
+        // and reconnects by itself. Returning at the first one would leave
+        // the rest queued, one drained per retry of the caller: the
+        // consumer would report a broker down long after it came back
+        // (the regression test `kafka_broker_restart_loses_and_doubles_nothing`).
+        // So errors are drained within the call, and reported only when
+        // nothing else came.
+        let mut error = None;
         while out.len() < max {
             // After the first record, only take what is already here.
             let wait = if out.is_empty() {
@@ -438,14 +488,18 @@ impl Consumer for KafkaConsumer {
             match self.consumer.poll(wait) {
                 Some(Ok(m)) => out.push(to_stored(&m)),
                 Some(Err(KafkaError::PartitionEOF(_))) => {}
-                Some(Err(e)) => return Err(kafka(e)),
+                Some(Err(e)) if is_fatal(&e) => return Err(kafka(e)),
+                Some(Err(e)) => error = Some(e),
                 None => break,
             }
             if out.is_empty() && Instant::now() >= deadline {
                 break;
             }
         }
-        Ok(out)
+        match error {
+            Some(e) if out.is_empty() => Err(kafka(e)),
+            _ => Ok(out),
+        }
     }
 
     fn commit(&mut self, positions: &[(u32, u64)]) -> Result<(), LogError> {
@@ -457,7 +511,9 @@ impl Consumer for KafkaConsumer {
             tpl.add_partition_offset(&self.topic, p as i32, Offset::Offset(o as i64))
                 .map_err(kafka)?;
         }
-        self.consumer.commit(&tpl, CommitMode::Sync).map_err(kafka)
+        self.consumer
+            .commit(&tpl, CommitMode::Sync)
+            .map_err(commit_error)
     }
 
     fn assignment(&mut self) -> Result<Vec<u32>, LogError> {
@@ -469,6 +525,10 @@ impl Consumer for KafkaConsumer {
             .collect();
         parts.sort();
         Ok(parts)
+    }
+
+    fn generation(&mut self) -> Result<u64, LogError> {
+        Ok(self.consumer.context().0.load(Ordering::Relaxed))
     }
 }
 

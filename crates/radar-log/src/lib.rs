@@ -94,6 +94,13 @@ pub enum LogError {
     },
     #[error("kafka: {0}")]
     Kafka(String),
+    /// The member lost its partitions to a rebalance before it could
+    /// commit (its group moved on, e.g. after a broker restart). What it
+    /// read since the last commit is read again, from the committed
+    /// offsets, by whoever holds each partition now (see
+    /// [`Consumer::generation`]).
+    #[error("the consumer group rebalanced before the commit: {0}")]
+    Rebalanced(String),
     #[error("invalid log configuration: {0}")]
     Config(String),
     #[error("invalid name `{0}`: use letters, digits, `.`, `_` and `-`")]
@@ -197,4 +204,10 @@ pub trait Consumer: Send {
 
     /// The partitions this member holds now.
     fn assignment(&mut self) -> Result<Vec<u32>, LogError>;
+
+    /// Moves every time partitions are handed out anew, even the same
+    /// ones: each held partition then reads on from the group's committed
+    /// offset, so what the caller read but did not commit will come again
+    /// and must be dropped (not kept beside its second copy).
+    fn generation(&mut self) -> Result<u64, LogError>;
 }

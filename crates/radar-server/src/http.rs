@@ -204,7 +204,7 @@ async fn ingest(
             let message = if e.is_storage_full() {
                 "the event log is out of disk space; nothing was stored, retry later".to_owned()
             } else if e.is_transient() {
-                "the event log is unavailable; nothing was stored, retry later".to_owned()
+                "the event log is unavailable; nothing was acknowledged, send the request again later".to_owned()
             } else {
                 format!("the event log refused the append: {e}")
             };

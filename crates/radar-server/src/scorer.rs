@@ -524,6 +524,10 @@ fn checkpoint(
         )?;
     }
     let commits: Vec<(u32, u64)> = positions.iter().map(|(&p, &o)| (p, o)).collect();
-    consumer.commit(&commits)?;
-    Ok(())
+    match consumer.commit(&commits) {
+        // The checkpoint holds the positions; records the group hands out
+        // again after a rebalance are skipped by them.
+        Ok(()) | Err(radar_log::LogError::Rebalanced(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }

@@ -133,6 +133,9 @@ pub struct KafkaSection {
     /// Better given as `RADAR_KAFKA_PASSWORD`.
     pub password: Option<String>,
     pub replication_factor: Option<i32>,
+    /// How long an append waits for the cluster before it fails (and
+    /// ingest answers 503). Default 30000.
+    pub delivery_timeout_ms: Option<u32>,
 }
 
 impl Config {
@@ -262,6 +265,9 @@ impl Config {
         }
         if let Some(r) = k.replication_factor {
             config.replication_factor = r;
+        }
+        if let Some(t) = k.delivery_timeout_ms {
+            config.delivery_timeout_ms = t;
         }
         Ok(Arc::new(KafkaLog::connect(config)?))
     }

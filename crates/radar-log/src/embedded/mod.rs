@@ -844,6 +844,11 @@ impl Consumer for EmbeddedConsumer {
         self.refresh()?;
         Ok(self.positions.iter().map(|&(p, _)| p).collect())
     }
+
+    fn generation(&mut self) -> Result<u64, LogError> {
+        self.refresh()?;
+        Ok(self.generation)
+    }
 }
 
 impl Drop for EmbeddedConsumer {

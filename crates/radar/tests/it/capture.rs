@@ -2,7 +2,7 @@
 //! every acknowledged event exactly once.
 
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use radar::config::Config;
@@ -49,7 +49,7 @@ fn capture_survives_sigkill_without_loss_or_duplicates() {
 
     let mut rng = Rng::seed_from_u64(3);
     for _ in 0..20 {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_radar"))
+        let mut child = crate::command()
             .args([
                 "capture",
                 "--config",

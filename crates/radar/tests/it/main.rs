@@ -14,10 +14,19 @@ mod up;
 use std::process::{Command, Output};
 
 pub fn radar(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_radar"))
+    command()
         .args(args)
         .output()
         .expect("the radar binary runs")
+}
+
+/// The radar binary, configured only by its config file and flags: the
+/// broker `scripts/test` exports for the log's own tests must not override
+/// a test's `radar.toml`.
+pub fn command() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_radar"));
+    c.env_remove("RADAR_KAFKA_BROKERS");
+    c
 }
 
 pub fn stderr(out: &Output) -> String {
