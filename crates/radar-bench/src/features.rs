@@ -47,7 +47,7 @@ pub fn run(args: Args) -> Result<()> {
     let config = args.config.unwrap_or_else(|| {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/transactions.toml")
     });
-    let schema = radar::streams::load_schema(&config, Some("transactions"))?;
+    let schema = radar_pipeline::events::load_schema(&config, Some("transactions"))?;
     let spec = TransactionSpec {
         cardholders: 20_000,
         days: 365.0,

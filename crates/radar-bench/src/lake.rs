@@ -27,7 +27,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/transactions.toml");
-    let schema = radar::streams::load_schema(&config, Some("transactions"))?;
+    let schema = radar_pipeline::events::load_schema(&config, Some("transactions"))?;
     let dir = tempfile::tempdir()?;
     let log = Arc::new(EmbeddedLog::open(
         dir.path().join("log"),

@@ -106,16 +106,20 @@ pub fn run(args: Args) -> Result<()> {
             continue;
         }
         let path = datasets::tabular_file(&root, &name)?;
-        let table = radar::data::read_table(&path, Some("label"))?;
-        let report =
-            radar::cmd::eval::evaluate(&name, &table, &IsolationForestParams::default(), &seeds)?;
+        let table = radar_pipeline::data::read_table(&path, Some("label"))?;
+        let report = radar_pipeline::evaluate::table(
+            &name,
+            &table,
+            &IsolationForestParams::default(),
+            &seeds,
+        )?;
         let difference = report.roc_auc.mean - base.auc_mean;
         let within_tolerance = difference >= -args.tolerance;
         let many_seeds = match (&multiseed, within_tolerance) {
             (Some(m), false) => match m.datasets.get(&name) {
                 Some(reference) => {
                     let many: Vec<u64> = (0..m.seeds).collect();
-                    let r = radar::cmd::eval::evaluate(
+                    let r = radar_pipeline::evaluate::table(
                         &name,
                         &table,
                         &IsolationForestParams::default(),

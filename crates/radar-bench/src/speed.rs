@@ -111,7 +111,7 @@ pub fn run(args: Args) -> Result<()> {
     let mut figures = Vec::new();
     for name in &args.sets {
         let path = datasets::tabular_file(&root, name)?;
-        let table = radar::data::read_table(&path, Some("label"))?;
+        let table = radar_pipeline::data::read_table(&path, Some("label"))?;
         let x = table.features.view();
         eprintln!("{name}: {} rows × {} features", x.rows(), x.cols());
         let (fit_1t, batch_1t) = measure(x, args.seeds, 1)?;
@@ -265,7 +265,10 @@ pub struct LoopArgs {
 
 pub fn run_loop(args: LoopArgs) -> Result<()> {
     let root = datasets::locate(args.datasets.as_deref())?;
-    let table = radar::data::read_table(&datasets::tabular_file(&root, &args.set)?, Some("label"))?;
+    let table = radar_pipeline::data::read_table(
+        &datasets::tabular_file(&root, &args.set)?,
+        Some("label"),
+    )?;
     let x = table.features.view();
     pool(args.threads)?.install(|| {
         let p = IsolationForestParams {

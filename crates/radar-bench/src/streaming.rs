@@ -12,9 +12,9 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use radar::nab;
 use radar_detect::metrics::roc_auc;
 use radar_detect::{HalfSpaceTrees, HstParams, RandomCutForest, RcfParams};
+use radar_pipeline::nab;
 use serde::{Deserialize, Serialize};
 
 use crate::{datasets, peer};
@@ -86,7 +86,7 @@ struct RcfReport {
     peer: Option<KrcfRun>,
     speedup: Option<f64>,
     /// NAB (standard, low FP, low FN) of radar's scores and of the peer's,
-    /// both through `radar::nab::anomaly_scores` and radar's scorer.
+    /// both through `radar_pipeline::nab::anomaly_scores` and radar's scorer.
     radar_nab: [f64; 3],
     peer_nab: Option<[f64; 3]>,
     radar_bytes_per_detector: usize,
@@ -157,7 +157,7 @@ fn run_hst(args: &Args, root: &Path) -> Result<Vec<HstFigure>> {
     let mut figures = Vec::new();
     for name in names {
         let path = datasets::tabular_file(root, &name)?;
-        let table = radar::data::read_table(&path, Some("label"))?;
+        let table = radar_pipeline::data::read_table(&path, Some("label"))?;
         let labels = table.labels.context("no label column")?;
         let x = &table.features;
         let (n, d) = (x.rows(), x.cols());
@@ -288,7 +288,7 @@ fn run_hst(args: &Args, root: &Path) -> Result<Vec<HstFigure>> {
 
 fn run_rcf(args: &Args, root: &Path) -> Result<RcfReport> {
     let nab_root = root.join("nab");
-    let schema = radar::cmd::eval_nab::builtin_schema()?;
+    let schema = radar_pipeline::nab::builtin_schema()?;
     let corpus = nab::load_corpus(
         &nab_root.join("data"),
         &nab_root.join("labels/combined_windows.json"),

@@ -54,10 +54,7 @@ impl Backoff {
     }
 }
 
-/// An error that knows whether a retry may fix it.
-pub trait Transient: std::fmt::Display {
-    fn is_transient(&self) -> bool;
-}
+pub use crate::error::Classify;
 
 /// Runs a component's operations, retrying the transient failures with
 /// backoff and keeping its [`Health`] current: degraded while it retries,
@@ -86,7 +83,7 @@ impl<'a> Retry<'a> {
         }
     }
 
-    pub fn run<T, E: Transient>(&mut self, mut op: impl FnMut() -> Result<T, E>) -> Result<T, E> {
+    pub fn run<T, E: Classify>(&mut self, mut op: impl FnMut() -> Result<T, E>) -> Result<T, E> {
         let mut stopped_at: Option<Instant> = None;
         loop {
             match self.attempt(&mut op) {
@@ -110,7 +107,7 @@ impl<'a> Retry<'a> {
     /// Runs `op` once, reporting its outcome like [`Retry::run`] without
     /// waiting: for work that is tried again later anyway (a periodic
     /// checkpoint).
-    pub fn attempt<T, E: Transient>(&mut self, op: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+    pub fn attempt<T, E: Classify>(&mut self, op: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
         match op() {
             Ok(v) => {
                 if self.failing {
@@ -159,9 +156,13 @@ mod tests {
             write!(f, "transient: {}", self.0)
         }
     }
-    impl Transient for E {
-        fn is_transient(&self) -> bool {
-            self.0
+    impl Classify for E {
+        fn kind(&self) -> crate::error::ErrorKind {
+            if self.0 {
+                crate::error::ErrorKind::Unavailable
+            } else {
+                crate::error::ErrorKind::Internal
+            }
         }
     }
 

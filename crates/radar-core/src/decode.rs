@@ -428,12 +428,24 @@ impl Decoder {
                         field: name.clone(),
                     });
                 }
-                Some(s) => timestamp(s, self.schema.timestamp_format).map_err(|detail| {
-                    Reason::BadTimestamp {
+                Some(s) => timestamp(s, self.schema.timestamp_format)
+                    .and_then(|ts| {
+                        let (lo, hi) = self.schema.event_time_bounds;
+                        if (lo..hi).contains(&ts) {
+                            Ok(ts)
+                        } else {
+                            Err(format!(
+                                "event time {} is outside the stream's accepted times [{}, {}) (event_time_min, event_time_max)",
+                                crate::time::format_rfc3339(ts),
+                                crate::time::format_rfc3339(lo),
+                                crate::time::format_rfc3339(hi)
+                            ))
+                        }
+                    })
+                    .map_err(|detail| Reason::BadTimestamp {
                         field: name.clone(),
                         detail,
-                    }
-                })?,
+                    })?,
             },
         };
         let key =

@@ -5,6 +5,7 @@
 pub mod backoff;
 pub mod binary;
 pub mod decode;
+pub mod error;
 pub mod features;
 pub mod hash;
 pub mod health;

@@ -198,23 +198,16 @@ pub struct StreamConfig {
     /// this). Default 8.
     #[serde(default = "default_history")]
     pub history: usize,
+    /// Event times before this (RFC 3339) are refused (`bad_timestamp`).
+    /// Default 1970-01-01T00:00:00Z.
+    pub event_time_min: Option<String>,
+    /// Event times at or after this (RFC 3339) are refused: an absurd date
+    /// would land in a lake partition no reader lists, and would freeze its
+    /// entity's clock. Default 2100-01-01T00:00:00Z.
+    pub event_time_max: Option<String>,
     /// What scores the stream; default: the registry's champion.
     #[serde(default)]
     pub detector: DetectorConfig,
-}
-
-/// Which detector scores a stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum DetectorKind {
-    /// The model version the registry's `champion` alias names (trained in
-    /// batch with `radar train`, hot-swapped on promotion).
-    #[default]
-    Champion,
-    /// Half-Space Trees, learning online.
-    HalfSpaceTrees,
-    /// Random Cut Forest, learning online.
-    RandomCutForest,
 }
 
 /// Which scored events an online detector learns from.
@@ -224,85 +217,280 @@ pub enum LearnMode {
     /// Every event: follows drift (the default, as River and AWS do).
     #[default]
     All,
-    /// Only events it did not flag, so a burst of anomalies is not learned
-    /// as normal; but a lasting shift stays flagged, and is never learned.
+    /// Only events it did not flag (score at or under the threshold, the
+    /// same rule that raises alerts above it), so a burst of anomalies is
+    /// not learned as normal; but a lasting shift stays flagged, and is
+    /// never learned.
     Unflagged,
     Never,
 }
 
-/// `[streams.<name>.detector]`. Options of the other kinds are refused.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]
+/// How a stream's detector reaches the scorer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Serve {
+    /// Trained by `radar train` on the lake, registered, and served from
+    /// the registry's `champion` alias (hot-swapped on promotion).
+    Registry,
+    /// Learning in the scorer as events flow, its state in the scorer's
+    /// checkpoint.
+    Online,
+}
+
+/// A number or `auto` (Isolation Forest's `max_samples`, `contamination`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum NumberOrAuto {
+    Number(f64),
+    Text(String),
+}
+
+/// Isolation Forest's options (scikit-learn's names and defaults).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct DetectorConfig {
-    #[serde(default)]
-    pub kind: DetectorKind,
-    /// Online detectors: which events they learn from.
-    pub learn: Option<LearnMode>,
-    /// Online detectors: alert when the score, standardised against the
-    /// stream's own score history and squashed into [0, 1), exceeds this.
-    /// Default 0.9: 4 standard deviations above the usual (log) score.
-    pub threshold: Option<f64>,
-    /// Online detectors: events before any alert (the score history's
-    /// warm-up). Default 500.
-    pub warmup: Option<u64>,
-    pub seed: Option<u64>,
-    /// Half-Space Trees.
+pub struct IsolationForestOptions {
+    pub n_estimators: Option<usize>,
+    /// `auto`, a row count, or a fraction.
+    pub max_samples: Option<NumberOrAuto>,
+    /// A feature count or a fraction.
+    pub max_features: Option<f64>,
+    /// `auto` or the expected anomaly share in (0, 0.5].
+    pub contamination: Option<NumberOrAuto>,
+    pub bootstrap: Option<bool>,
+}
+
+/// Half-Space Trees' options (River's names and defaults).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HalfSpaceTreesOptions {
     pub n_trees: Option<usize>,
     pub height: Option<usize>,
     pub window_size: Option<usize>,
-    /// Half-Space Trees: `[low, high]` per feature column; all columns or
-    /// none (then learned from the first window).
+    /// `[low, high]` per feature column; all columns or none (then learned
+    /// from the first window).
     pub limits: Option<BTreeMap<String, [f64; 2]>>,
-    /// Random Cut Forest.
+}
+
+/// Random Cut Forest's options (AWS's names and defaults).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RandomCutForestOptions {
     pub num_trees: Option<usize>,
     pub sample_size: Option<usize>,
     pub shingle_size: Option<usize>,
     pub time_decay: Option<f64>,
 }
 
-impl DetectorConfig {
-    fn check(&self, columns: &[String]) -> Result<(), String> {
-        let named = |options: &[(&str, bool)], kind: &str| -> Result<(), String> {
-            match options.iter().find(|(_, set)| *set) {
-                Some((name, _)) => {
-                    Err(format!("detector option `{name}` does not apply to {kind}"))
-                }
-                None => Ok(()),
+/// The detector kinds, each with its own options.
+///
+/// Adding a kind: its module in `radar-detect` (behind the `Detector`
+/// trait, with a model file `radar_detect::load` reads), a variant and an
+/// options struct here, and its line in `radar_pipeline::detectors::build`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DetectorKind {
+    /// Also spelled `champion` (declarations written before other kinds
+    /// could be registered).
+    #[serde(alias = "champion")]
+    IsolationForest(IsolationForestOptions),
+    HalfSpaceTrees(HalfSpaceTreesOptions),
+    RandomCutForest(RandomCutForestOptions),
+}
+
+impl DetectorKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            DetectorKind::IsolationForest(_) => "isolation_forest",
+            DetectorKind::HalfSpaceTrees(_) => "half_space_trees",
+            DetectorKind::RandomCutForest(_) => "random_cut_forest",
+        }
+    }
+
+    /// How the registry's model names abbreviate the kind.
+    pub fn short_name(&self) -> &'static str {
+        match self {
+            DetectorKind::IsolationForest(_) => "iforest",
+            DetectorKind::HalfSpaceTrees(_) => "hst",
+            DetectorKind::RandomCutForest(_) => "rcf",
+        }
+    }
+
+    /// Served from the registry unless declared otherwise: batch kinds
+    /// are; online kinds learn in the scorer.
+    pub fn default_serve(&self) -> Serve {
+        match self {
+            DetectorKind::IsolationForest(_) => Serve::Registry,
+            DetectorKind::HalfSpaceTrees(_) | DetectorKind::RandomCutForest(_) => Serve::Online,
+        }
+    }
+
+    /// Every kind's option names (for naming an option given to the wrong
+    /// kind).
+    const OPTIONS: [(&'static str, &'static [&'static str]); 3] = [
+        (
+            "isolation_forest",
+            &[
+                "n_estimators",
+                "max_samples",
+                "max_features",
+                "contamination",
+                "bootstrap",
+            ],
+        ),
+        (
+            "half_space_trees",
+            &["n_trees", "height", "window_size", "limits"],
+        ),
+        (
+            "random_cut_forest",
+            &["num_trees", "sample_size", "shingle_size", "time_decay"],
+        ),
+    ];
+}
+
+impl Default for DetectorKind {
+    fn default() -> Self {
+        DetectorKind::IsolationForest(IsolationForestOptions::default())
+    }
+}
+
+/// `[streams.<name>.detector]`: which detector scores the stream, how it
+/// is served, and the options of its kind (options of the other kinds are
+/// refused by name).
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct DetectorConfig {
+    pub kind: DetectorKind,
+    /// Default: the kind's ([`DetectorKind::default_serve`]).
+    pub serve: Option<Serve>,
+    /// The registry's model name for this stream's detector. Default
+    /// `<stream>-<kind short name>` (`transactions-iforest`).
+    pub model: Option<String>,
+    /// Online: alert when the score, standardised against the stream's
+    /// own score history and squashed into [0, 1), exceeds this. Default
+    /// 0.9: 4 standard deviations above the usual (log) score.
+    pub threshold: Option<f64>,
+    /// Online: which events it learns from.
+    pub learn: Option<LearnMode>,
+    /// Online: events before any alert (the score history's warm-up).
+    /// Default 500.
+    pub warmup: Option<u64>,
+    pub seed: Option<u64>,
+}
+
+/// The options every kind shares, read before the kind's own.
+#[derive(Deserialize, Default)]
+struct Shared {
+    serve: Option<Serve>,
+    model: Option<String>,
+    threshold: Option<f64>,
+    learn: Option<LearnMode>,
+    warmup: Option<u64>,
+    seed: Option<u64>,
+}
+
+impl<'de> Deserialize<'de> for DetectorConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut table = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        let mut shared = serde_json::Map::new();
+        for key in ["serve", "model", "threshold", "learn", "warmup", "seed"] {
+            if let Some(v) = table.remove(key) {
+                shared.insert(key.to_owned(), v);
+            }
+        }
+        let shared: Shared =
+            serde_json::from_value(serde_json::Value::Object(shared)).map_err(D::Error::custom)?;
+        let kind_name = match table.get("kind") {
+            None => {
+                table.insert("kind".into(), "isolation_forest".into());
+                "isolation_forest".to_owned()
+            }
+            Some(serde_json::Value::String(k)) if k == "champion" => "isolation_forest".to_owned(),
+            Some(serde_json::Value::String(k)) => k.clone(),
+            Some(other) => {
+                return Err(D::Error::custom(format!(
+                    "detector `kind` must be a string, got {other}"
+                )));
             }
         };
-        let online = [
-            ("learn", self.learn.is_some()),
-            ("threshold", self.threshold.is_some()),
-            ("warmup", self.warmup.is_some()),
-            ("seed", self.seed.is_some()),
-        ];
-        let hst = [
-            ("n_trees", self.n_trees.is_some()),
-            ("height", self.height.is_some()),
-            ("window_size", self.window_size.is_some()),
-            ("limits", self.limits.is_some()),
-        ];
-        let rcf = [
-            ("num_trees", self.num_trees.is_some()),
-            ("sample_size", self.sample_size.is_some()),
-            ("shingle_size", self.shingle_size.is_some()),
-            ("time_decay", self.time_decay.is_some()),
-        ];
-        match self.kind {
-            DetectorKind::Champion => {
-                named(&online, "the champion")?;
-                named(&hst, "the champion")?;
-                named(&rcf, "the champion")?;
+        // An option of another kind is named as such, not as unknown.
+        if let Some((_, own)) = DetectorKind::OPTIONS.iter().find(|(k, _)| *k == kind_name) {
+            for key in table.keys().filter(|k| *k != "kind") {
+                if own.contains(&key.as_str()) {
+                    continue;
+                }
+                if let Some((other, _)) = DetectorKind::OPTIONS
+                    .iter()
+                    .find(|(_, opts)| opts.contains(&key.as_str()))
+                {
+                    return Err(D::Error::custom(format!(
+                        "detector option `{key}` does not apply to {kind_name} (it is {other}'s)"
+                    )));
+                }
             }
-            DetectorKind::HalfSpaceTrees => named(&rcf, "half_space_trees")?,
-            DetectorKind::RandomCutForest => named(&hst, "random_cut_forest")?,
+        }
+        let kind: DetectorKind =
+            serde_json::from_value(serde_json::Value::Object(table)).map_err(D::Error::custom)?;
+        Ok(DetectorConfig {
+            kind,
+            serve: shared.serve,
+            model: shared.model,
+            threshold: shared.threshold,
+            learn: shared.learn,
+            warmup: shared.warmup,
+            seed: shared.seed,
+        })
+    }
+}
+
+impl DetectorConfig {
+    pub fn serve(&self) -> Serve {
+        self.serve.unwrap_or_else(|| self.kind.default_serve())
+    }
+
+    /// The registry's model name for `stream`'s detector.
+    pub fn model_name(&self, stream: &str) -> String {
+        self.model
+            .clone()
+            .unwrap_or_else(|| format!("{stream}-{}", self.kind.short_name()))
+    }
+
+    fn check(&self, columns: &[String]) -> Result<(), String> {
+        if self.serve() == Serve::Registry {
+            // A registered model decides with the threshold fitted at
+            // training and learns nothing while served.
+            for (name, set) in [
+                ("threshold", self.threshold.is_some()),
+                ("learn", self.learn.is_some()),
+                ("warmup", self.warmup.is_some()),
+            ] {
+                if set {
+                    return Err(format!(
+                        "detector option `{name}` does not apply to the champion (a model served from the registry); it applies to serve = \"online\""
+                    ));
+                }
+            }
+        }
+        if let Some(m) = &self.model
+            && (m.is_empty()
+                || !m
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        {
+            return Err(format!(
+                "detector model name `{m}`: use letters, digits, `-`, `_`, `.`"
+            ));
         }
         if let Some(t) = self.threshold
             && !(t > 0.0 && t < 1.0)
         {
             return Err(format!("detector threshold must be in (0, 1), got {t}"));
         }
-        if let Some(limits) = &self.limits {
+        if let DetectorKind::HalfSpaceTrees(HalfSpaceTreesOptions {
+            limits: Some(limits),
+            ..
+        }) = &self.kind
+        {
             for c in columns {
                 match limits.get(c) {
                     None => return Err(format!("detector limits: no range for column `{c}`")),
@@ -318,6 +506,20 @@ impl DetectorConfig {
                 return Err(format!(
                     "detector limits: `{extra}` is not a feature column"
                 ));
+            }
+        }
+        if let DetectorKind::IsolationForest(o) = &self.kind {
+            for (name, v) in [
+                ("max_samples", &o.max_samples),
+                ("contamination", &o.contamination),
+            ] {
+                if let Some(NumberOrAuto::Text(t)) = v
+                    && t != "auto"
+                {
+                    return Err(format!(
+                        "detector option `{name}`: expected `auto` or a number, got `{t}`"
+                    ));
+                }
             }
         }
         Ok(())
@@ -455,7 +657,12 @@ pub struct StreamSchema {
     pub max_entities: usize,
     pub entity_ttl_seconds: Option<u64>,
     pub history: usize,
+    /// Accepted event times, UTC µs: `[min, max)`.
+    pub event_time_bounds: (i64, i64),
 }
+
+/// The default accepted event times: 1970-01-01 to 2100-01-01 (UTC µs).
+pub const DEFAULT_EVENT_TIME_BOUNDS: (i64, i64) = (0, 4_102_444_800_000_000);
 
 impl StreamSchema {
     pub fn field_index(&self, name: &str) -> Option<usize> {
@@ -732,6 +939,29 @@ impl StreamConfig {
             features.push(feature);
         }
         self.detector.check(&columns).map_err(err)?;
+        let bound = |key: &str, v: &Option<String>, default: i64| -> Result<i64, SchemaError> {
+            match v {
+                None => Ok(default),
+                Some(t) => crate::time::parse_rfc3339(t).map_err(|e| err(format!("`{key}`: {e}"))),
+            }
+        };
+        let event_time_bounds = (
+            bound(
+                "event_time_min",
+                &self.event_time_min,
+                DEFAULT_EVENT_TIME_BOUNDS.0,
+            )?,
+            bound(
+                "event_time_max",
+                &self.event_time_max,
+                DEFAULT_EVENT_TIME_BOUNDS.1,
+            )?,
+        );
+        if event_time_bounds.0 >= event_time_bounds.1 {
+            return Err(err(
+                "`event_time_min` must be before `event_time_max`".to_owned()
+            ));
+        }
         Ok(StreamSchema {
             name: name.to_owned(),
             timestamp: self.timestamp.clone(),
@@ -745,6 +975,7 @@ impl StreamConfig {
             max_entities: self.max_entities,
             entity_ttl_seconds: self.entity_ttl_seconds,
             history: self.history,
+            event_time_bounds,
             detector: self.detector.clone(),
         })
     }

@@ -14,8 +14,9 @@ use crate::rcf::RandomCutForest;
 pub enum LearnPolicy {
     #[default]
     All,
-    /// Only rows scoring below the threshold, so a burst of anomalies does
-    /// not teach the detector that anomalies are normal.
+    /// Only rows it did not flag — scoring at or under the threshold, the
+    /// rule that raises alerts above it — so a burst of anomalies does not
+    /// teach the detector that anomalies are normal.
     Unflagged {
         threshold: f64,
     },
@@ -26,7 +27,7 @@ impl LearnPolicy {
     pub fn learns(self, score: f64) -> bool {
         match self {
             LearnPolicy::All => true,
-            LearnPolicy::Unflagged { threshold } => score < threshold,
+            LearnPolicy::Unflagged { threshold } => score <= threshold,
             LearnPolicy::Never => false,
         }
     }
@@ -50,6 +51,12 @@ pub trait Detector: Send + Sync + std::fmt::Debug {
             .map(|i| self.score_row(data.row(i)))
             .collect()
     }
+    /// The decision threshold the detector fitted for itself, if it does
+    /// (an Isolation Forest's contamination quantile); others leave it to
+    /// their caller.
+    fn fitted_threshold(&self) -> Option<f64> {
+        None
+    }
     /// Learns one row (a no-op for batch detectors).
     fn update(&mut self, row: &[f64]) -> Result<(), DetectError>;
     /// Per-feature shares of the row's anomaly (sum to 1, or all 0 when the
@@ -60,6 +67,18 @@ pub trait Detector: Send + Sync + std::fmt::Debug {
     /// data.
     fn explain_directed(&self, row: &[f64]) -> Result<(Vec<f64>, Option<Vec<bool>>), DetectError> {
         Ok((self.explain_row(row)?, None))
+    }
+    /// (feature, share, above?) largest share first (ties by feature):
+    /// what alerts and the API show.
+    fn explain_ranked(&self, row: &[f64]) -> Result<Vec<(usize, f64, Option<bool>)>, DetectError> {
+        let (shares, directions) = self.explain_directed(row)?;
+        let mut ranked: Vec<(usize, f64, Option<bool>)> = shares
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| (i, s, directions.as_ref().and_then(|d| d.get(i).copied())))
+            .collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        Ok(ranked)
     }
     /// The model file: versioned and checksummed; read back with [`load`].
     fn to_bytes(&self) -> Vec<u8>;
@@ -124,6 +143,9 @@ impl Detector for IsolationForest {
     }
     fn score_batch(&self, data: MatrixView<'_>) -> Result<Vec<f64>, DetectError> {
         self.score(data)
+    }
+    fn fitted_threshold(&self) -> Option<f64> {
+        Some(self.threshold())
     }
     fn update(&mut self, row: &[f64]) -> Result<(), DetectError> {
         // Frozen, but the row is still checked like everywhere else.

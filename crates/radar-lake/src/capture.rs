@@ -43,6 +43,64 @@ impl Default for CaptureOptions {
     }
 }
 
+/// What capture tells about itself as it runs: its health, and counts
+/// for the metrics of whoever runs it (`radar up`). [`Health`] alone is
+/// an observer that counts nothing.
+pub trait Observer: Sync {
+    fn health(&self) -> &Health;
+    /// Records read from the log.
+    fn received(&self, _n: u64) {}
+    /// Rows and dead letters made durable in the lake.
+    fn written(&self, _rows: u64, _dead_letters: u64) {}
+    /// A dead letter filed, with its reason code (each is filed once).
+    fn dead_letter(&self, _reason: &str) {}
+}
+
+impl Observer for Health {
+    fn health(&self) -> &Health {
+        self
+    }
+}
+
+/// The record header that carries a dead letter's reason from the door
+/// that refused it (HTTP ingest, `radar ingest`) to capture, which files
+/// it: JSON `{"reason": code, "message": …, "field": …}`. Re-decoding the
+/// raw bytes would not always find the same reason (a CSV row is not
+/// JSON; `duplicate` depends on what came before).
+pub const DEAD_LETTER_HEADER: &str = "radar-dead-letter";
+
+/// A log record for an event refused at the door: its raw bytes, unkeyed,
+/// with the reason in [`DEAD_LETTER_HEADER`].
+pub fn dead_letter_record(
+    dl: &radar_core::decode::DeadLetter,
+    ingest_time: i64,
+) -> radar_log::Record {
+    let mut r = radar_log::Record::new(None, dl.raw.clone(), ingest_time);
+    let why = serde_json::json!({
+        "reason": dl.reason.code(),
+        "message": dl.reason.to_string(),
+        "field": dl.reason.field(),
+    });
+    r.headers
+        .push((DEAD_LETTER_HEADER.to_owned(), why.to_string().into_bytes()));
+    r
+}
+
+/// The reason a door wrote on a record, if it refused it.
+fn door_reason(s: &Stored) -> Option<(String, String, Option<String>)> {
+    let (_, v) = s
+        .record
+        .headers
+        .iter()
+        .find(|(name, _)| name == DEAD_LETTER_HEADER)?;
+    let v: serde_json::Value = serde_json::from_slice(v).ok()?;
+    Some((
+        v["reason"].as_str()?.to_owned(),
+        v["message"].as_str().unwrap_or_default().to_owned(),
+        v["field"].as_str().map(str::to_owned),
+    ))
+}
+
 /// What a capture run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CaptureStats {
@@ -85,7 +143,7 @@ impl Pending {
 /// before anything else is read, so offsets are never committed past what
 /// is durable. On `stop` the last flush is retried for a grace period;
 /// what it could not write stays uncommitted in the log for the next run.
-#[allow(clippy::too_many_arguments)] // the pipeline's wiring will bundle them
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     log: &dyn EventLog,
     lake: &Lake,
@@ -94,8 +152,9 @@ pub fn run(
     options: &CaptureOptions,
     stop: &AtomicBool,
     rt: &tokio::runtime::Handle,
-    health: &Health,
+    observer: &dyn Observer,
 ) -> Result<CaptureStats, LakeError> {
+    let health = observer.health();
     let mut retry = Retry::new("capture", health, stop);
     let mut consumer = retry.run(|| log.consumer(topic, &options.group))?;
     let decoder = Decoder::new(schema.clone());
@@ -152,6 +211,7 @@ pub fn run(
         }
         // Decoding is the per-event work: spread it over the cores, then
         // file the results in log order.
+        observer.received(batch.len() as u64);
         let decoded: Vec<(
             Stored,
             Result<radar_core::decode::Record, radar_core::decode::DeadLetter>,
@@ -171,6 +231,16 @@ pub fn run(
             pending.bytes += s.record.value.len();
             pending.next.insert(s.partition, s.offset + 1);
             let ingest_time = s.record.timestamp;
+            // A door's reason wins over what decoding the raw bytes says.
+            let result = match (door_reason(&s), result) {
+                (Some((reason, message, field)), _) => Err((reason, message, field)),
+                (None, Ok(record)) => Ok(record),
+                (None, Err(dl)) => Err((
+                    dl.reason.code().to_owned(),
+                    dl.reason.to_string(),
+                    dl.reason.field().map(str::to_owned),
+                )),
+            };
             match result {
                 Ok(record) => pending.rows.push(Row {
                     partition: s.partition,
@@ -178,14 +248,14 @@ pub fn run(
                     ingest_time,
                     record,
                 }),
-                Err(dl) => pending.dead.push(DeadRow {
+                Err((reason, message, field)) => pending.dead.push(DeadRow {
                     partition: s.partition,
                     offset: s.offset,
                     ingest_time,
-                    reason: dl.reason.code().to_owned(),
-                    message: dl.reason.to_string(),
-                    field: dl.reason.field().map(str::to_owned),
-                    raw: dl.raw,
+                    reason,
+                    message,
+                    field,
+                    raw: s.record.value.to_vec(),
                 }),
             }
         }
@@ -230,6 +300,10 @@ pub fn run(
                 }
                 Err(e) => return Err(e),
             };
+            observer.written(pending.rows.len() as u64, pending.dead.len() as u64);
+            for d in &pending.dead {
+                observer.dead_letter(&d.reason);
+            }
             stats.events += pending.rows.len() as u64;
             stats.dead_letters += pending.dead.len() as u64;
             stats.files += files as u64;

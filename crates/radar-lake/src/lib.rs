@@ -39,35 +39,56 @@ pub use table::{DeadRow, Row};
 
 #[derive(Debug, Error)]
 pub enum LakeError {
+    /// The object store failed a call.
     #[error("storage: {0}")]
-    Storage(String),
+    Storage(#[from] object_store::Error),
+    /// A storage call did not finish in time.
+    #[error("storage: {what} timed out after {after:?}")]
+    TimedOut {
+        what: &'static str,
+        after: std::time::Duration,
+    },
+    /// A local file or directory of the lake.
+    #[error("storage: `{path}`: {source}")]
+    Local {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The storage root is not something radar can open.
+    #[error("storage root `{root}`: {detail}")]
+    Root { root: String, detail: String },
+    #[error("format: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error("format: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+    /// A file that does not hold what radar wrote (a column missing, of
+    /// another type).
     #[error("format: {0}")]
     Format(String),
+    /// A task doing lake work panicked.
+    #[error("internal: {0}")]
+    Task(String),
     #[error(transparent)]
     Log(#[from] radar_log::LogError),
 }
 
-impl radar_core::backoff::Transient for LakeError {
+impl radar_core::error::Classify for LakeError {
     /// Storage errors (a store that is down, slow or full) may pass; a
     /// file that does not decode will not.
-    fn is_transient(&self) -> bool {
+    fn kind(&self) -> radar_core::error::ErrorKind {
+        use radar_core::error::ErrorKind;
         match self {
-            LakeError::Storage(_) => true,
-            LakeError::Format(_) => false,
-            LakeError::Log(e) => e.is_transient(),
+            LakeError::Storage(_) | LakeError::TimedOut { .. } | LakeError::Local { .. } => {
+                ErrorKind::Unavailable
+            }
+            LakeError::Root { .. } => ErrorKind::Input,
+            LakeError::Parquet(_)
+            | LakeError::Arrow(_)
+            | LakeError::Format(_)
+            | LakeError::Task(_) => ErrorKind::Internal,
+            LakeError::Log(e) => e.kind(),
         }
-    }
-}
-
-impl From<object_store::Error> for LakeError {
-    fn from(e: object_store::Error) -> Self {
-        LakeError::Storage(e.to_string())
-    }
-}
-
-impl From<parquet::errors::ParquetError> for LakeError {
-    fn from(e: parquet::errors::ParquetError) -> Self {
-        LakeError::Format(e.to_string())
     }
 }
 
@@ -203,7 +224,7 @@ fn encode_parallel<T: AtOffset + Sync>(
                 .into_iter()
                 .map(|h| {
                     h.join().unwrap_or_else(|_| {
-                        Err(LakeError::Format("an encoding thread panicked".into()))
+                        Err(LakeError::Task("an encoding thread panicked".into()))
                     })
                 })
                 .collect()
@@ -249,15 +270,15 @@ impl Lake {
 
     async fn timed<T>(
         &self,
-        what: &str,
+        what: &'static str,
         call: impl std::future::Future<Output = Result<T, object_store::Error>>,
     ) -> Result<T, LakeError> {
         match tokio::time::timeout(self.timeout, call).await {
             Ok(r) => Ok(r?),
-            Err(_) => Err(LakeError::Storage(format!(
-                "{what} timed out after {:?}",
-                self.timeout
-            ))),
+            Err(_) => Err(LakeError::TimedOut {
+                what,
+                after: self.timeout,
+            }),
         }
     }
 
@@ -279,7 +300,10 @@ impl Lake {
             let file = root.join(path.as_ref());
             std::fs::File::open(&file)
                 .and_then(|f| f.sync_all())
-                .map_err(|e| LakeError::Storage(format!("syncing `{}`: {e}", file.display())))?;
+                .map_err(|source| LakeError::Local {
+                    path: file.display().to_string(),
+                    source,
+                })?;
         }
         Ok(size)
     }
@@ -296,7 +320,10 @@ impl Lake {
         for d in dirs {
             std::fs::File::open(&d)
                 .and_then(|f| f.sync_all())
-                .map_err(|e| LakeError::Storage(format!("syncing `{}`: {e}", d.display())))?;
+                .map_err(|source| LakeError::Local {
+                    path: d.display().to_string(),
+                    source,
+                })?;
         }
         Ok(())
     }
@@ -453,7 +480,7 @@ impl Lake {
         for f in self.files(Table::DeadLetters, stream, None).await? {
             let bytes = self.read_file(&f.path).await?;
             for batch in ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()? {
-                let batch = batch.map_err(|e| LakeError::Format(e.to_string()))?;
+                let batch = batch?;
                 table::dead_rows(&batch, &mut out)?;
             }
         }
@@ -524,14 +551,14 @@ impl Scan {
             tokio::task::spawn_blocking(move || {
                 let mut rows = Vec::new();
                 for batch in ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()? {
-                    let batch = batch.map_err(|e| LakeError::Format(e.to_string()))?;
+                    let batch = batch?;
                     table::raw_rows(&schema, &batch, &mut rows)?;
                 }
                 rows.retain(|r| r.record.ts >= from && r.record.ts < to);
                 Ok(rows)
             })
             .await
-            .map_err(|e| LakeError::Storage(format!("decoding task failed: {e}")))?
+            .map_err(|e| LakeError::Task(format!("decoding task failed: {e}")))?
         }))
     }
 
@@ -548,7 +575,7 @@ impl Scan {
         self.ahead = self.start(self.next);
         let rows = current
             .await
-            .map_err(|e| LakeError::Storage(format!("scan task failed: {e}")))??;
+            .map_err(|e| LakeError::Task(format!("scan task failed: {e}")))??;
         Ok(Some(rows))
     }
 }

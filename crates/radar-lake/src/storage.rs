@@ -40,15 +40,17 @@ pub fn open(
     let is_url = root.contains("://") && !root.starts_with("file://");
     if !is_url {
         let dir = root.strip_prefix("file://").unwrap_or(root);
-        std::fs::create_dir_all(dir)
-            .map_err(|e| LakeError::Storage(format!("cannot create `{dir}`: {e}")))?;
-        let store = LocalFileSystem::new_with_prefix(dir)
-            .map_err(|e| LakeError::Storage(format!("cannot use `{dir}`: {e}")))?
-            .with_automatic_cleanup(true);
+        std::fs::create_dir_all(dir).map_err(|source| LakeError::Local {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let store = LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true);
         return Ok((Arc::new(store), Path::default()));
     }
-    let url = url::Url::parse(root)
-        .map_err(|e| LakeError::Storage(format!("`{root}` is not a storage URL: {e}")))?;
+    let url = url::Url::parse(root).map_err(|e| LakeError::Root {
+        root: root.to_owned(),
+        detail: format!("not a storage URL: {e}"),
+    })?;
     let mut opts: Vec<(String, String)> = std::env::vars()
         .filter(|(k, _)| {
             k.starts_with("AWS_") || k.starts_with("AZURE_") || k.starts_with("GOOGLE_")
@@ -56,7 +58,10 @@ pub fn open(
         .map(|(k, v)| (k.to_ascii_lowercase(), v))
         .collect();
     opts.extend(options.iter().cloned());
-    let (store, prefix) = object_store::parse_url_opts(&url, opts)
-        .map_err(|e| LakeError::Storage(format!("cannot open `{root}`: {e}")))?;
+    let (store, prefix) =
+        object_store::parse_url_opts(&url, opts).map_err(|e| LakeError::Root {
+            root: root.to_owned(),
+            detail: e.to_string(),
+        })?;
     Ok((Arc::from(store), prefix))
 }

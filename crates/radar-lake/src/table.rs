@@ -92,7 +92,7 @@ pub fn dead_schema() -> SchemaRef {
 }
 
 fn arrow(e: arrow_schema::ArrowError) -> LakeError {
-    LakeError::Format(e.to_string())
+    LakeError::Arrow(e)
 }
 
 /// Builds the raw table's batch for `rows`.

@@ -18,6 +18,9 @@ pub mod embedded;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod retrying;
+
+pub use radar_core::error::Classify;
+use radar_core::error::ErrorKind;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -108,11 +111,6 @@ pub enum LogError {
 }
 
 impl LogError {
-    /// Whether retrying the same call later may succeed.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, LogError::Io { .. } | LogError::Kafka(_))
-    }
-
     /// Whether the disk (or a quota, or a file-size limit) is full: the
     /// append was refused whole and may succeed once space is freed.
     pub fn is_storage_full(&self) -> bool {
@@ -123,9 +121,19 @@ impl LogError {
     }
 }
 
-impl radar_core::backoff::Transient for LogError {
-    fn is_transient(&self) -> bool {
-        LogError::is_transient(self)
+impl radar_core::error::Classify for LogError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            LogError::Io { .. } | LogError::Kafka(_) => ErrorKind::Unavailable,
+            LogError::Locked { .. } | LogError::Rebalanced(_) => ErrorKind::Conflict,
+            LogError::NoTopic(_)
+            | LogError::NoPartition { .. }
+            | LogError::OffsetRemoved { .. } => ErrorKind::NotFound,
+            LogError::PartitionMismatch { .. } | LogError::Config(_) | LogError::BadName(_) => {
+                ErrorKind::Input
+            }
+            LogError::Corrupt { .. } => ErrorKind::Internal,
+        }
     }
 }
 

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use radar_core::backoff::Backoff;
+use radar_core::error::Classify;
 
 use crate::{EventLog, LogError, Record};
 

@@ -1,9 +1,12 @@
 //! A model bundle: everything a scorer needs, in one checksummed artifact —
-//! the detector, the stream and feature columns it was trained on, the
-//! decision threshold, and reference distributions (for drift checks).
+//! the detector (any kind: its own model file, read back by
+//! `radar_detect::load`), the stream and feature columns it was trained
+//! on, the decision threshold, and reference distributions (for drift
+//! checks). Bundles written when only Isolation Forests were bundled read
+//! back unchanged: their detector slot is an Isolation Forest model file.
 
 use radar_core::binary::{DecodeError, Envelope, Reader, Writer};
-use radar_detect::IsolationForest;
+use radar_detect::Detector;
 use serde::{Deserialize, Serialize};
 
 const ENVELOPE: Envelope = Envelope {
@@ -50,12 +53,12 @@ struct Meta {
 }
 
 /// A trained model ready to serve.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Bundle {
     pub stream: String,
     pub columns: Vec<String>,
     pub threshold: f64,
-    pub forest: IsolationForest,
+    pub detector: Box<dyn Detector>,
     pub reference: Reference,
     /// What it was trained on (snapshot, rows, parameters).
     pub trained: serde_json::Value,
@@ -72,7 +75,7 @@ impl Bundle {
         };
         let mut w = Writer::new();
         w.bytes(serde_json::to_string(&meta).unwrap_or_default().as_bytes());
-        w.bytes(&self.forest.to_bytes());
+        w.bytes(&self.detector.to_bytes());
         ENVELOPE.seal(1, &w.into_bytes())
     }
 
@@ -81,21 +84,27 @@ impl Bundle {
         let mut r = Reader::new(payload);
         let meta: Meta = serde_json::from_slice(r.bytes()?)
             .map_err(|e| DecodeError::Invalid(format!("bundle metadata: {e}")))?;
-        let forest = IsolationForest::from_bytes(r.bytes()?)
+        let detector = radar_detect::load(r.bytes()?)
             .map_err(|e| DecodeError::Invalid(format!("detector: {e}")))?;
         r.finish()?;
-        if forest.n_features() != meta.columns.len() {
+        if detector.n_features() != meta.columns.len() {
             return Err(DecodeError::Invalid(format!(
                 "the detector takes {} features, the bundle names {}",
-                forest.n_features(),
+                detector.n_features(),
                 meta.columns.len()
+            )));
+        }
+        if !meta.threshold.is_finite() {
+            return Err(DecodeError::Invalid(format!(
+                "the threshold {} is not a number",
+                meta.threshold
             )));
         }
         Ok(Bundle {
             stream: meta.stream,
             columns: meta.columns,
             threshold: meta.threshold,
-            forest,
+            detector,
             reference: meta.reference,
             trained: meta.trained,
         })

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use radar_core::error::{Classify, ErrorKind};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -24,7 +25,17 @@ pub enum RegistryError {
     #[error("registry database: {0}")]
     Db(#[from] rusqlite::Error),
     #[error("artifact store: {0}")]
-    Store(String),
+    Store(#[from] object_store::Error),
+    #[error("artifact store: {0}")]
+    Lake(#[from] radar_lake::LakeError),
+    #[error("artifact store: `{path}`: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no model is named `{0}`")]
+    NoModel(String),
     #[error("model `{name}` has no version {version}")]
     NoVersion { name: String, version: i64 },
     #[error("model `{name}` has no alias `{alias}`")]
@@ -41,6 +52,44 @@ pub enum RegistryError {
     NoRollback { name: String, alias: String },
     #[error("invalid: {0}")]
     Invalid(String),
+}
+
+impl Classify for RegistryError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            RegistryError::Db(e) => sqlite_kind(e),
+            RegistryError::Store(_) | RegistryError::Io { .. } => ErrorKind::Unavailable,
+            RegistryError::Lake(e) => e.kind(),
+            RegistryError::NoModel(_)
+            | RegistryError::NoVersion { .. }
+            | RegistryError::NoAlias { .. }
+            | RegistryError::NoRun(_) => ErrorKind::NotFound,
+            RegistryError::Corrupt { .. } => ErrorKind::Internal,
+            RegistryError::NoRollback { .. } => ErrorKind::Conflict,
+            RegistryError::Invalid(_) => ErrorKind::Input,
+        }
+    }
+}
+
+/// A full disk, a busy or locked database, an I/O error: a retry may pass;
+/// anything else is a bug or corruption.
+pub fn sqlite_kind(e: &rusqlite::Error) -> ErrorKind {
+    use rusqlite::ErrorCode as C;
+    match e {
+        rusqlite::Error::SqliteFailure(e, _)
+            if matches!(
+                e.code,
+                C::DiskFull
+                    | C::DatabaseBusy
+                    | C::DatabaseLocked
+                    | C::SystemIoFailure
+                    | C::CannotOpen
+            ) =>
+        {
+            ErrorKind::Unavailable
+        }
+        _ => ErrorKind::Internal,
+    }
 }
 
 const SCHEMA: &str = r#"
@@ -129,6 +178,32 @@ pub struct AliasMove {
 
 pub use radar_core::time::now_micros;
 
+/// A fresh run id: `run-` and a ULID (time-ordered, 80 random bits, so
+/// runs started in the same microsecond, in one process or several, do
+/// not collide).
+pub fn new_run_id() -> String {
+    format!(
+        "run-{}",
+        ulid::Ulid::generate().to_string().to_ascii_lowercase()
+    )
+}
+
+/// A model name: letters, digits, `-`, `_`, `.` (it becomes part of URLs
+/// and file names).
+pub fn check_model_name(name: &str) -> Result<(), RegistryError> {
+    if name.is_empty()
+        || name.len() > 200
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(RegistryError::Invalid(format!(
+            "model name `{name}`: use letters, digits, `-`, `_`, `.`"
+        )));
+    }
+    Ok(())
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
@@ -168,8 +243,7 @@ impl Registry {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(SCHEMA)?;
-        let (store, prefix) = radar_lake::storage::open(root, options)
-            .map_err(|e| RegistryError::Store(e.to_string()))?;
+        let (store, prefix) = radar_lake::storage::open(root, options)?;
         Ok(Registry {
             db: Arc::new(Mutex::new(conn)),
             store,
@@ -201,11 +275,7 @@ impl Registry {
             [experiment],
             |r| r.get(0),
         )?;
-        let id = format!(
-            "run-{:x}-{:04x}",
-            now,
-            (now as u64).wrapping_mul(0x9E37_79B9) >> 48
-        );
+        let id = new_run_id();
         db.execute(
             "INSERT INTO runs (id, experiment_id, status, started_at, params, radar_version) VALUES (?1, ?2, 'running', ?3, ?4, ?5)",
             params![id, exp, now, params.to_string(), env!("CARGO_PKG_VERSION")],
@@ -281,26 +351,19 @@ impl Registry {
         artifact: &[u8],
         metrics: &serde_json::Value,
     ) -> Result<ModelVersion, RegistryError> {
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
-            return Err(RegistryError::Invalid(format!(
-                "model name `{name}`: use letters, digits, `-`, `_`, `.`"
-            )));
-        }
+        check_model_name(name)?;
         let sha = sha256_hex(artifact);
         let path = self.prefix.clone().join("sha256").join(sha.as_str());
         self.store
             .put(&path, PutPayload::from(artifact.to_vec()))
-            .await
-            .map_err(|e| RegistryError::Store(e.to_string()))?;
+            .await?;
         // The version row below is durable once inserted: its artifact must
         // be durable before it.
         if let Some(dir) = &self.local {
-            radar_lake::storage::sync_local(dir, &path)
-                .map_err(|e| RegistryError::Store(format!("syncing the artifact: {e}")))?;
+            radar_lake::storage::sync_local(dir, &path).map_err(|source| RegistryError::Io {
+                path: path.to_string(),
+                source,
+            })?;
         }
         let version = {
             let db = self.db()?;
@@ -447,11 +510,9 @@ impl Registry {
         let bytes = self
             .store
             .get(&StorePath::from(mv.artifact.as_str()))
-            .await
-            .map_err(|e| RegistryError::Store(e.to_string()))?
+            .await?
             .bytes()
-            .await
-            .map_err(|e| RegistryError::Store(e.to_string()))?;
+            .await?;
         let computed = sha256_hex(&bytes);
         if computed != mv.sha256 {
             return Err(RegistryError::Corrupt {

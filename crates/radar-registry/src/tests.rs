@@ -1,5 +1,8 @@
 use radar_core::Matrix;
-use radar_detect::{IsolationForest, IsolationForestParams};
+use radar_detect::{
+    Detector, HalfSpaceTrees, HstParams, IsolationForest, IsolationForestParams, RandomCutForest,
+    RcfParams,
+};
 
 use super::*;
 
@@ -30,7 +33,7 @@ fn bundle() -> Bundle {
         columns: vec!["a".into(), "b".into()],
         threshold: forest.threshold(),
         reference: Reference::of(x.view(), &scores),
-        forest,
+        detector: Box::new(forest),
         trained: serde_json::json!({"rows": 100}),
     }
 }
@@ -105,7 +108,7 @@ async fn runs_versions_aliases_and_artifacts() {
         .await
         .unwrap();
     let back = Bundle::from_bytes(&bytes).unwrap();
-    assert_eq!(back.forest, b.forest);
+    assert_eq!(back.detector.to_bytes(), b.detector.to_bytes());
     assert_eq!(back.columns, b.columns);
 
     assert!(matches!(
@@ -138,4 +141,75 @@ async fn corrupted_artifacts_are_refused() {
         reg.artifact(&v).await,
         Err(RegistryError::Corrupt { .. })
     ));
+}
+
+/// Every detector kind goes into a bundle, through the registry and back
+/// out, scoring exactly as before.
+#[tokio::test]
+async fn every_detector_kind_round_trips_through_the_registry() {
+    let (_dir, reg) = registry();
+    let x = Matrix::new((0..600).map(|i| ((i * 7) % 23) as f64).collect(), 2).unwrap();
+    let mut detectors: Vec<Box<dyn Detector>> = vec![
+        Box::new(
+            IsolationForest::fit(
+                &IsolationForestParams {
+                    random_state: Some(1),
+                    ..Default::default()
+                },
+                x.view(),
+            )
+            .unwrap(),
+        ),
+        Box::new(HalfSpaceTrees::new(HstParams::default(), 2).unwrap()),
+        Box::new(
+            RandomCutForest::new(RcfParams {
+                dimensions: 2,
+                ..RcfParams::default()
+            })
+            .unwrap(),
+        ),
+    ];
+    for d in &mut detectors {
+        if d.is_online() {
+            d.fit(x.view()).unwrap();
+        }
+    }
+    for detector in detectors {
+        let kind = detector.kind();
+        let scores = detector.score_batch(x.view()).unwrap();
+        let b = Bundle {
+            stream: "tx".into(),
+            columns: vec!["a".into(), "b".into()],
+            threshold: 0.5,
+            reference: Reference::of(x.view(), &scores),
+            detector,
+            trained: serde_json::json!({}),
+        };
+        let name = format!("tx-{}", kind.name());
+        let v = reg
+            .register(&name, None, &b.to_bytes(), &serde_json::json!({}))
+            .await
+            .unwrap();
+        let back = Bundle::from_bytes(&reg.artifact(&v).await.unwrap()).unwrap();
+        assert_eq!(back.detector.kind(), kind);
+        assert_eq!(
+            back.detector.score_batch(x.view()).unwrap(),
+            scores,
+            "{name}"
+        );
+    }
+}
+
+/// The bug: a run id was the start time in µs plus a suffix derived from
+/// that same time, so two runs started in the same microsecond (two
+/// workers, or a tight loop) got the same id and the second insert failed.
+#[test]
+fn regression_run_ids_collided_within_a_microsecond() {
+    let ids: Vec<String> = (0..100_000).map(|_| new_run_id()).collect();
+    let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(distinct.len(), ids.len());
+    assert!(
+        ids.iter()
+            .all(|id| id.starts_with("run-") && id.len() == 30)
+    );
 }

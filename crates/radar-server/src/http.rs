@@ -1,7 +1,8 @@
-//! The HTTP API.
+//! The routes. Each handler parses its request, calls the pipeline (off
+//! the async threads when it may block: SQLite, the scorer's locks, the
+//! log's fsync) and answers; errors go through [`crate::error`].
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
@@ -11,13 +12,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use radar_core::decode::Decoder;
+use radar_lake::capture::dead_letter_record;
 use radar_log::{EventLog, Record};
+use radar_pipeline::pipeline::Pipeline;
+use radar_pipeline::scorer::{Shared, Source};
+use radar_pipeline::sinks::{AlertQuery, AlertStore, direction_name};
 use radar_registry::Registry;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::alerts::{AlertQuery, AlertStore};
-use crate::scorer::{Shared, Source};
+use crate::error::ApiError;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -27,49 +31,19 @@ pub struct AppState {
     pub registry: Registry,
 }
 
+impl AppState {
+    pub fn of(p: &Pipeline) -> AppState {
+        AppState {
+            log: p.log.clone(),
+            shared: p.shared.clone(),
+            alerts: p.alerts.clone(),
+            registry: p.registry.clone(),
+        }
+    }
+}
+
 /// The health component of the event log, as ingest sees it.
 pub const LOG: &str = "log";
-
-/// An error answer: a status and a message naming the problem.
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub message: String,
-    /// Seconds after which a retry may succeed (`Retry-After`).
-    pub retry_after: Option<u32>,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            message: message.into(),
-            retry_after: None,
-        }
-    }
-    fn retry_after(mut self, seconds: u32) -> Self {
-        self.retry_after = Some(seconds);
-        self
-    }
-    fn bad(message: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, message)
-    }
-    fn internal(e: impl std::fmt::Display) -> Self {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut response = (self.status, Json(json!({ "error": self.message }))).into_response();
-        if let Some(s) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from(s));
-        }
-        response
-    }
-}
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
@@ -77,24 +51,37 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/streams/{stream}/score", post(score))
         .route("/v1/alerts", get(alerts))
         .route("/v1/models", get(models))
+        .route("/v1/models/{name}", get(model))
+        .route("/v1/models/{name}/versions/{version}", get(model_version))
         .route("/v1/runs", get(runs))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint; see /v1/streams/{stream}/events, /v1/alerts, /v1/models, /v1/runs, /healthz, /readyz, /metrics") })
+        .fallback(|| async {
+            ApiError::not_found(
+                "no such endpoint; see /v1/streams/{stream}/events, /v1/alerts, /v1/models, /v1/runs, /healthz, /readyz, /metrics",
+            )
+        })
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }
 
+/// Runs `f` off the async threads: SQLite, the locks the scorer holds
+/// for a batch, the log's fsync.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)
+}
+
 fn check_stream(state: &AppState, stream: &str) -> Result<(), ApiError> {
     if stream != state.shared.schema.name {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!(
-                "stream `{stream}` is not served here (serving `{}`)",
-                state.shared.schema.name
-            ),
-        ));
+        return Err(ApiError::not_found(format!(
+            "stream `{stream}` is not served here (serving `{}`)",
+            state.shared.schema.name
+        )));
     }
     Ok(())
 }
@@ -145,80 +132,71 @@ async fn ingest(
 ) -> Result<Response, ApiError> {
     check_stream(&state, &stream)?;
     let events = split_events(&body)?;
+    let counters = state.shared.metrics.component("ingest");
     let now = crate::now_micros();
     let mut decoder = Decoder::new(state.shared.schema.clone());
     let mut records = Vec::with_capacity(events.len());
     let mut results = Vec::with_capacity(events.len());
-    let mut valid = 0;
     for (index, raw) in events.into_iter().enumerate() {
+        let mut result = ItemResult {
+            index,
+            partition: None,
+            offset: None,
+            error: None,
+            reason: None,
+            field: None,
+        };
         match decoder.decode_json(&raw, now) {
-            Ok(r) => {
-                valid += 1;
-                records.push(Record::new(
-                    r.entity.as_deref().map(str::as_bytes),
-                    raw,
-                    now,
-                ));
-                results.push(ItemResult {
-                    index,
-                    partition: None,
-                    offset: None,
-                    error: None,
-                    reason: None,
-                    field: None,
-                });
-            }
+            Ok(r) => records.push(Record::new(
+                r.entity.as_deref().map(str::as_bytes),
+                raw,
+                now,
+            )),
             Err(dl) => {
-                state.shared.metrics.dead_letter(&dl.reason);
-                // Kept in the log unkeyed: capture files it as a dead letter.
-                records.push(Record::new(None, dl.raw, now));
-                results.push(ItemResult {
-                    index,
-                    partition: None,
-                    offset: None,
-                    error: Some(dl.reason.to_string()),
-                    reason: Some(dl.reason.code()),
-                    field: dl.reason.field().map(str::to_owned),
-                });
+                // Kept in the log with its reason: capture files it as a
+                // dead letter.
+                records.push(dead_letter_record(&dl, now));
+                result.error = Some(dl.reason.to_string());
+                result.reason = Some(dl.reason.code());
+                result.field = dl.reason.field().map(str::to_owned);
             }
         }
+        results.push(result);
     }
-    state
-        .shared
-        .metrics
-        .events_in
-        .fetch_add(results.len() as u64, Ordering::Relaxed);
+    let valid = results.iter().filter(|r| r.error.is_none()).count();
+    counters.received(results.len() as u64);
+    counters.dropped("invalid", (results.len() - valid) as u64);
+    state.shared.metrics.events_in.inc_by(results.len() as u64);
     let log = state.log.clone();
-    let appended = tokio::task::spawn_blocking(move || log.append(&stream, &records))
-        .await
-        .map_err(ApiError::internal)?;
+    let appended = blocking(move || log.append(&stream, &records)).await?;
     let acks = match appended {
         Ok(acks) => {
             state.shared.health.ok(LOG);
             acks
         }
         Err(e) => {
+            counters.errors(1);
             state.shared.health.degraded(LOG, e.to_string());
             // Nothing of the request was acknowledged; the same request can
             // be sent again.
             let message = if e.is_storage_full() {
                 "the event log is out of disk space; nothing was stored, retry later".to_owned()
-            } else if e.is_transient() {
-                "the event log is unavailable; nothing was acknowledged, send the request again later".to_owned()
             } else {
-                format!("the event log refused the append: {e}")
+                format!(
+                    "the event log refused the append ({e}); nothing was acknowledged, send the request again later"
+                )
             };
-            return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message).retry_after(1));
+            return Err(ApiError::unavailable(message));
         }
     };
+    counters.sent(valid as u64);
     for (r, (p, o)) in results.iter_mut().zip(acks) {
         if r.error.is_none() {
             r.partition = Some(p);
             r.offset = Some(o);
         }
     }
-    let rejected = results.len() - valid;
-    let body = json!({ "accepted": valid, "rejected": rejected, "results": results });
+    let body = json!({ "accepted": valid, "rejected": results.len() - valid, "results": results });
     let status = if valid == 0 {
         StatusCode::BAD_REQUEST
     } else {
@@ -233,22 +211,24 @@ async fn score(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     check_stream(&state, &stream)?;
-    let Some(source) = Source::of(&state.shared) else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no champion model is loaded yet",
-        ));
-    };
     let events = split_events(&body)?;
-    let mut decoder = Decoder::new(state.shared.schema.clone());
-    let engine = state
-        .shared
+    // The scorer holds the feature state's lock for a batch: wait for it
+    // off the async threads.
+    blocking(move || score_events(&state.shared, &events)).await?
+}
+
+fn score_events(shared: &Shared, events: &[Vec<u8>]) -> Result<Json<Value>, ApiError> {
+    let Some(source) = Source::of(shared) else {
+        return Err(ApiError::unavailable("no champion model is loaded yet"));
+    };
+    let mut decoder = Decoder::new(shared.schema.clone());
+    let engine = shared
         .engine
         .read()
-        .map_err(|_| ApiError::internal("engine lock poisoned"))?;
-    let scoring = source.lock().map_err(ApiError::internal)?;
+        .map_err(|_| ApiError::internal("the feature state's lock is poisoned"))?;
+    let scoring = source.lock()?;
     let threshold = scoring.threshold();
-    let columns = &state.shared.schema.columns;
+    let columns = &shared.schema.columns;
     let mut row = vec![0.0; columns.len()];
     let mut out = Vec::with_capacity(events.len());
     for (index, raw) in events.iter().enumerate() {
@@ -262,7 +242,7 @@ async fn score(
                     .take(5)
                     .map(|(f, share, above)| {
                         let mut c = json!({"feature": columns[f], "share": share, "value": row[f]});
-                        if let Some(d) = crate::alerts::direction_name(above) {
+                        if let Some(d) = direction_name(above) {
                             c["direction"] = json!(d);
                         }
                         c
@@ -294,55 +274,95 @@ async fn alerts(
     let since = match &q.since {
         Some(s) => Some(
             radar_core::time::parse_rfc3339(s)
-                .map_err(|e| ApiError::bad(format!("`since`: {e}")))?,
+                .map_err(|e| ApiError::bad_field("since", format!("`since`: {e}")))?,
         ),
         None => None,
     };
     if q.limit.is_some_and(|l| l == 0 || l > 10_000) {
-        return Err(ApiError::bad("`limit` must be between 1 and 10000"));
+        return Err(ApiError::bad_field(
+            "limit",
+            "`limit` must be between 1 and 10000",
+        ));
     }
     if q.min_score.is_some_and(|s| !s.is_finite()) {
-        return Err(ApiError::bad("`min_score` must be a finite number"));
+        return Err(ApiError::bad_field(
+            "min_score",
+            "`min_score` must be a finite number",
+        ));
     }
     let store = state.alerts.clone();
-    let found = tokio::task::spawn_blocking(move || store.query(&q, since))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+    let found = blocking(move || store.query(&q, since)).await??;
     Ok(Json(json!({ "alerts": found })))
 }
 
 async fn models(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let versions = state.registry.versions().map_err(ApiError::internal)?;
+    let versions = blocking(move || state.registry.versions()).await??;
     Ok(Json(json!({ "models": versions })))
 }
 
+/// One model: its versions (newest first) and the history of its aliases.
+async fn model(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (versions, history) = blocking(move || {
+        let versions: Vec<_> = state
+            .registry
+            .versions()?
+            .into_iter()
+            .filter(|v| v.name == name)
+            .collect();
+        if versions.is_empty() {
+            return Err(radar_registry::RegistryError::NoModel(name));
+        }
+        let history = state.registry.alias_history(&versions[0].name)?;
+        Ok((versions, history))
+    })
+    .await??;
+    Ok(Json(json!({ "versions": versions, "aliases": history })))
+}
+
+async fn model_version(
+    State(state): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let version: i64 = version.parse().map_err(|_| {
+        ApiError::bad_field(
+            "version",
+            format!("`version` must be an integer, got `{version}`"),
+        )
+    })?;
+    let mv = blocking(move || state.registry.version(&name, version)).await??;
+    Ok(Json(json!(mv)))
+}
+
 async fn runs(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let runs = state.registry.runs(100).map_err(ApiError::internal)?;
+    let runs = blocking(move || state.registry.runs(100)).await??;
     Ok(Json(json!({ "runs": runs })))
 }
 
 /// Ready when a model scores the stream and every component works; the
 /// body says which component is not and why.
-async fn ready(State(state): State<AppState>) -> Response {
-    let components = state.shared.health.snapshot();
+async fn ready(State(state): State<AppState>) -> Result<Response, ApiError> {
+    blocking(move || readiness(&state.shared)).await
+}
+
+fn readiness(shared: &Shared) -> Response {
+    let components = shared.health.snapshot();
     let broken: Vec<&String> = components
         .iter()
         .filter(|(_, s)| s.state != radar_core::health::State::Ok)
         .map(|(name, _)| name)
         .collect();
-    let mut body = match (&state.shared.online, state.shared.model.load_full()) {
-        (Some(online), _) => match online.lock() {
-            Ok(model) => json!({
-                "status": "ready",
-                "model": model.name(),
-                "model_version": 0,
-                "warming_up": model.warming_up(),
-            }),
-            Err(_) => json!({"status": "the online model's lock is poisoned"}),
-        },
-        (None, Some(m)) => json!({"status": "ready", "model": m.name, "model_version": m.version}),
-        (None, None) => json!({"status": "waiting for a champion model"}),
+    let mut body = match Source::of(shared).map(|s| s.lock().map(|m| m.model())) {
+        Some(Ok((model, version, warming_up))) => json!({
+            "status": "ready",
+            "model": model,
+            "model_version": version,
+            "warming_up": warming_up,
+        }),
+        Some(Err(e)) => json!({"status": e.to_string()}),
+        None => json!({"status": "waiting for a champion model"}),
     };
     body["components"] = json!(components);
     let mut status = if body["status"] == "ready" {
@@ -365,7 +385,53 @@ async fn ready(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    let mut text = state.shared.metrics.render(&state.shared.schema.name);
-    crate::metrics::render_health(&state.shared.health, &mut text);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    let text = state.shared.metrics.render(&state.shared.health);
+    (
+        [(header::CONTENT_TYPE, radar_pipeline::metrics::CONTENT_TYPE)],
+        text,
+    )
+        .into_response()
+}
+
+/// A server running in front of a pipeline.
+pub struct Server {
+    pub addr: std::net::SocketAddr,
+    task: Option<tokio::task::JoinHandle<()>>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Server {
+    /// Listens on `addr` and serves the pipeline's API on its runtime.
+    pub fn start(
+        pipeline: &Pipeline,
+        addr: std::net::SocketAddr,
+        max_body_bytes: usize,
+    ) -> std::io::Result<Server> {
+        let listener = pipeline.rt.block_on(tokio::net::TcpListener::bind(addr))?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let app = router(AppState::of(pipeline), max_body_bytes);
+        let task = pipeline.rt.spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Ok(Server {
+            addr,
+            task: Some(task),
+            shutdown: Some(tx),
+        })
+    }
+
+    /// Stops taking requests and waits for those in flight.
+    pub fn stop(mut self, rt: &tokio::runtime::Runtime) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = rt.block_on(task);
+        }
+    }
 }

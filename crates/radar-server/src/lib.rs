@@ -1,9 +1,9 @@
-//! Serving: the streaming scorer, alert sinks, metrics and the HTTP API.
+//! radar's HTTP API, in front of a running [`radar_pipeline::pipeline::Pipeline`]:
+//! ingest, scoring, alerts, the registry, health and metrics. Handlers are
+//! a few lines each: parse, call the pipeline, answer; [`error`] maps every
+//! failure to its status in one place.
 
-pub mod alerts;
+pub mod error;
 pub mod http;
-pub mod metrics;
-pub mod online;
-pub mod scorer;
 
 pub use radar_core::time::now_micros;

@@ -11,11 +11,11 @@ use radar_core::{Matrix, Rng};
 use radar_detect::{IsolationForest, IsolationForestParams};
 use radar_log::EventLog;
 use radar_log::embedded::{EmbeddedLog, Options};
+use radar_pipeline::metrics::Metrics;
+use radar_pipeline::scorer::{Served, Shared};
+use radar_pipeline::sinks::AlertStore;
 use radar_registry::{Bundle, Reference, Registry};
-use radar_server::alerts::AlertStore;
 use radar_server::http::{AppState, router};
-use radar_server::metrics::Metrics;
-use radar_server::scorer::{Served, Shared};
 use serde_json::Value;
 
 const DECL: &str = r#"
@@ -59,7 +59,7 @@ async fn server() -> Server {
         engine: Arc::new(RwLock::new(FeatureEngine::new(schema))),
         online: None,
         model: Arc::new(ArcSwapOption::empty()),
-        metrics: Arc::new(Metrics::default()),
+        metrics: Arc::new(Metrics::new("tx")),
         health: Default::default(),
     };
     let state = AppState {
@@ -103,7 +103,7 @@ fn load_model(s: &Server) {
             columns: s.shared.schema.columns.clone(),
             threshold: forest.threshold(),
             reference: Reference::of(x.view(), &scores),
-            forest,
+            detector: Box::new(forest),
             trained: serde_json::json!({}),
         },
     })));
@@ -251,6 +251,9 @@ async fn reads_validate_their_parameters() {
         ("/v1/alerts?limit=many", 400),
         ("/v1/alerts?colour=red", 400),
         ("/v1/models", 200),
+        ("/v1/models/tx-iforest", 404),
+        ("/v1/models/tx-iforest/versions/7", 404),
+        ("/v1/models/tx-iforest/versions/seven", 400),
         ("/v1/runs", 200),
         ("/healthz", 200),
         ("/nope", 404),
@@ -306,4 +309,23 @@ async fn random_bodies_never_break_the_server() {
         assert!([200, 202, 400, 413].contains(&status), "{status}: {body}");
     }
     assert_eq!(get(&s, "/healthz").await.0, 200);
+}
+
+/// The bug: a model version that does not exist answered 500 (every
+/// registry error was "internal"). Errors now keep their kind, and the
+/// server maps the kind to a status in one place.
+#[tokio::test]
+async fn regression_a_missing_model_version_was_a_500() {
+    let s = server().await;
+    let (status, body) = get(&s, "/v1/models/tx-iforest/versions/3").await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["code"], "not_found");
+    assert!(
+        body["error"].as_str().unwrap().contains("no version 3"),
+        "{body}"
+    );
+    let (status, body) = get(&s, "/v1/models/nobody").await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+    let (status, body) = get(&s, "/v1/models/tx-iforest/versions/x").await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("version")));
 }

@@ -10,12 +10,35 @@ use crate::cmd;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// How log lines look on stderr: `text` for people, `json` (one object
+    /// per line, structured fields) for collectors. Levels: RUST_LOG
+    /// (default `info`).
+    #[arg(long, global = true, default_value = "text", env = "RADAR_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Fit an Isolation Forest on a labelled CSV file and report how well its
-    /// scores find the labelled anomalies.
+    /// Evaluate a detector: on a labelled CSV file, on a stream's declared
+    /// features over an event file (--config), or over NAB (`eval nab`).
     Eval(cmd::eval::EvalArgs),
     /// Write synthetic labelled data: card transactions (JSON lines) or
     /// tabular rows (CSV).
@@ -23,13 +46,13 @@ pub enum Command {
     /// Compute a stream's declared features for a file of events.
     Features(cmd::features::FeaturesArgs),
     /// Append a file of events to a stream's log topic.
-    Ingest(cmd::ops::IngestArgs),
+    Ingest(cmd::ingest::IngestArgs),
     /// Inspect the event log.
-    Log(cmd::ops::LogArgs),
+    Log(cmd::log::LogArgs),
     /// Write a stream's events from the log to the data lake.
-    Capture(cmd::ops::CaptureArgs),
+    Capture(cmd::capture::CaptureArgs),
     /// Inspect the data lake.
-    Lake(cmd::ops::LakeArgs),
+    Lake(cmd::lake::LakeArgs),
     /// Train a model on a stream's lake data and register it.
     Train(cmd::train::TrainArgs),
     /// Model versions and their aliases.
@@ -45,14 +68,15 @@ pub enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(cli.log_format);
     let result = match cli.command {
         Command::Eval(args) => cmd::eval::run(args),
         Command::Generate(args) => cmd::generate::run(args),
         Command::Features(args) => cmd::features::run(args),
-        Command::Ingest(args) => cmd::ops::run_ingest(args),
-        Command::Log(args) => cmd::ops::run_log(args),
-        Command::Capture(args) => cmd::ops::run_capture(args),
-        Command::Lake(args) => cmd::ops::run_lake(args),
+        Command::Ingest(args) => cmd::ingest::run(args),
+        Command::Log(args) => cmd::log::run(args),
+        Command::Capture(args) => cmd::capture::run(args),
+        Command::Lake(args) => cmd::lake::run(args),
         Command::Train(args) => cmd::train::run(args),
         Command::Models(args) => cmd::models::run_models(args),
         Command::Runs(args) => cmd::models::run_runs(args),

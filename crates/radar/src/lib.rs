@@ -1,9 +1,8 @@
-//! The `radar` command: wiring of radar's crates into one binary.
+//! The `radar` command: parse → call a library → print. The loop lives in
+//! `radar-pipeline`, the HTTP API in `radar-server`.
 
 pub mod cli;
 pub mod cmd;
-pub mod config;
-pub mod data;
-pub mod nab;
-pub mod params;
-pub mod streams;
+
+/// `radar.toml`, re-exported for the end-to-end tests.
+pub use radar_pipeline::config;

@@ -328,3 +328,69 @@ fn records_round_trip_through_json() {
     let back = decoder().decode_json(json.as_bytes(), 0).unwrap();
     assert_eq!(back, r);
 }
+
+/// The bug: an event dated beyond year 9999 (or an absurd epoch) was
+/// accepted; it landed in a lake partition the lake could not list back
+/// (it vanished from training) and froze its entity's clock. Event time is
+/// bounded at decode, with a reason naming the field and the bounds.
+#[test]
+fn regression_event_time_beyond_year_9999_was_accepted() {
+    let decl = r#"
+[streams.s]
+timestamp = "ts"
+[streams.s.fields]
+v = { type = "float" }
+[[streams.s.features]]
+kind = "raw"
+field = "v"
+"#;
+    let (name, c) = crate::schema::parse_streams(decl)
+        .unwrap()
+        .into_iter()
+        .next()
+        .unwrap();
+    let schema = c.build(&name).unwrap();
+    let mut d = Decoder::new(schema);
+    for ts in [
+        "\"10000-01-01T00:00:00Z\"",
+        "\"2150-06-01T00:00:00Z\"",
+        "99999999999999999",
+        "\"1969-12-31T23:59:59Z\"",
+    ] {
+        let raw = format!("{{\"ts\":{ts},\"v\":1}}");
+        let dl = d.decode_json(raw.as_bytes(), 0).unwrap_err();
+        assert_eq!(dl.reason.code(), "bad_timestamp", "{ts}: {}", dl.reason);
+        assert_eq!(dl.reason.field(), Some("ts"));
+    }
+    let dl = d
+        .decode_json(br#"{"ts":"2150-06-01T00:00:00Z","v":1}"#, 0)
+        .unwrap_err();
+    assert!(
+        dl.reason.to_string().contains("event_time_max"),
+        "{}",
+        dl.reason
+    );
+    assert!(
+        d.decode_json(br#"{"ts":"2099-12-31T23:59:59Z","v":1}"#, 0)
+            .is_ok()
+    );
+    // The bounds are the declaration's to set.
+    let narrow = decl.replace(
+        "timestamp = \"ts\"",
+        "timestamp = \"ts\"\nevent_time_min = \"2020-01-01T00:00:00Z\"\nevent_time_max = \"2030-01-01T00:00:00Z\"",
+    );
+    let (name, c) = crate::schema::parse_streams(&narrow)
+        .unwrap()
+        .into_iter()
+        .next()
+        .unwrap();
+    let mut d = Decoder::new(c.build(&name).unwrap());
+    assert!(
+        d.decode_json(br#"{"ts":"2019-06-01T00:00:00Z","v":1}"#, 0)
+            .is_err()
+    );
+    assert!(
+        d.decode_json(br#"{"ts":"2025-06-01T00:00:00Z","v":1}"#, 0)
+            .is_ok()
+    );
+}

@@ -175,11 +175,16 @@ fn hour_is_a_virtual_category_field() {
 fn detector_declarations_are_checked() {
     let base = "[streams.m]\n[streams.m.fields]\nv = { type = \"float\" }\n[[streams.m.features]]\nkind = \"raw\"\nfield = \"v\"\n";
     let with = |detector: &str| build(&format!("{base}[streams.m.detector]\n{detector}\n"));
-    assert_eq!(build(base).unwrap().detector.kind, DetectorKind::Champion);
+    let champion = build(base).unwrap().detector;
+    assert!(matches!(champion.kind, DetectorKind::IsolationForest(_)));
+    assert_eq!(champion.serve(), Serve::Registry);
     let hst =
         with("kind = \"half_space_trees\"\nn_trees = 10\nlimits = { raw_v = [0.0, 5.0] }").unwrap();
-    assert_eq!(hst.detector.kind, DetectorKind::HalfSpaceTrees);
-    assert_eq!(hst.detector.n_trees, Some(10));
+    let DetectorKind::HalfSpaceTrees(options) = &hst.detector.kind else {
+        panic!("{:?}", hst.detector.kind)
+    };
+    assert_eq!(options.n_trees, Some(10));
+    assert_eq!(hst.detector.serve(), Serve::Online);
     let rcf =
         with("kind = \"random_cut_forest\"\nlearn = \"unflagged\"\nshingle_size = 8").unwrap();
     assert_eq!(rcf.detector.learn, Some(LearnMode::Unflagged));
@@ -213,8 +218,41 @@ fn detector_declarations_are_checked() {
             "kind = \"half_space_trees\"\ntrees = 3",
             "unknown field `trees`",
         ),
+        (
+            "kind = \"isolation_forest\"\nmax_samples = \"many\"",
+            "expected `auto` or a number, got `many`",
+        ),
+        ("model = \"a b\"", "model name `a b`"),
     ] {
         let e = with(decl).unwrap_err();
         assert!(e.contains(message), "{decl}: {e}");
     }
+}
+
+#[test]
+fn detectors_name_their_model_and_how_they_are_served() {
+    let base = "[streams.m]\n[streams.m.fields]\nv = { type = \"float\" }\n[[streams.m.features]]\nkind = \"raw\"\nfield = \"v\"\n";
+    let with = |detector: &str| build(&format!("{base}[streams.m.detector]\n{detector}\n"));
+    assert_eq!(build(base).unwrap().detector.model_name("m"), "m-iforest");
+    let old = with("kind = \"champion\"").unwrap().detector;
+    assert!(matches!(old.kind, DetectorKind::IsolationForest(_)));
+    let rcf = with(
+        "kind = \"random_cut_forest\"\nserve = \"registry\"\nmodel = \"custom\"\nnum_trees = 20",
+    )
+    .unwrap()
+    .detector;
+    assert_eq!(rcf.serve(), Serve::Registry);
+    assert_eq!(rcf.model_name("m"), "custom");
+    let iforest = with("n_estimators = 50\nmax_samples = \"auto\"\ncontamination = 0.02\nseed = 3")
+        .unwrap()
+        .detector;
+    let DetectorKind::IsolationForest(o) = &iforest.kind else {
+        panic!()
+    };
+    assert_eq!(o.n_estimators, Some(50));
+    assert_eq!(o.contamination, Some(NumberOrAuto::Number(0.02)));
+    assert_eq!(iforest.seed, Some(3));
+    let e =
+        with("kind = \"random_cut_forest\"\nserve = \"registry\"\nlearn = \"all\"").unwrap_err();
+    assert!(e.contains("`learn` does not apply to the champion"), "{e}");
 }

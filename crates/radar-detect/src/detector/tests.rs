@@ -190,3 +190,15 @@ fn batch_detectors_are_frozen_but_check_rows() {
     assert!(d.update(&[0.5]).is_err());
     assert!(d.update(&[0.5, f64::INFINITY]).is_err());
 }
+
+/// The bug: the scorer learned "unflagged" events at score ≤ threshold,
+/// this policy only below it; an event scored exactly at the threshold
+/// raised no alert here yet was not learned. Unflagged now means "raised
+/// no alert" everywhere: alerts fire above the threshold.
+#[test]
+fn regression_learn_policies_disagreed_at_the_threshold() {
+    let p = LearnPolicy::Unflagged { threshold: 0.9 };
+    assert!(p.learns(0.9), "at the threshold: no alert, so learned");
+    assert!(p.learns(0.2));
+    assert!(!p.learns(0.900_001));
+}

@@ -84,6 +84,18 @@ impl Default for IsolationForestParams {
 }
 
 impl IsolationForestParams {
+    /// Checks what can be checked without the data (every range but those
+    /// of counts against the data's size), so a bad parameter fails before
+    /// any data is read.
+    pub fn validate(&self) -> Result<(), DetectError> {
+        // A data set large enough for any count leaves only the ranges.
+        let cols = match self.max_features {
+            MaxFeatures::Count(k) => k.max(1),
+            MaxFeatures::Fraction(_) => 1 << 20,
+        };
+        self.resolve(u32::MAX as usize, cols).map(|_| ())
+    }
+
     /// Checks the parameters and resolves sample and feature counts for a
     /// data set of `rows` × `cols`.
     fn resolve(&self, rows: usize, cols: usize) -> Result<(usize, usize), DetectError> {

@@ -6,16 +6,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use radar_core::schema::{self, StreamSchema};
 use radar_detect::nab::NabScore;
+use radar_pipeline::nab::{self, NabDetector};
 use serde::Serialize;
-
-use crate::nab::{self, NabDetector};
-use crate::streams;
-
-/// The metric time-series declaration `examples/metrics.toml`, built in so
-/// the command needs no file beyond the data.
-const METRICS_DECLARATION: &str = include_str!("../../../../examples/metrics.toml");
 
 #[derive(Debug, Args)]
 pub struct NabArgs {
@@ -27,7 +20,7 @@ pub struct NabArgs {
     #[arg(long)]
     pub labels: PathBuf,
     /// Detectors to run (comma-separated).
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [NabDetector::Rcf, NabDetector::Hst, NabDetector::Iforest])]
+    #[arg(long, value_delimiter = ',', default_value = "rcf,hst,iforest", value_parser = |s: &str| s.parse::<NabDetector>().map_err(|e| e.to_string()))]
     pub detector: Vec<NabDetector>,
     /// A stream declaration for the series (default: the built-in metric
     /// declaration: value, its 7 previous values, its z-score).
@@ -76,22 +69,20 @@ impl From<&NabScore> for ProfileResult {
     }
 }
 
-/// The built-in metric declaration, validated.
-pub fn builtin_schema() -> Result<StreamSchema> {
-    let streams = schema::parse_streams(METRICS_DECLARATION)
-        .map_err(|e| anyhow::anyhow!("built-in metric declaration: {e}"))?;
-    let (name, config) = streams.into_iter().next().context("one stream")?;
-    Ok(config.build(&name)?)
-}
-
 pub fn run(args: NabArgs) -> Result<()> {
     let schema = match &args.config {
-        Some(path) => streams::load_schema(path, None)?,
-        None => builtin_schema()?,
+        Some(path) => radar_pipeline::events::load_schema(path, None)?,
+        None => nab::builtin_schema()?,
     };
     let corpus = nab::load_corpus(&args.data, &args.labels, &schema)?;
     let rows: usize = corpus.iter().map(|s| s.values.len()).sum();
+    let late: usize = corpus.iter().map(|s| s.late).sum();
     eprintln!("{} series, {rows} rows", corpus.len());
+    if late > 0 {
+        eprintln!(
+            "rows whose time stepped back: {late}; each was processed at its series' latest time (the streaming rule)"
+        );
+    }
     let mut results = Vec::new();
     for &detector in &args.detector {
         let start = Instant::now();

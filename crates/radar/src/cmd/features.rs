@@ -8,7 +8,7 @@ use radar_core::decode::{Decoder, Value};
 use radar_core::features::FeatureEngine;
 use radar_core::time::format_rfc3339;
 
-use crate::streams;
+use radar_pipeline::events;
 
 #[derive(Debug, Args)]
 pub struct FeaturesArgs {
@@ -42,12 +42,12 @@ fn csv_cell(v: &Value) -> String {
 }
 
 pub fn run(args: FeaturesArgs) -> Result<()> {
-    let schema = streams::load_schema(&args.config, args.stream.as_deref())?;
+    let schema = events::load_schema(&args.config, args.stream.as_deref())?;
     if args.output.extension().is_some_and(|e| e == "parquet") {
         bail!("Parquet output comes with the data lake; write `.csv` for now");
     }
     let mut decoder = Decoder::new(schema.clone());
-    let file = streams::read_events(&args.input, &mut decoder)?;
+    let file = events::read_all(&args.input, &mut decoder)?;
     let mut engine = FeatureEngine::new(schema.clone());
     let out = File::create(&args.output)
         .with_context(|| format!("cannot create `{}`", args.output.display()))?;
@@ -111,7 +111,7 @@ pub fn run(args: FeaturesArgs) -> Result<()> {
         args.output.display()
     );
     if !file.dead_letters.is_empty() {
-        eprintln!("{}", streams::dead_letter_summary(&file.dead_letters));
+        eprintln!("{}", events::dead_letter_summary(&file.dead_letters));
     }
     let stats = engine.stats();
     if stats.entity_evictions + stats.category_evictions > 0 {

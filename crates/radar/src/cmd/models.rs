@@ -2,18 +2,8 @@
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use radar_registry::Registry;
 
-use super::ops::Place;
-use crate::config::Config;
-
-pub fn registry(config: &Config) -> Result<Registry> {
-    Ok(Registry::open(
-        &config.storage.local_dir().join("radar.db"),
-        &config.storage.root,
-        &config.storage.options(),
-    )?)
-}
+use super::Place;
 
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {
@@ -52,7 +42,7 @@ pub struct ModelsArgs {
 
 pub fn run_models(args: ModelsArgs) -> Result<()> {
     let config = args.place.load()?;
-    let reg = registry(&config)?;
+    let reg = config.open_registry()?;
     match args.command {
         ModelsCommand::Ls => {
             let versions = reg.versions()?;
@@ -153,7 +143,7 @@ pub struct RunsArgs {
 
 pub fn run_runs(args: RunsArgs) -> Result<()> {
     let config = args.place.load()?;
-    let reg = registry(&config)?;
+    let reg = config.open_registry()?;
     match args.command {
         RunsCommand::Ls => {
             let runs = reg.runs(100)?;

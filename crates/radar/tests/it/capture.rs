@@ -120,3 +120,79 @@ fn capture_survives_sigkill_without_loss_or_duplicates() {
     );
     assert_eq!(unique, expected, "lake rows = acknowledged events");
 }
+
+/// The bug: `radar ingest` of a bad CSV row stored the raw line, and
+/// capture, decoding it as JSON, filed it as `not_json` instead of what was
+/// wrong with it. The door's reason now travels with the record. Quoted
+/// cells (a comma inside quotes) are read as one cell.
+#[test]
+fn regression_bad_csv_row_was_filed_under_the_wrong_dead_letter_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = format!(
+        "{}/../../examples/transactions.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let csv = dir.path().join("tx.csv");
+    std::fs::write(
+        &csv,
+        "event_id,ts,card_id,amount,merchant_category,lat,lon,device,label,label_kind\n\
+         tx-1,2026-01-01T00:00:00Z,card-1,12.5,grocery,48.8,2.3,\"dev, one\",0,none\n\
+         tx-2,2026-01-01T00:01:00Z,card-1,-5,grocery,48.8,2.3,dev-1,0,none\n\
+         tx-3,2026-01-01T00:02:00Z,card-2,7.0,grocery,north,2.3,dev-2,0,none\n",
+    )
+    .unwrap();
+    let args = |cmd: &[&str]| {
+        let mut a: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
+        a.extend([
+            "--config".into(),
+            config.clone(),
+            "--data-dir".into(),
+            data.to_str().unwrap().into(),
+        ]);
+        a
+    };
+    for cmd in [
+        args(&["ingest", csv.to_str().unwrap()]),
+        args(&["capture", "--until-idle", "0.5"]),
+    ] {
+        let refs: Vec<&str> = cmd.iter().map(String::as_str).collect();
+        let out = radar(&refs);
+        assert!(out.status.success(), "{cmd:?}: {}", stderr(&out));
+    }
+    let mut c = Config::load(Some(std::path::Path::new(&config))).unwrap();
+    c.storage.root = data.to_str().unwrap().to_owned();
+    let schema = c.stream(None).unwrap();
+    let lake = c.open_lake().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut dead = lake.dead_letters("transactions").await.unwrap();
+        dead.sort_by_key(|d| String::from_utf8_lossy(&d.raw).into_owned());
+        let reasons: Vec<(&str, Option<&str>)> = dead
+            .iter()
+            .map(|d| (d.reason.as_str(), d.field.as_deref()))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                ("out_of_range", Some("amount")),
+                ("wrong_type", Some("lat"))
+            ],
+            "{dead:?}"
+        );
+        let mut scan = lake.scan(&schema, i64::MIN, i64::MAX).await.unwrap();
+        let mut rows = Vec::new();
+        while let Some(r) = scan.next_file().await.unwrap() {
+            rows.extend(r);
+        }
+        assert_eq!(rows.len(), 1);
+        let device = schema.field_index("device").unwrap();
+        assert_eq!(
+            rows[0].record.values[device],
+            radar_core::decode::Value::Str("dev, one".into())
+        );
+    });
+}

@@ -94,20 +94,42 @@ impl Place {
 
     /// Starts `radar up` on `port` with `extra` arguments; its stderr goes
     /// to `log`.
-    pub fn up(&self, port: u16, extra: &[&str], log: Option<&Path>) -> Child {
+    pub fn up(&self, port: u16, extra: &[&str], log: Option<&Path>) -> Up {
         let stderr = match log {
             Some(p) => Stdio::from(std::fs::File::create(p).unwrap()),
             None => Stdio::null(),
         };
-        crate::command()
-            .arg("up")
-            .args(self.args())
-            .args(["--port", &port.to_string()])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .unwrap()
+        Up(Some(
+            crate::command()
+                .arg("up")
+                .args(self.args())
+                .args(["--port", &port.to_string()])
+                .args(extra)
+                .stdout(Stdio::null())
+                .stderr(stderr)
+                .spawn()
+                .unwrap(),
+        ))
+    }
+}
+
+/// A running `radar up`, killed if the test ends (or panics) without
+/// stopping it.
+pub struct Up(Option<Child>);
+
+impl Up {
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 
@@ -247,7 +269,8 @@ pub fn wait_caught_up(client: &reqwest::blocking::Client, port: u16, partitions:
 }
 
 /// SIGINT, then the exit must be clean (`log`: its stderr, shown if not).
-pub fn stop(mut child: Child, log: Option<&Path>) {
+pub fn stop(mut up: Up, log: Option<&Path>) {
+    let mut child = up.0.take().expect("radar up is running");
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = child.wait().unwrap();
     let said = log
@@ -345,11 +368,11 @@ pub fn verify(place: &Place, acknowledged: &BTreeSet<String>, scenario: &str) {
     let mut expected = BTreeSet::new();
     for (_, _, r) in &records {
         engine.process(r, &mut row);
-        if bundle.forest.score_row(&row).unwrap() > bundle.threshold {
+        if bundle.detector.score_row(&row).unwrap() > bundle.threshold {
             expected.insert(r.id.as_deref().unwrap().to_owned());
         }
     }
-    let alerts = radar_server::alerts::AlertStore::open(&local.join("alerts.db")).unwrap();
+    let alerts = radar_pipeline::sinks::AlertStore::open(&local.join("alerts.db")).unwrap();
     let got: BTreeSet<String> = alerts.event_ids().unwrap().into_iter().collect();
     let missing: Vec<_> = expected.difference(&got).take(5).collect();
     let extra: Vec<_> = got.difference(&expected).take(5).collect();

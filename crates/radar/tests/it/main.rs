@@ -8,6 +8,7 @@ mod faults;
 mod harness;
 mod nab;
 mod proxy;
+mod serving;
 mod streams;
 mod up;
 

@@ -136,3 +136,38 @@ fn bad_corpora_are_clear_errors() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("svm"));
 }
+
+/// The bug: a real metric series whose timestamps step back once (as
+/// production exports do) made `radar eval nab` refuse the whole series.
+/// Late points are now processed by the streaming rule (at the series'
+/// latest time) and counted.
+#[test]
+fn regression_a_series_stepping_back_once_was_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write_corpus(dir.path());
+    let path = dir.path().join("data/synthetic/jump.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    // Two rows swapped: the second steps back five minutes.
+    lines.swap(1_001, 1_002);
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let out = radar(&[
+        "eval",
+        "nab",
+        "--data",
+        dir.path().join("data").to_str().unwrap(),
+        "--labels",
+        dir.path().join("windows.json").to_str().unwrap(),
+        "--detector",
+        "rcf",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("rows whose time stepped back: 1"),
+        "{}",
+        stderr(&out)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report[0]["profiles"][0]["true_positives"], 1, "{report}");
+}

@@ -45,8 +45,7 @@ fn radar_up_survives_sigkill_during_live_ingest() {
                 acknowledged.extend(ids);
             }
         }
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        child.kill(); // SIGKILL
     }
     assert!(
         acknowledged.len() > 500,

@@ -17,11 +17,11 @@ use radar_core::{Matrix, Rng};
 use radar_detect::{IsolationForest, IsolationForestParams};
 use radar_log::embedded::{EmbeddedLog, Options};
 use radar_log::{EventLog, Record};
+use radar_pipeline::metrics::Metrics;
+use radar_pipeline::online::OnlineModel;
+use radar_pipeline::scorer::{self, ScorerOptions, Served, Shared};
+use radar_pipeline::sinks::{AlertStore, Sinks};
 use radar_registry::{Bundle, Reference};
-use radar_server::alerts::{AlertStore, Sinks};
-use radar_server::metrics::Metrics;
-use radar_server::online::OnlineModel;
-use radar_server::scorer::{self, ScorerOptions, Served, Shared};
 
 const EVENTS: usize = 8_000;
 const DRIFT: usize = 4_000;
@@ -103,9 +103,6 @@ fn score_with_restart(
         .collect();
     log.append("m", &records).unwrap();
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
     let store = AlertStore::open(&dir.path().join("alerts.db")).unwrap();
     let options = ScorerOptions {
         group: "scorer".into(),
@@ -119,7 +116,7 @@ fn score_with_restart(
         None => vec![EVENTS as u64],
     };
     for target in targets {
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(Metrics::new("m"));
         let shared = Shared {
             schema: schema.clone(),
             engine: Arc::new(RwLock::new(FeatureEngine::new(schema.clone()))),
@@ -141,31 +138,24 @@ fn score_with_restart(
                     columns: schema.columns.clone(),
                     threshold: forest.threshold(),
                     reference: Reference::of(x.view(), &scores),
-                    forest: forest.clone(),
+                    detector: Box::new(forest.clone()),
                     trained: serde_json::json!({}),
                 },
             })));
         }
-        let sinks = Sinks::new(
-            store.clone(),
-            false,
-            None,
-            metrics.clone(),
-            shared.health.clone(),
-            rt.handle(),
-        );
+        let sinks = Sinks::new(store.clone(), Vec::new(), metrics.clone());
         let stop = Arc::new(AtomicBool::new(false));
         std::thread::scope(|s| {
             let worker = s.spawn(|| scorer::run(&log, &shared, &sinks, &options, &stop));
             let start = Instant::now();
-            while done + metrics.scored.load(Ordering::Relaxed) < target {
+            while done + metrics.scored() < target {
                 assert!(start.elapsed() < Duration::from_secs(120), "scorer stalled");
                 std::thread::sleep(Duration::from_millis(5));
             }
             stop.store(true, Ordering::Relaxed);
             worker.join().unwrap().unwrap();
         });
-        done += metrics.scored.load(Ordering::Relaxed);
+        done += metrics.scored();
     }
     assert_eq!(done, EVENTS as u64, "every event scored exactly once");
     store

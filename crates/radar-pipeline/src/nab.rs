@@ -9,7 +9,6 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
 use radar_core::Matrix;
 use radar_core::decode::Decoder;
 use radar_core::features::FeatureEngine;
@@ -21,7 +20,23 @@ use radar_detect::{
     RandomCutForest, RcfParams,
 };
 
-use crate::streams;
+use crate::error::{PipelineError, Result};
+use crate::events;
+
+/// The metric time-series declaration `examples/metrics.toml`, built in so
+/// the benchmark needs no file beyond the data.
+pub const METRICS_DECLARATION: &str = include_str!("../../../examples/metrics.toml");
+
+/// The built-in metric declaration, validated.
+pub fn builtin_schema() -> Result<StreamSchema> {
+    let streams = radar_core::schema::parse_streams(METRICS_DECLARATION)
+        .map_err(|e| PipelineError::Internal(format!("built-in metric declaration: {e}")))?;
+    let (name, config) = streams
+        .into_iter()
+        .next()
+        .ok_or_else(|| PipelineError::Internal("the built-in declaration is empty".into()))?;
+    Ok(config.build(&name)?)
+}
 
 /// One series: event times (UTC µs), the declared features per row, the
 /// raw values and the anomaly windows as inclusive row ranges.
@@ -31,6 +46,9 @@ pub struct NabSeries {
     pub values: Vec<f64>,
     pub features: Matrix,
     pub windows: Vec<(usize, usize)>,
+    /// Rows whose timestamp stepped back: processed by the streaming rule
+    /// (at the series' latest time), not refused.
+    pub late: usize,
 }
 
 impl NabSeries {
@@ -43,36 +61,43 @@ impl NabSeries {
 /// Loads every series named in the windows file, featurised with `schema`
 /// (the metric declaration: its first feature must be the raw value).
 pub fn load_corpus(data: &Path, labels: &Path, schema: &StreamSchema) -> Result<Vec<NabSeries>> {
-    let text = std::fs::read_to_string(labels)
-        .with_context(|| format!("cannot read the windows file `{}`", labels.display()))?;
-    let windows: BTreeMap<String, Vec<(String, String)>> = serde_json::from_str(&text)
-        .with_context(|| {
-            format!(
-                "`{}` is not a NAB windows file ({{\"<category>/<file>.csv\": [[start, end], …]}})",
+    let text = std::fs::read_to_string(labels).map_err(PipelineError::io(format!(
+        "cannot read the windows file `{}`",
+        labels.display()
+    )))?;
+    let windows: BTreeMap<String, Vec<(String, String)>> =
+        serde_json::from_str(&text).map_err(|e| {
+            PipelineError::input(format!(
+                "`{}` is not a NAB windows file ({{\"<category>/<file>.csv\": [[start, end], …]}}): {e}",
                 labels.display()
-            )
+            ))
         })?;
     if windows.is_empty() {
-        bail!("`{}` names no series", labels.display());
+        return Err(PipelineError::input(format!(
+            "`{}` names no series",
+            labels.display()
+        )));
     }
     let mut corpus = Vec::with_capacity(windows.len());
     for (name, spans) in windows {
         let path = data.join(&name);
         let mut decoder = Decoder::new(schema.clone());
-        let file = streams::read_events(&path, &mut decoder)
-            .with_context(|| format!("series `{name}`"))?;
+        let file = events::read_all(&path, &mut decoder).map_err(|e| match e {
+            PipelineError::Io { source, .. } => PipelineError::Io {
+                path: format!("series `{name}`"),
+                source,
+            },
+            other => PipelineError::input(format!("series `{name}`: {other}")),
+        })?;
         if let Some((line, dl)) = file.dead_letters.first() {
-            bail!(
+            return Err(PipelineError::input(format!(
                 "series `{name}`: line {line} refused: {} ({} refused in all)",
                 dl.reason,
                 file.dead_letters.len()
-            );
+            )));
         }
         if file.records.is_empty() {
-            bail!("series `{name}` has no rows");
-        }
-        if file.records.windows(2).any(|w| w[1].ts < w[0].ts) {
-            bail!("series `{name}` is not in time order");
+            return Err(PipelineError::input(format!("series `{name}` has no rows")));
         }
         let mut engine = FeatureEngine::new(schema.clone());
         let mut features = Matrix::with_columns(engine.width())?;
@@ -83,12 +108,26 @@ pub fn load_corpus(data: &Path, labels: &Path, schema: &StreamSchema) -> Result<
             features.push_row(&row)?;
             values.push(row[0]);
         }
-        let times: Vec<i64> = file.records.iter().map(|r| r.ts).collect();
+        // A point whose time steps back is processed at the latest time
+        // seen (the feature engine's streaming rule), so times stay in
+        // order for the windows.
+        let mut times: Vec<i64> = Vec::with_capacity(file.records.len());
+        let mut late = 0;
+        for r in &file.records {
+            match times.last() {
+                Some(&last) if r.ts < last => {
+                    late += 1;
+                    times.push(last);
+                }
+                _ => times.push(r.ts),
+            }
+        }
         let mut ranges = Vec::with_capacity(spans.len());
         for (start, end) in &spans {
             let parse = |s: &str| {
-                parse_rfc3339(s)
-                    .map_err(|e| anyhow::anyhow!("series `{name}`: window time `{s}`: {e}"))
+                parse_rfc3339(s).map_err(|e| {
+                    PipelineError::input(format!("series `{name}`: window time `{s}`: {e}"))
+                })
             };
             let (a, b) = (parse(start)?, parse(end)?);
             let first = times.partition_point(|&t| t < a);
@@ -103,13 +142,14 @@ pub fn load_corpus(data: &Path, labels: &Path, schema: &StreamSchema) -> Result<
             values,
             features,
             windows: ranges,
+            late,
         });
     }
     Ok(corpus)
 }
 
 /// The detectors `radar eval nab` runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NabDetector {
     /// Random Cut Forest on the raw value, shingled internally (8).
     Rcf,
@@ -121,7 +161,24 @@ pub enum NabDetector {
     Iforest,
 }
 
+impl std::str::FromStr for NabDetector {
+    type Err = PipelineError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|d| d.name() == s)
+            .ok_or_else(|| {
+                PipelineError::input(format!(
+                    "unknown detector `{s}`: expected one of rcf, hst, iforest"
+                ))
+            })
+    }
+}
+
 impl NabDetector {
+    pub const ALL: [NabDetector; 3] = [NabDetector::Rcf, NabDetector::Hst, NabDetector::Iforest];
+
     pub fn name(self) -> &'static str {
         match self {
             NabDetector::Rcf => "rcf",
@@ -246,13 +303,14 @@ pub fn write_results(dir: &Path, detector: &str, series: &NabSeries, scores: &[f
         .split_once('/')
         .unwrap_or(("", series.name.as_str()));
     let folder = dir.join(detector).join(category);
-    std::fs::create_dir_all(&folder)
-        .with_context(|| format!("cannot create `{}`", folder.display()))?;
+    std::fs::create_dir_all(&folder).map_err(PipelineError::io(format!(
+        "cannot create `{}`",
+        folder.display()
+    )))?;
     let path = folder.join(format!("{detector}_{file}"));
-    let mut out = BufWriter::new(
-        File::create(&path).with_context(|| format!("cannot create `{}`", path.display()))?,
-    );
-    writeln!(out, "timestamp,value,anomaly_score,label")?;
+    let io = || PipelineError::io(format!("writing `{}`", path.display()));
+    let mut out = BufWriter::new(File::create(&path).map_err(io())?);
+    writeln!(out, "timestamp,value,anomaly_score,label").map_err(io())?;
     for (i, score) in scores.iter().enumerate() {
         writeln!(
             out,
@@ -261,9 +319,10 @@ pub fn write_results(dir: &Path, detector: &str, series: &NabSeries, scores: &[f
             series.values[i],
             score,
             series.label(i) as u8
-        )?;
+        )
+        .map_err(io())?;
     }
-    out.flush()?;
+    out.flush().map_err(io())?;
     Ok(())
 }
 

@@ -16,19 +16,21 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use radar_core::Matrix;
-use radar_core::backoff::{Retry, Transient};
+use radar_core::backoff::Retry;
 use radar_core::binary::{Envelope, Reader, Writer};
 use radar_core::decode::Decoder;
+use radar_core::error::{Classify, ErrorKind};
 use radar_core::features::FeatureEngine;
 use radar_core::health::Health;
 use radar_core::schema::StreamSchema;
 use radar_core::time::{format_rfc3339, now_micros};
+use radar_lake::capture::DEAD_LETTER_HEADER;
 use radar_log::EventLog;
 use radar_registry::{Bundle, Registry};
 
-use crate::alerts::{Alert, Contribution, Sinks, direction_name};
 use crate::metrics::Metrics;
 use crate::online::OnlineModel;
+use crate::sinks::{Alert, Contribution, Sinks, direction_name};
 
 /// The model being served.
 pub struct Served {
@@ -70,24 +72,36 @@ pub struct ScorerOptions {
 pub enum ScorerError {
     #[error(transparent)]
     Log(#[from] radar_log::LogError),
+    /// The checkpoint cannot be read back or does not fit the declaration.
     #[error("checkpoint: {0}")]
     Checkpoint(String),
     /// Writing the checkpoint failed (a full disk): the next one may pass.
-    #[error("checkpoint: {0}")]
-    CheckpointWrite(String),
+    #[error("checkpoint `{path}`: {source}")]
+    CheckpointWrite {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
-    Alerts(#[from] crate::alerts::AlertError),
+    Alerts(#[from] crate::sinks::AlertError),
     #[error("scoring: {0}")]
-    Detect(String),
+    Detect(#[from] radar_detect::DetectError),
+    #[error(transparent)]
+    Matrix(#[from] radar_core::MatrixError),
+    #[error("a lock of the scorer was poisoned (a thread panicked holding it)")]
+    Poisoned,
 }
 
-impl radar_core::backoff::Transient for ScorerError {
-    fn is_transient(&self) -> bool {
+impl Classify for ScorerError {
+    fn kind(&self) -> ErrorKind {
         match self {
-            ScorerError::Log(e) => e.is_transient(),
-            ScorerError::CheckpointWrite(_) => true,
-            ScorerError::Alerts(e) => e.is_transient(),
-            ScorerError::Checkpoint(_) | ScorerError::Detect(_) => false,
+            ScorerError::Log(e) => e.kind(),
+            ScorerError::CheckpointWrite { .. } => ErrorKind::Unavailable,
+            ScorerError::Alerts(e) => e.kind(),
+            ScorerError::Checkpoint(_) => ErrorKind::Input,
+            ScorerError::Detect(_) | ScorerError::Matrix(_) | ScorerError::Poisoned => {
+                ErrorKind::Internal
+            }
         }
     }
 }
@@ -156,16 +170,14 @@ fn save_checkpoint(
     );
     w.bytes(&engine.checkpoint());
     let model = match online {
-        Some(m) => m
-            .lock()
-            .map_err(|_| ScorerError::Checkpoint("online model lock poisoned".into()))?
-            .to_bytes(),
+        Some(m) => m.lock().map_err(|_| ScorerError::Poisoned)?.to_bytes(),
         None => Vec::new(),
     };
     w.bytes(&model);
     let bytes = CHECKPOINT.seal(1, &w.into_bytes());
-    let err = |e: std::io::Error| {
-        ScorerError::CheckpointWrite(format!("writing `{}`: {e}", path.display()))
+    let err = |source: std::io::Error| ScorerError::CheckpointWrite {
+        path: path.display().to_string(),
+        source,
     };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(err)?;
@@ -186,8 +198,13 @@ fn save_checkpoint(
     Ok(())
 }
 
+/// The health component of the model watch.
+pub const MODEL: &str = "model";
+
 /// Follows `alias` of `model` in the registry, swapping in each new version
-/// (checked and loaded off the scoring path) until `stop`.
+/// (checked and loaded off the scoring path) until `stop`. A version that
+/// cannot be served is said once (in the log and in `/readyz`), not at
+/// every look.
 pub fn watch_model(
     registry: Registry,
     model: String,
@@ -197,9 +214,11 @@ pub fn watch_model(
     rt: tokio::runtime::Handle,
 ) {
     let mut current: Option<i64> = None;
+    let mut refused: Option<i64> = None;
     while !stop.load(Ordering::Relaxed) {
         if let Ok(Some(v)) = registry.alias(&model, &alias)
             && current != Some(v)
+            && refused != Some(v)
         {
             let loaded = registry
                 .version(&model, v)
@@ -208,28 +227,37 @@ pub fn watch_model(
                     rt.block_on(registry.artifact(&mv))
                         .map_err(|e| e.to_string())
                 })
-                .and_then(|bytes| Bundle::from_bytes(&bytes).map_err(|e| e.to_string()));
+                .and_then(|bytes| Bundle::from_bytes(&bytes).map_err(|e| e.to_string()))
+                .and_then(|bundle| {
+                    if bundle.columns == shared.schema.columns {
+                        Ok(bundle)
+                    } else {
+                        Err(format!(
+                            "its feature columns differ from stream `{}`'s",
+                            shared.schema.name
+                        ))
+                    }
+                });
             match loaded {
-                Ok(bundle) if bundle.columns == shared.schema.columns => {
+                Ok(bundle) => {
+                    tracing::info!(model = %model, version = v, kind = bundle.detector.kind().name(), "serving");
                     shared.model.store(Some(Arc::new(Served {
                         name: model.clone(),
                         version: v,
                         bundle,
                     })));
+                    shared.metrics.model_version.set(v);
+                    shared.health.ok(MODEL);
+                    current = Some(v);
+                    refused = None;
+                }
+                Err(e) => {
+                    tracing::warn!(model = %model, version = v, error = %e, "model not served");
                     shared
-                        .metrics
-                        .model_version
-                        .store(v as u64, Ordering::Relaxed);
-                    current = Some(v);
+                        .health
+                        .degraded(MODEL, format!("{model} v{v} is not served: {e}"));
+                    refused = Some(v);
                 }
-                Ok(_) => {
-                    eprintln!(
-                        "model {model} v{v}: its feature columns differ from stream `{}`; not served",
-                        shared.schema.name
-                    );
-                    current = Some(v);
-                }
-                Err(e) => eprintln!("model {model} v{v} could not be loaded: {e}"),
             }
         }
         std::thread::sleep(Duration::from_millis(250));
@@ -247,10 +275,7 @@ pub fn run(
     let topic = shared.schema.name.clone();
     let mut retry = Retry::new("scorer", &shared.health, stop);
     let mut positions = {
-        let mut engine = shared
-            .engine
-            .write()
-            .map_err(|_| ScorerError::Checkpoint("engine lock poisoned".into()))?;
+        let mut engine = shared.engine.write().map_err(|_| ScorerError::Poisoned)?;
         load_checkpoint(&options.checkpoint, &mut engine, shared.online.as_deref())?
     };
     let mut consumer = retry.run(|| log.consumer(&topic, &options.group))?;
@@ -261,6 +286,7 @@ pub fn run(
     let mut dirty = false;
     let mut scored_total = 0u64;
     let mut row = vec![0.0; width];
+    let counters = shared.metrics.component("scorer");
     loop {
         if stop.load(Ordering::Relaxed) {
             break;
@@ -271,6 +297,7 @@ pub fn run(
             continue;
         };
         let batch = retry.run(|| consumer.poll(5000, Duration::from_millis(50)))?;
+        counters.received(batch.len() as u64);
         if batch.is_empty() {
             if dirty && last_checkpoint.elapsed() >= options.checkpoint_every {
                 last_checkpoint = Instant::now();
@@ -291,14 +318,10 @@ pub fn run(
             }
             continue;
         }
-        let mut matrix =
-            Matrix::with_columns(width).map_err(|e| ScorerError::Detect(e.to_string()))?;
+        let mut matrix = Matrix::with_columns(width)?;
         let mut meta = Vec::with_capacity(batch.len());
         {
-            let mut engine = shared
-                .engine
-                .write()
-                .map_err(|_| ScorerError::Checkpoint("engine lock poisoned".into()))?;
+            let mut engine = shared.engine.write().map_err(|_| ScorerError::Poisoned)?;
             for s in &batch {
                 // Already folded into the restored state.
                 if positions
@@ -309,14 +332,20 @@ pub fn run(
                 }
                 positions.insert(s.partition, s.offset + 1);
                 // Invalid events were answered at ingest and go to the
-                // dead-letter table through capture.
-                let Ok(record) = decoder.decode_json(&s.record.value, s.record.timestamp) else {
+                // dead-letter table through capture (which counts them);
+                // a door's refusal stands even when the bytes would decode.
+                let refused = s
+                    .record
+                    .headers
+                    .iter()
+                    .any(|(h, _)| h == DEAD_LETTER_HEADER);
+                let decoded = decoder.decode_json(&s.record.value, s.record.timestamp);
+                let (false, Ok(record)) = (refused, decoded) else {
+                    counters.dropped("invalid", 1);
                     continue;
                 };
                 engine.process(&record, &mut row);
-                matrix
-                    .push_row(&row)
-                    .map_err(|e| ScorerError::Detect(e.to_string()))?;
+                matrix.push_row(&row)?;
                 meta.push((record, s.record.timestamp, s.partition, s.offset));
             }
         }
@@ -375,12 +404,10 @@ pub fn run(
         drop(scoring);
         // The alerts table must hold them before the scorer moves on: a full
         // disk or a busy database is waited out, not skipped.
-        retry.run(|| sinks.emit(alerts.clone()))?;
+        retry.run(|| sinks.emit(&alerts))?;
         scored_total += meta.len() as u64;
-        shared
-            .metrics
-            .scored
-            .fetch_add(meta.len() as u64, Ordering::Relaxed);
+        shared.metrics.add_scored(meta.len() as u64);
+        counters.sent(meta.len() as u64);
         if last_checkpoint.elapsed() >= options.checkpoint_every {
             last_checkpoint = Instant::now();
             match retry.attempt(|| checkpoint(shared, options, &positions, consumer.as_mut())) {
@@ -419,11 +446,9 @@ impl<'a> Source<'a> {
     /// result lives, so readers see whole batches.
     pub fn lock(&self) -> Result<Scoring<'_>, ScorerError> {
         Ok(match self {
-            Source::Online(online) => Scoring::Online(
-                online
-                    .lock()
-                    .map_err(|_| ScorerError::Checkpoint("online model lock poisoned".into()))?,
-            ),
+            Source::Online(online) => {
+                Scoring::Online(online.lock().map_err(|_| ScorerError::Poisoned)?)
+            }
             Source::Champion(served) => Scoring::Champion(served),
         })
     }
@@ -438,19 +463,18 @@ pub enum Scoring<'a> {
 impl Scoring<'_> {
     /// Scores a batch; an online detector learns it.
     fn score(&mut self, matrix: &Matrix) -> Result<Vec<f64>, ScorerError> {
-        let detect = |e: radar_detect::DetectError| ScorerError::Detect(e.to_string());
-        match self {
-            Scoring::Champion(served) => served.bundle.forest.score(matrix.view()).map_err(detect),
+        Ok(match self {
+            Scoring::Champion(served) => served.bundle.detector.score_batch(matrix.view())?,
             Scoring::Online(model) => (0..matrix.rows())
-                .map(|i| model.observe(matrix.row(i)).map_err(detect))
-                .collect(),
-        }
+                .map(|i| model.observe(matrix.row(i)))
+                .collect::<Result<_, _>>()?,
+        })
     }
 
     /// The score of one row, learning nothing.
     pub fn peek(&self, row: &[f64]) -> Result<f64, radar_detect::DetectError> {
         match self {
-            Scoring::Champion(served) => served.bundle.forest.score_row(row),
+            Scoring::Champion(served) => served.bundle.detector.score_row(row),
             Scoring::Online(model) => model.peek(row),
         }
     }
@@ -476,14 +500,7 @@ impl Scoring<'_> {
         row: &[f64],
     ) -> Result<Vec<(usize, f64, Option<bool>)>, radar_detect::DetectError> {
         match self {
-            Scoring::Champion(served) => Ok(served
-                .bundle
-                .forest
-                .explain_row(row)?
-                .ranked()
-                .into_iter()
-                .map(|(f, s)| (f, s, None))
-                .collect()),
+            Scoring::Champion(served) => served.bundle.detector.explain_ranked(row),
             Scoring::Online(model) => model.explain(row),
         }
     }
@@ -498,9 +515,7 @@ fn update_lag(log: &dyn EventLog, topic: &str, positions: &BTreeMap<u32, u64>, m
             (p, end.saturating_sub(next))
         })
         .collect();
-    if let Ok(mut l) = metrics.lag.lock() {
-        *l = lag;
-    }
+    metrics.set_lag(&lag);
 }
 
 /// State and positions durable first, then the group's commit (which only
@@ -512,10 +527,7 @@ fn checkpoint(
     consumer: &mut dyn radar_log::Consumer,
 ) -> Result<(), ScorerError> {
     {
-        let engine = shared
-            .engine
-            .read()
-            .map_err(|_| ScorerError::Checkpoint("engine lock poisoned".into()))?;
+        let engine = shared.engine.read().map_err(|_| ScorerError::Poisoned)?;
         save_checkpoint(
             &options.checkpoint,
             &engine,

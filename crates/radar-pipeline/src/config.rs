@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
 use radar_core::schema::{StreamConfig, StreamSchema};
+
+use crate::error::{PipelineError, Result};
 use radar_log::EventLog;
 use radar_log::embedded::{EmbeddedLog, Options, Retention};
 use serde::Deserialize;
@@ -144,9 +145,12 @@ impl Config {
     pub fn load(path: Option<&Path>) -> Result<Config> {
         let mut config = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("cannot read config `{}`", p.display()))?;
-                toml::from_str(&text).map_err(|e| anyhow::anyhow!("in `{}`: {e}", p.display()))?
+                let text = std::fs::read_to_string(p).map_err(PipelineError::io(format!(
+                    "cannot read config `{}`",
+                    p.display()
+                )))?;
+                toml::from_str(&text)
+                    .map_err(|e| PipelineError::input(format!("in `{}`: {e}", p.display())))?
             }
             None => Config::default(),
         };
@@ -169,7 +173,11 @@ impl Config {
             config.log.kind = match v.as_str() {
                 "embedded" => LogKind::Embedded,
                 "kafka" => LogKind::Kafka,
-                other => bail!("RADAR_LOG must be `embedded` or `kafka`, not `{other}`"),
+                other => {
+                    return Err(PipelineError::input(format!(
+                        "RADAR_LOG must be `embedded` or `kafka`, not `{other}`"
+                    )));
+                }
             };
         }
         Ok(config)
@@ -181,21 +189,35 @@ impl Config {
             Some(n) => match self.streams.get(n) {
                 Some(c) => (n.to_owned(), c.clone()),
                 None if self.streams.is_empty() => {
-                    bail!("no streams are declared; pass --config with a [streams.{n}] table")
+                    return Err(PipelineError::input(format!(
+                        "no streams are declared; pass --config with a [streams.{n}] table"
+                    )));
                 }
-                None => bail!(
-                    "stream `{n}` is not declared (declared: {})",
-                    self.streams.keys().cloned().collect::<Vec<_>>().join(", ")
-                ),
+                None => {
+                    return Err(PipelineError::NotFound(format!(
+                        "stream `{n}` is not declared (declared: {})",
+                        self.streams.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )));
+                }
             },
             None if self.streams.len() == 1 => {
-                let (n, c) = self.streams.iter().next().context("one stream")?;
+                let (n, c) = self
+                    .streams
+                    .iter()
+                    .next()
+                    .ok_or_else(|| PipelineError::Internal("one stream".into()))?;
                 (n.clone(), c.clone())
             }
             None if self.streams.is_empty() => {
-                bail!("no streams are declared; pass --config with a [streams.NAME] table")
+                return Err(PipelineError::input(
+                    "no streams are declared; pass --config with a [streams.NAME] table",
+                ));
             }
-            None => bail!("several streams are declared; name one with --stream"),
+            None => {
+                return Err(PipelineError::input(
+                    "several streams are declared; name one with --stream",
+                ));
+            }
         };
         Ok(c.build(&name)?)
     }
@@ -215,9 +237,7 @@ impl Config {
                             .map(|h| std::time::Duration::from_secs(h * 3600)),
                     },
                 };
-                Ok(Arc::new(EmbeddedLog::open(&dir, options).with_context(
-                    || format!("opening the event log in `{}`", dir.display()),
-                )?))
+                Ok(Arc::new(EmbeddedLog::open(&dir, options)?))
             }
             LogKind::Kafka => self.open_kafka(),
         }
@@ -230,9 +250,11 @@ impl Config {
         let mut config = match (&k.event_hubs_connection_string, &k.brokers) {
             (Some(cs), _) => KafkaConfig::event_hubs(cs)?,
             (None, Some(b)) => KafkaConfig::plaintext(b.clone()),
-            (None, None) => bail!(
-                "log.kind = \"kafka\" needs log.kafka.brokers or an Event Hubs connection string"
-            ),
+            (None, None) => {
+                return Err(PipelineError::input(
+                    "log.kind = \"kafka\" needs log.kafka.brokers or an Event Hubs connection string",
+                ));
+            }
         };
         if k.security_protocol
             .as_deref()
@@ -248,19 +270,22 @@ impl Config {
                 "PLAIN" => SaslMechanism::Plain,
                 "SCRAM-SHA-256" => SaslMechanism::ScramSha256,
                 "SCRAM-SHA-512" => SaslMechanism::ScramSha512,
-                other => bail!(
-                    "log.kafka.sasl_mechanism `{other}` is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
-                ),
+                other => {
+                    return Err(PipelineError::input(format!(
+                        "log.kafka.sasl_mechanism `{other}` is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+                    )));
+                }
             };
             config.security = Security::SaslSsl {
                 mechanism,
-                username: k
-                    .username
-                    .clone()
-                    .context("log.kafka.username is needed for sasl_ssl")?,
-                password: Secret::new(k.password.clone().context(
-                    "log.kafka.password (or RADAR_KAFKA_PASSWORD) is needed for sasl_ssl",
-                )?),
+                username: k.username.clone().ok_or_else(|| {
+                    PipelineError::input("log.kafka.username is needed for sasl_ssl")
+                })?,
+                password: Secret::new(k.password.clone().ok_or_else(|| {
+                    PipelineError::input(
+                        "log.kafka.password (or RADAR_KAFKA_PASSWORD) is needed for sasl_ssl",
+                    )
+                })?),
             };
         }
         if let Some(r) = k.replication_factor {
@@ -274,7 +299,26 @@ impl Config {
 
     #[cfg(not(feature = "kafka"))]
     fn open_kafka(&self) -> Result<Arc<dyn EventLog>> {
-        bail!("this radar was built without Kafka support; rebuild with `--features kafka`")
+        Err(PipelineError::input(
+            "this radar was built without Kafka support; rebuild with `--features kafka`",
+        ))
+    }
+
+    /// The registry: metadata beside the local data, artifacts under the
+    /// storage root.
+    pub fn open_registry(&self) -> Result<radar_registry::Registry> {
+        Ok(radar_registry::Registry::open(
+            &self.storage.local_dir().join("radar.db"),
+            &self.storage.root,
+            &self.storage.options(),
+        )?)
+    }
+
+    /// The alerts table.
+    pub fn open_alerts(&self) -> Result<crate::sinks::AlertStore> {
+        Ok(crate::sinks::AlertStore::open(
+            &self.storage.local_dir().join("alerts.db"),
+        )?)
     }
 
     pub fn open_lake(&self) -> Result<radar_lake::Lake> {

@@ -1,7 +1,8 @@
 //! Command-line forms of detector parameters.
 
-use anyhow::{Result, bail};
 use radar_detect::{Contamination, MaxFeatures, MaxSamples};
+
+use crate::error::{PipelineError, Result};
 
 /// `auto`, an integer count, or a fraction such as `0.5`.
 pub fn max_samples(s: &str) -> Result<MaxSamples> {
@@ -13,7 +14,9 @@ pub fn max_samples(s: &str) -> Result<MaxSamples> {
     }
     match s.parse::<f64>() {
         Ok(f) => Ok(MaxSamples::Fraction(f)),
-        Err(_) => bail!("expected `auto`, a row count or a fraction, found `{s}`"),
+        Err(_) => Err(PipelineError::input(format!(
+            "expected `auto`, a row count or a fraction, found `{s}`"
+        ))),
     }
 }
 
@@ -24,7 +27,9 @@ pub fn max_features(s: &str) -> Result<MaxFeatures> {
     }
     match s.parse::<f64>() {
         Ok(f) => Ok(MaxFeatures::Fraction(f)),
-        Err(_) => bail!("expected a feature count or a fraction, found `{s}`"),
+        Err(_) => Err(PipelineError::input(format!(
+            "expected a feature count or a fraction, found `{s}`"
+        ))),
     }
 }
 
@@ -35,7 +40,9 @@ pub fn contamination(s: &str) -> Result<Contamination> {
     }
     match s.parse::<f64>() {
         Ok(f) => Ok(Contamination::Fraction(f)),
-        Err(_) => bail!("expected `auto` or a fraction in (0, 0.5], found `{s}`"),
+        Err(_) => Err(PipelineError::input(format!(
+            "expected `auto` or a fraction in (0, 0.5], found `{s}`"
+        ))),
     }
 }
 

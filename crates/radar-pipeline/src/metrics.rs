@@ -1,0 +1,452 @@
+//! The metrics every part of the pipeline keeps, in one Prometheus
+//! registry (prometheus-client, OpenMetrics text):
+//!
+//! - per component (`ingest`, `capture`, `scorer`, each sink), the same
+//!   four counters, as Vector's components have: `received`, `sent`,
+//!   `errors`, `dropped` (with a reason);
+//! - the stream's own: events in, dead letters by reason (wherever they
+//!   are found), scored, alerts, the served model's version, decision
+//!   latency, consumer lag per partition;
+//! - component health (`radar_component_up`, `radar_component_errors`),
+//!   read from [`Health`] when rendered.
+//!
+//! Counters are atomics: the hot path increments without locks.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::{MetricType, TypedMetric};
+use prometheus_client::registry::Registry;
+use radar_core::decode::Reason;
+use radar_core::health::{Health, State};
+
+/// Upper bounds (seconds) of the decision-latency histogram.
+const BUCKETS: [f64; 18] = [
+    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5, 1.0,
+    2.0, 5.0, 10.0,
+];
+
+/// A latency histogram on atomics that can also tell its quantiles (for
+/// reports), at the resolution of its buckets.
+#[derive(Default, Debug)]
+pub struct Histogram {
+    counts: [AtomicU64; BUCKETS.len() + 1],
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe_micros(&self, micros: u64) {
+        let secs = micros as f64 / 1e6;
+        let i = BUCKETS
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(BUCKETS.len());
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// The upper bound (seconds) of the bucket holding quantile `q`, or None
+    /// without observations.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let counts: Vec<u64> = self
+            .counts
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = (q * total as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return Some(BUCKETS.get(i).copied().unwrap_or(f64::INFINITY));
+            }
+        }
+        None
+    }
+
+    /// Forgets every observation (e.g. after a warm-up that should not
+    /// count).
+    pub fn reset(&self) {
+        for c in &self.counts {
+            c.store(0, Ordering::Relaxed);
+        }
+        self.sum_micros.store(0, Ordering::Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+}
+
+/// The histogram as registered: shared with whoever observes it.
+#[derive(Debug)]
+struct Registered(Arc<Histogram>);
+
+impl TypedMetric for Registered {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for Registered {
+    fn encode(&self, encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        self.0.encode(encoder)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
+
+impl Histogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let mut cumulative = 0;
+        let mut buckets = Vec::with_capacity(BUCKETS.len() + 1);
+        for (i, b) in BUCKETS.iter().enumerate() {
+            let c = self.counts[i].load(Ordering::Relaxed);
+            cumulative += c;
+            buckets.push((*b, c));
+        }
+        let last = self.counts[BUCKETS.len()].load(Ordering::Relaxed);
+        cumulative += last;
+        buckets.push((f64::MAX, last));
+        encoder.encode_histogram::<NoLabelSet>(
+            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            cumulative,
+            &buckets,
+            None,
+        )
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ComponentLabel {
+    component: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DropLabels {
+    component: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PartitionLabel {
+    partition: u32,
+}
+
+/// The four counters of one component.
+#[derive(Clone)]
+pub struct ComponentCounters {
+    name: String,
+    received: Counter,
+    sent: Counter,
+    errors: Counter,
+    dropped: Family<DropLabels, Counter>,
+}
+
+impl ComponentCounters {
+    pub fn received(&self, n: u64) {
+        self.received.inc_by(n);
+    }
+    pub fn sent(&self, n: u64) {
+        self.sent.inc_by(n);
+    }
+    pub fn errors(&self, n: u64) {
+        self.errors.inc_by(n);
+    }
+    /// `n` items this component let go of, and why (`queue_full`,
+    /// `invalid`, `duplicate`, `gave_up` …).
+    pub fn dropped(&self, reason: &str, n: u64) {
+        if n > 0 {
+            self.dropped
+                .get_or_create(&DropLabels {
+                    component: self.name.clone(),
+                    reason: reason.to_owned(),
+                })
+                .inc_by(n);
+        }
+    }
+    pub fn sent_total(&self) -> u64 {
+        self.sent.get()
+    }
+    pub fn dropped_total(&self) -> u64 {
+        // Families cannot be iterated; the reasons used are few and known.
+        [
+            "queue_full",
+            "gave_up",
+            "refused",
+            "closed",
+            "duplicate",
+            "invalid",
+        ]
+        .iter()
+        .map(|r| {
+            self.dropped
+                .get_or_create(&DropLabels {
+                    component: self.name.clone(),
+                    reason: (*r).to_owned(),
+                })
+                .get()
+        })
+        .sum()
+    }
+}
+
+/// Every metric of one stream's pipeline.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    pub events_in: Counter,
+    dead_letters: Family<ReasonLabel, Counter>,
+    pub scored_total: Counter,
+    pub alerts_total: Counter,
+    pub model_version: Gauge,
+    pub decision_latency: Arc<Histogram>,
+    lag: Family<PartitionLabel, Gauge>,
+    component_received: Family<ComponentLabel, Counter>,
+    component_sent: Family<ComponentLabel, Counter>,
+    component_errors: Family<ComponentLabel, Counter>,
+    component_dropped: Family<DropLabels, Counter>,
+    up: Family<ComponentLabel, Gauge>,
+    health_errors: Family<ComponentLabel, Gauge>,
+    /// The webhook's own series (older than the component counters, kept
+    /// for dashboards that read them).
+    pub webhook_sent: Counter,
+    pub webhook_failed: Counter,
+    pub webhook_dropped: Counter,
+    /// Mirrors of the counters above for quick reads (reports, tests).
+    pub scored: AtomicU64,
+    pub alerts: AtomicU64,
+}
+
+impl Metrics {
+    pub fn new(stream: &str) -> Metrics {
+        let mut root = Registry::with_prefix("radar");
+        let m = Metrics {
+            registry: Mutex::new(Registry::default()),
+            events_in: Counter::default(),
+            dead_letters: Family::default(),
+            scored_total: Counter::default(),
+            alerts_total: Counter::default(),
+            model_version: Gauge::default(),
+            decision_latency: Arc::new(Histogram::default()),
+            lag: Family::default(),
+            component_received: Family::default(),
+            component_sent: Family::default(),
+            component_errors: Family::default(),
+            component_dropped: Family::default(),
+            up: Family::default(),
+            health_errors: Family::default(),
+            webhook_sent: Counter::default(),
+            webhook_failed: Counter::default(),
+            webhook_dropped: Counter::default(),
+            scored: AtomicU64::new(0),
+            alerts: AtomicU64::new(0),
+        };
+        {
+            let r = root.sub_registry_with_label(("stream".into(), stream.to_owned().into()));
+            r.register(
+                "events_in",
+                "Events received by ingest.",
+                m.events_in.clone(),
+            );
+            r.register(
+                "dead_letters",
+                "Events refused, by reason, wherever they were found.",
+                m.dead_letters.clone(),
+            );
+            r.register("scored", "Events scored.", m.scored_total.clone());
+            r.register(
+                "alerts",
+                "Alerts raised (new event ids).",
+                m.alerts_total.clone(),
+            );
+            r.register(
+                "model_version",
+                "Version of the model being served.",
+                m.model_version.clone(),
+            );
+            r.register(
+                "decision_latency_seconds",
+                "From ingest to decision.",
+                Registered(m.decision_latency.clone()),
+            );
+            r.register(
+                "consumer_lag",
+                "Records not yet scored, per partition.",
+                m.lag.clone(),
+            );
+            r.register(
+                "webhook_sent",
+                "Alerts delivered to the webhook.",
+                m.webhook_sent.clone(),
+            );
+            r.register(
+                "webhook_failed",
+                "Webhook deliveries that failed after retries.",
+                m.webhook_failed.clone(),
+            );
+            r.register(
+                "webhook_dropped",
+                "Alerts not queued for the webhook because its queue was full.",
+                m.webhook_dropped.clone(),
+            );
+        }
+        root.register(
+            "component_received",
+            "Items a component took in.",
+            m.component_received.clone(),
+        );
+        root.register(
+            "component_sent",
+            "Items a component passed on or stored.",
+            m.component_sent.clone(),
+        );
+        root.register(
+            "component_failures",
+            "Operations of a component that failed (retried or not).",
+            m.component_errors.clone(),
+        );
+        root.register(
+            "component_dropped",
+            "Items a component let go of, by reason.",
+            m.component_dropped.clone(),
+        );
+        root.register(
+            "component_up",
+            "Whether a component (log, capture, scorer, sinks) is working: 1 ok, 0 degraded or failed.",
+            m.up.clone(),
+        );
+        root.register(
+            "component_errors_total",
+            "Errors a component met (each failed retry counts).",
+            m.health_errors.clone(),
+        );
+        *m.registry.lock().unwrap_or_else(|p| p.into_inner()) = root;
+        m.declare_reasons();
+        m
+    }
+
+    /// The counters of `component`.
+    pub fn component(&self, component: &str) -> ComponentCounters {
+        let label = ComponentLabel {
+            component: component.to_owned(),
+        };
+        ComponentCounters {
+            name: component.to_owned(),
+            received: self.component_received.get_or_create(&label).clone(),
+            sent: self.component_sent.get_or_create(&label).clone(),
+            errors: self.component_errors.get_or_create(&label).clone(),
+            dropped: self.component_dropped.clone(),
+        }
+    }
+
+    /// A dead letter filed (by capture, which files each once), by its
+    /// reason code.
+    pub fn dead_letter_code(&self, reason: &str) {
+        self.dead_letters
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Every reason's series, zero until one is filed (so dashboards see
+    /// them all from the start).
+    fn declare_reasons(&self) {
+        for code in Reason::CODES {
+            let _ = self.dead_letters.get_or_create(&ReasonLabel {
+                reason: (*code).to_owned(),
+            });
+        }
+    }
+
+    /// Events scored so far.
+    pub fn scored(&self) -> u64 {
+        self.scored.load(Ordering::Relaxed)
+    }
+
+    /// New alerts so far.
+    pub fn alerts(&self) -> u64 {
+        self.alerts.load(Ordering::Relaxed)
+    }
+
+    pub fn add_scored(&self, n: u64) {
+        self.scored_total.inc_by(n);
+        self.scored.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn add_alerts(&self, n: u64) {
+        self.alerts_total.inc_by(n);
+        self.alerts.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn set_lag(&self, lag: &[(u32, u64)]) {
+        for &(partition, l) in lag {
+            self.lag
+                .get_or_create(&PartitionLabel { partition })
+                .set(l.min(i64::MAX as u64) as i64);
+        }
+    }
+
+    /// The exposition, with component health as it is now.
+    pub fn render(&self, health: &Health) -> String {
+        for (name, s) in health.snapshot() {
+            let label = ComponentLabel { component: name };
+            self.up
+                .get_or_create(&label)
+                .set((s.state == State::Ok) as i64);
+            self.health_errors
+                .get_or_create(&label)
+                .set(s.errors.min(i64::MAX as u64) as i64);
+        }
+        let mut out = String::new();
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+        out
+    }
+}
+
+/// The content type of [`Metrics::render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_families_with_their_labels() {
+        let m = Metrics::new("tx");
+        m.add_scored(5);
+        m.component("webhook").sent(2);
+        m.component("webhook").dropped("queue_full", 3);
+        m.set_lag(&[(0, 7), (1, 0)]);
+        m.decision_latency.observe_micros(1500);
+        let health = Health::default();
+        health.degraded("capture", "storage down");
+        let text = m.render(&health);
+        for line in [
+            "radar_scored_total{stream=\"tx\"} 5",
+            "radar_component_sent_total{component=\"webhook\"} 2",
+            "radar_component_dropped_total{component=\"webhook\",reason=\"queue_full\"} 3",
+            "radar_consumer_lag{stream=\"tx\",partition=\"0\"} 7",
+            "radar_component_up{component=\"capture\"} 0",
+            "radar_decision_latency_seconds_count{stream=\"tx\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+        assert_eq!(m.component("webhook").dropped_total(), 3);
+    }
+}

@@ -1,0 +1,268 @@
+//! One stream's pipeline, started and stopped as a unit: capture (log →
+//! lake), the model watch (registry `champion` → the served model), the
+//! scorer (log → features → detector → sinks), and the sinks. `radar up`,
+//! `radar demo`, the tests and the benchmarks all start it here; the HTTP
+//! API is put in front of it by `radar-server`.
+//!
+//! Stopping drains: capture and the scorer catch up with what the log
+//! holds, checkpoint and commit, so nothing acknowledged is lost.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use radar_core::features::FeatureEngine;
+use radar_core::health::Health;
+use radar_core::schema::Serve;
+use radar_lake::capture::{self, CaptureOptions};
+use radar_log::EventLog;
+use radar_registry::Registry;
+
+use crate::config::Config;
+use crate::error::{PipelineError, Result};
+use crate::metrics::Metrics;
+use crate::online::OnlineModel;
+use crate::scorer::{self, ScorerOptions, Shared};
+use crate::sinks::stdout::Stdout;
+use crate::sinks::topic::TopicConfig;
+use crate::sinks::webhook::WebhookConfig;
+use crate::sinks::{AlertSink, AlertStore, Sinks};
+
+/// How to run a stream's pipeline (beyond `radar.toml`).
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    /// The stream (the only one declared when `None`).
+    pub stream: Option<String>,
+    /// The registry model served (default: the declaration's
+    /// `detector.model`, else `<stream>-<kind>`).
+    pub model: Option<String>,
+    /// Alerts as JSON lines on stdout.
+    pub stdout_alerts: bool,
+    pub webhook: Option<WebhookConfig>,
+    /// A log topic for alerts.
+    pub alerts_topic: Option<String>,
+    /// How often capture rolls files.
+    pub capture_every: Duration,
+    /// How often the scorer checkpoints.
+    pub checkpoint_every: Duration,
+    /// Top contributions attached to an alert.
+    pub explain_top: usize,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        PipelineOptions {
+            stream: None,
+            model: None,
+            stdout_alerts: false,
+            webhook: None,
+            alerts_topic: None,
+            capture_every: Duration::from_secs(5),
+            checkpoint_every: Duration::from_secs(1),
+            explain_top: 3,
+        }
+    }
+}
+
+/// A running pipeline.
+pub struct Pipeline {
+    pub shared: Shared,
+    pub log: Arc<dyn EventLog>,
+    pub alerts: AlertStore,
+    pub registry: Registry,
+    /// The registry model the scorer follows (unless an online detector
+    /// scores the stream).
+    pub model_name: String,
+    pub stop: Arc<AtomicBool>,
+    pub rt: tokio::runtime::Runtime,
+    threads: Vec<(&'static str, JoinHandle<Result<()>>)>,
+}
+
+/// Capture's observer: health, and counts into the pipeline's metrics.
+struct CaptureObserver {
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
+}
+
+impl capture::Observer for CaptureObserver {
+    fn health(&self) -> &Health {
+        &self.health
+    }
+    fn received(&self, n: u64) {
+        self.metrics.component("capture").received(n);
+    }
+    fn written(&self, rows: u64, dead_letters: u64) {
+        self.metrics.component("capture").sent(rows + dead_letters);
+    }
+    fn dead_letter(&self, reason: &str) {
+        self.metrics.dead_letter_code(reason);
+    }
+}
+
+impl Pipeline {
+    /// Opens what the config names and starts every component. Each
+    /// option is checked before anything starts.
+    pub fn start(config: &Config, options: &PipelineOptions) -> Result<Pipeline> {
+        let schema = config.stream(options.stream.as_deref())?;
+        if let Some(w) = &options.webhook {
+            w.validate()?;
+        }
+        let model_name = options
+            .model
+            .clone()
+            .unwrap_or_else(|| schema.detector.model_name(&schema.name));
+        radar_registry::check_model_name(&model_name)?;
+        let log = config.open_log()?;
+        log.create_topic(&schema.name, config.log.partitions)?;
+        let lake = config.open_lake()?;
+        let registry = config.open_registry()?;
+        let alerts = config.open_alerts()?;
+        let local: PathBuf = config.storage.local_dir();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(PipelineError::io("starting the I/O runtime"))?;
+        let metrics = Arc::new(Metrics::new(&schema.name));
+        let online = OnlineModel::from_schema(&schema)?.map(|m| Arc::new(Mutex::new(m)));
+        let shared = Shared {
+            schema: schema.clone(),
+            engine: Arc::new(RwLock::new(FeatureEngine::new(schema.clone()))),
+            model: Arc::new(ArcSwapOption::empty()),
+            online,
+            metrics: metrics.clone(),
+            health: Arc::new(Health::default()),
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+
+        let mut sinks: Vec<Box<dyn AlertSink>> = Vec::new();
+        if options.stdout_alerts {
+            sinks.push(Box::new(Stdout::new(metrics.clone())));
+        }
+        if let Some(w) = &options.webhook {
+            sinks.push(Box::new(w.clone().build(
+                metrics.clone(),
+                shared.health.clone(),
+                rt.handle(),
+            )?));
+        }
+        if let Some(topic) = &options.alerts_topic {
+            sinks.push(Box::new(
+                TopicConfig {
+                    topic: topic.clone(),
+                    partitions: config.log.partitions,
+                    queue: 10_000,
+                }
+                .build(log.clone(), metrics.clone(), shared.health.clone())?,
+            ));
+        }
+        let sinks = Sinks::new(alerts.clone(), sinks, metrics.clone());
+
+        let mut threads = Vec::new();
+        let spawn = |name: &'static str, f: Box<dyn FnOnce() -> Result<()> + Send>| {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(f)
+                .map(|h| (name, h))
+                .map_err(|e| PipelineError::Internal(format!("cannot start {name}: {e}")))
+        };
+        if schema.detector.serve() == Serve::Registry {
+            let (registry, shared, stop, handle, model) = (
+                registry.clone(),
+                shared.clone(),
+                stop.clone(),
+                rt.handle().clone(),
+                model_name.clone(),
+            );
+            threads.push(spawn(
+                "model-watch",
+                Box::new(move || {
+                    scorer::watch_model(registry, model, "champion".into(), shared, stop, handle);
+                    Ok(())
+                }),
+            )?);
+        }
+        {
+            let (log, schema, stop, handle) = (
+                log.clone(),
+                schema.clone(),
+                stop.clone(),
+                rt.handle().clone(),
+            );
+            let observer = CaptureObserver {
+                health: shared.health.clone(),
+                metrics: metrics.clone(),
+            };
+            let capture_options = CaptureOptions {
+                max_age: options.capture_every,
+                ..CaptureOptions::default()
+            };
+            threads.push(spawn(
+                "capture",
+                Box::new(move || {
+                    capture::run(
+                        log.as_ref(),
+                        &lake,
+                        &schema,
+                        &schema.name,
+                        &capture_options,
+                        &stop,
+                        &handle,
+                        &observer,
+                    )?;
+                    Ok(())
+                }),
+            )?);
+        }
+        {
+            let (log, shared, stop) = (log.clone(), shared.clone(), stop.clone());
+            let scorer_options = ScorerOptions {
+                group: "radar-scorer".into(),
+                checkpoint: local.join("scorer").join(format!("{}.ckpt", schema.name)),
+                checkpoint_every: options.checkpoint_every,
+                explain_top: options.explain_top,
+            };
+            threads.push(spawn(
+                "scorer",
+                Box::new(move || {
+                    scorer::run(log.as_ref(), &shared, &sinks, &scorer_options, &stop)?;
+                    Ok(())
+                }),
+            )?);
+        }
+        Ok(Pipeline {
+            shared,
+            log,
+            alerts,
+            registry,
+            model_name,
+            stop,
+            rt,
+            threads,
+        })
+    }
+
+    /// Lets capture and the scorer catch up and checkpoint, then stops
+    /// them; the first error any component ended with.
+    pub fn shutdown(mut self) -> Result<()> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut first = None;
+        for (name, t) in self.threads.drain(..) {
+            let result = match t.join() {
+                Ok(r) => r,
+                Err(_) => Err(PipelineError::Internal(format!("{name} panicked"))),
+            };
+            if let Err(e) = result {
+                tracing::error!(component = name, error = %e, "stopped with an error");
+                first.get_or_insert(e);
+            }
+        }
+        match first {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! Where alerts go. The alerts table is the ledger: it keeps each event id
+//! once and says which alerts are new; every other sink gets only those,
+//! in decision order. One folder per sink, each with its config checked
+//! before it is built:
+//!
+//! - [`table`]: the alerts table (SQLite), which the scorer must be able
+//!   to write before it moves on;
+//! - [`stdout`]: JSON lines on standard output;
+//! - [`webhook`]: an HTTP POST per alert from a bounded queue, retried
+//!   when a retry can help;
+//! - [`topic`]: a topic of the event log (a Kafka topic when the log is
+//!   Kafka), from a bounded queue.
+//!
+//! Sinks other than the table never make the scorer wait: they queue,
+//! and what does not fit is dropped and counted.
+
+pub mod stdout;
+pub mod table;
+pub mod topic;
+pub mod webhook;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::Metrics;
+pub use table::{AlertError, AlertQuery, AlertStore};
+
+/// A feature's share of an alert's score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Contribution {
+    pub feature: String,
+    pub share: f64,
+    pub value: f64,
+    /// `above` or `below` the data, when the detector can tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<String>,
+}
+
+/// How a contribution's direction is written.
+pub fn direction_name(above: Option<bool>) -> Option<String> {
+    above.map(|a| if a { "above" } else { "below" }.to_owned())
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    pub event_id: String,
+    pub stream: String,
+    pub entity: Option<String>,
+    pub score: f64,
+    pub threshold: f64,
+    pub model: String,
+    pub model_version: i64,
+    /// Event time (RFC 3339).
+    pub event_time: String,
+    pub event_time_us: i64,
+    /// When the decision was made (UTC µs).
+    pub decided_at_us: i64,
+    /// From ingest to decision.
+    pub latency_ms: f64,
+    pub contributions: Vec<Contribution>,
+}
+
+/// A destination for alerts.
+pub trait AlertSink: Send + Sync {
+    /// The component name in `/metrics` and `/readyz`.
+    fn name(&self) -> &'static str;
+
+    /// Takes new alerts, in decision order. Returns once they are durable
+    /// (the table) or queued (the others, which never wait on a network
+    /// and count what they drop). An error is returned only by a sink
+    /// that must hold every alert before the scorer moves on.
+    fn deliver(&self, alerts: &[Alert]) -> Result<(), AlertError>;
+}
+
+/// The ledger and the sinks after it.
+pub struct Sinks {
+    pub ledger: AlertStore,
+    others: Vec<Box<dyn AlertSink>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Sinks {
+    pub fn new(
+        ledger: AlertStore,
+        others: Vec<Box<dyn AlertSink>>,
+        metrics: Arc<Metrics>,
+    ) -> Sinks {
+        Sinks {
+            ledger,
+            others,
+            metrics,
+        }
+    }
+
+    /// Records alerts in the ledger; those not seen before go on to every
+    /// other sink. Returns how many were new.
+    pub fn emit(&self, alerts: &[Alert]) -> Result<usize, AlertError> {
+        if alerts.is_empty() {
+            return Ok(0);
+        }
+        let fresh = self.ledger.insert(alerts)?;
+        let table = self.metrics.component(self.ledger.name());
+        table.received(alerts.len() as u64);
+        table.sent(fresh.len() as u64);
+        table.dropped("duplicate", (alerts.len() - fresh.len()) as u64);
+        self.metrics.add_alerts(fresh.len() as u64);
+        if fresh.is_empty() {
+            return Ok(0);
+        }
+        for sink in &self.others {
+            // Only the ledger may hold the scorer up; the others count
+            // their own failures.
+            if let Err(e) = sink.deliver(&fresh) {
+                tracing::warn!(sink = sink.name(), error = %e, "an alert sink failed");
+                self.metrics.component(sink.name()).errors(1);
+            }
+        }
+        Ok(fresh.len())
+    }
+}

@@ -1,0 +1,164 @@
+//! The alerts table (SQLite, WAL): the ledger of alerts. It keeps each
+//! event id once, so replays after a crash never duplicate an alert, and
+//! it decides which alerts are new for the other sinks.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use radar_core::error::{Classify, ErrorKind};
+use rusqlite::{Connection, params};
+use serde::Deserialize;
+
+use super::{Alert, AlertSink};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AlertError {
+    #[error("alerts database: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("alerts database lock poisoned")]
+    Poisoned,
+    #[error("alerts database `{path}`: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Classify for AlertError {
+    /// A full disk, a busy or locked database, an I/O error: a retry may
+    /// pass.
+    fn kind(&self) -> ErrorKind {
+        match self {
+            AlertError::Db(e) => radar_registry::sqlite_kind(e),
+            AlertError::Poisoned => ErrorKind::Internal,
+            AlertError::Open { .. } => ErrorKind::Unavailable,
+        }
+    }
+}
+
+/// Filters of an alerts query.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertQuery {
+    /// Event time from (RFC 3339).
+    pub since: Option<String>,
+    pub entity: Option<String>,
+    pub min_score: Option<f64>,
+    pub limit: Option<usize>,
+    pub offset: Option<usize>,
+}
+
+/// The alerts table. Cheap to clone.
+#[derive(Clone)]
+pub struct AlertStore {
+    db: Arc<Mutex<Connection>>,
+}
+
+impl AlertStore {
+    pub fn open(path: &Path) -> Result<AlertStore, AlertError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| AlertError::Open {
+                path: path.display().to_string(),
+                source,
+            })?;
+        }
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS alerts (
+                event_id TEXT PRIMARY KEY,
+                stream TEXT NOT NULL,
+                entity TEXT,
+                score REAL NOT NULL,
+                event_time INTEGER NOT NULL,
+                decided_at INTEGER NOT NULL,
+                body TEXT NOT NULL
+            );
+            CREATE INDEX IF NOT EXISTS alerts_time ON alerts(event_time);",
+        )?;
+        Ok(AlertStore {
+            db: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Inserts alerts not seen before (by event id); returns those.
+    pub fn insert(&self, alerts: &[Alert]) -> Result<Vec<Alert>, AlertError> {
+        let mut db = self.db.lock().map_err(|_| AlertError::Poisoned)?;
+        let tx = db.transaction()?;
+        let mut fresh = Vec::new();
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT OR IGNORE INTO alerts (event_id, stream, entity, score, event_time, decided_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for a in alerts {
+                let body = serde_json::to_string(a).unwrap_or_default();
+                let n = st.execute(params![
+                    a.event_id,
+                    a.stream,
+                    a.entity,
+                    a.score,
+                    a.event_time_us,
+                    a.decided_at_us,
+                    body
+                ])?;
+                if n == 1 {
+                    fresh.push(a.clone());
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(fresh)
+    }
+
+    pub fn query(&self, q: &AlertQuery, since_us: Option<i64>) -> Result<Vec<Alert>, AlertError> {
+        let db = self.db.lock().map_err(|_| AlertError::Poisoned)?;
+        let mut st = db.prepare_cached(
+            "SELECT body FROM alerts
+             WHERE (?1 IS NULL OR event_time >= ?1) AND (?2 IS NULL OR entity = ?2) AND (?3 IS NULL OR score >= ?3)
+             ORDER BY event_time DESC, event_id LIMIT ?4 OFFSET ?5",
+        )?;
+        let rows = st.query_map(
+            params![
+                since_us,
+                q.entity,
+                q.min_score,
+                q.limit.unwrap_or(100).min(10_000) as i64,
+                q.offset.unwrap_or(0).min(i64::MAX as usize) as i64
+            ],
+            |r| r.get::<_, String>(0),
+        )?;
+        let mut out = Vec::new();
+        for body in rows {
+            if let Ok(a) = serde_json::from_str(&body?) {
+                out.push(a);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn count(&self) -> Result<u64, AlertError> {
+        let db = self.db.lock().map_err(|_| AlertError::Poisoned)?;
+        Ok(db.query_row("SELECT COUNT(*) FROM alerts", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    /// Every alerted event id (for reports).
+    pub fn event_ids(&self) -> Result<Vec<String>, AlertError> {
+        let db = self.db.lock().map_err(|_| AlertError::Poisoned)?;
+        let mut st = db.prepare("SELECT event_id FROM alerts")?;
+        let ids = st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        Ok(ids)
+    }
+}
+
+impl AlertSink for AlertStore {
+    fn name(&self) -> &'static str {
+        "alerts_table"
+    }
+
+    fn deliver(&self, alerts: &[Alert]) -> Result<(), AlertError> {
+        self.insert(alerts).map(|_| ())
+    }
+}

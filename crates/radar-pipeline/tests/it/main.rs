@@ -1,0 +1,6 @@
+//! radar-pipeline's integration tests, one binary: the scorer over real
+//! logs with online detectors and champions, and the alert sinks against
+//! real services.
+
+mod online;
+mod sinks;

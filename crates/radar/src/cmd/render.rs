@@ -1,0 +1,197 @@
+//! How reports look to people.
+
+use radar_pipeline::demo::Caught;
+use radar_pipeline::evaluate::{StreamReport, Summary, TableReport};
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct DemoReport {
+    pub bootstrap_events: usize,
+    pub live_events_sent: u64,
+    pub live_events_scored: u64,
+    pub live_seconds: f64,
+    pub live_events_per_second: f64,
+    pub target_rate: Option<f64>,
+    #[serde(flatten)]
+    pub caught: Caught,
+    pub decision_latency_p50_ms: Option<f64>,
+    pub decision_latency_p99_ms: Option<f64>,
+    pub ingest_request_p99_ms: Option<f64>,
+    pub model: String,
+    pub model_version: i64,
+    pub data_dir: String,
+    pub url: String,
+}
+
+pub fn table(r: &TableReport) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let pct = 100.0 * r.anomalies as f64 / r.rows as f64;
+    let _ = writeln!(s, "data      {}", r.data);
+    let _ = writeln!(
+        s,
+        "          {} rows × {} features, {} labelled anomalies ({pct:.2}%)",
+        r.rows, r.features, r.anomalies
+    );
+    let _ = writeln!(
+        s,
+        "model     isolation forest: {} trees, max_samples {}, max_features {}, bootstrap {}, contamination {}",
+        r.n_estimators, r.max_samples, r.max_features, r.bootstrap, r.contamination
+    );
+    let _ = writeln!(
+        s,
+        "seeds     {} ({}..={}), {} threads\n",
+        r.seeds.len(),
+        r.seeds[0],
+        r.seeds[r.seeds.len() - 1],
+        r.threads
+    );
+    let _ = writeln!(s, "{:<28} {:>10} {:>10}", "metric", "mean", "std");
+    let rows: [(&str, &Summary); 7] = [
+        ("ROC-AUC", &r.roc_auc),
+        ("average precision", &r.average_precision),
+        ("precision@k (k = anomalies)", &r.precision_at_k),
+        ("precision at threshold", &r.precision),
+        ("recall at threshold", &r.recall),
+        ("F1 at threshold", &r.f1),
+        ("threshold", &r.threshold),
+    ];
+    for (name, m) in rows {
+        let _ = writeln!(s, "{name:<28} {:>10.4} {:>10.4}", m.mean, m.std);
+    }
+    let _ = writeln!(
+        s,
+        "{:<28} {:>10.1} {:>10.1}",
+        "rows flagged", r.flagged.mean, r.flagged.std
+    );
+    let _ = writeln!(
+        s,
+        "{:<28} {:>10.2} {:>10.2}",
+        "fit time (ms)",
+        r.fit_seconds.mean * 1e3,
+        r.fit_seconds.std * 1e3
+    );
+    let _ = writeln!(
+        s,
+        "{:<28} {:>10.0} {:>10.0}",
+        "scoring (rows/s)", r.score_rows_per_second.mean, r.score_rows_per_second.std
+    );
+    s
+}
+
+pub fn stream(r: &StreamReport) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "data      {} (stream `{}`)", r.data, r.stream);
+    let _ = writeln!(
+        s,
+        "          {} events ({} dead letters); trained on {} rows before {}, tested on {} rows ({} anomalies)",
+        r.events, r.dead_letters, r.train_rows, r.train_until, r.test_rows, r.test_anomalies
+    );
+    let _ = writeln!(s, "features  {}", r.features.join(", "));
+    let _ = writeln!(
+        s,
+        "model     isolation forest: {} trees, max_samples {}, contamination {}; {} seeds\n",
+        r.n_estimators,
+        r.max_samples,
+        r.contamination,
+        r.seeds.len()
+    );
+    let _ = writeln!(
+        s,
+        "{:<34} {:>10} {:>10}",
+        "metric (test part)", "mean", "std"
+    );
+    for (name, m) in [
+        ("ROC-AUC", &r.roc_auc),
+        ("average precision", &r.average_precision),
+        ("precision at fitted threshold", &r.precision),
+        ("recall at fitted threshold", &r.recall),
+        ("F1 at fitted threshold", &r.f1),
+        ("recall at precision >= 0.85", &r.recall_at_precision_085),
+    ] {
+        let _ = writeln!(s, "{name:<34} {:>10.4} {:>10.4}", m.mean, m.std);
+    }
+    let _ = writeln!(
+        s,
+        "{:<34} {:>10.1} {:>10.1}",
+        "rows flagged", r.flagged.mean, r.flagged.std
+    );
+    let _ = writeln!(s, "\nrecall by kind (fitted threshold)");
+    for (k, v) in &r.recall_by_kind {
+        let _ = writeln!(
+            s,
+            "  {k:<32} {:>10.4} {:>10.4}   ({} anomalies)",
+            v.recall.mean, v.recall.std, v.anomalies
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nfeatures computed in {:.2} s; fit {:.1} ms",
+        r.feature_seconds,
+        r.fit_seconds.mean * 1e3
+    );
+    s
+}
+
+pub fn print_demo(r: &DemoReport, stream: &str, total: f64) {
+    let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("≤ {v:.1} ms"));
+    println!();
+    println!("radar demo report ({total:.0} s in all)");
+    println!(
+        "  history        {} events ingested, captured, trained on",
+        r.bootstrap_events
+    );
+    println!(
+        "  live           {} events sent over HTTP in {:.1} s: {:.0} events/s{}; {} scored",
+        r.live_events_sent,
+        r.live_seconds,
+        r.live_events_per_second,
+        r.target_rate
+            .map_or(" (as fast as radar took them)".into(), |t| format!(
+                " (target {t:.0})"
+            )),
+        r.live_events_scored
+    );
+    println!(
+        "  alerts         {} on live events; {} frauds among them",
+        r.caught.alerts_on_live_events, r.caught.frauds_in_live_events
+    );
+    println!("  precision      {:.3}", r.caught.precision);
+    println!("  recall         {:.3}", r.caught.recall);
+    println!("  F1             {:.3}", r.caught.f1);
+    println!("  recall by kind");
+    for (k, v) in &r.caught.recall_by_kind {
+        println!(
+            "    {k:<22} {:.3}  ({} of {})",
+            v.recall, v.caught, v.frauds
+        );
+    }
+    println!(
+        "  decision latency (ingest to decision) p50 {}  p99 {}",
+        ms(r.decision_latency_p50_ms),
+        ms(r.decision_latency_p99_ms)
+    );
+    println!("  ingest request p99 {}", ms(r.ingest_request_p99_ms));
+    println!(
+        "  model          {} v{} (champion)",
+        r.model, r.model_version
+    );
+    println!(
+        "  data           {}/ (log, lake/, radar.db, alerts.db)",
+        r.data_dir
+    );
+    println!();
+    println!("next:");
+    println!(
+        "  radar up --data-dir {} --config examples/transactions.toml   # serve it again",
+        r.data_dir
+    );
+    println!("  curl -s {}/v1/alerts?limit=5", r.url);
+    println!(
+        "  curl -s -XPOST {}/v1/streams/{stream}/score -d '{{\"event_id\":\"t1\",\"ts\":\"2026-02-01T03:00:00Z\",\"card_id\":\"card-0000001\",\"amount\":2500,\"merchant_category\":\"jewelry\",\"lat\":48.85,\"lon\":2.35,\"device\":\"dev-new\"}}'",
+        r.url
+    );
+    println!("  curl -s {}/metrics", r.url);
+    println!("  radar models ls --data-dir {}", r.data_dir);
+}
