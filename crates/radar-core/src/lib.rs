@@ -9,6 +9,7 @@ pub mod error;
 pub mod features;
 pub mod hash;
 pub mod health;
+pub mod labels;
 pub mod matrix;
 pub mod rng;
 pub mod schema;

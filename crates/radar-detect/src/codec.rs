@@ -19,6 +19,7 @@ pub enum ModelKind {
     IsolationForest = 1,
     HalfSpaceTrees = 2,
     RandomCutForest = 3,
+    Gbdt = 4,
 }
 
 impl ModelKind {
@@ -27,6 +28,7 @@ impl ModelKind {
             1 => Some(ModelKind::IsolationForest),
             2 => Some(ModelKind::HalfSpaceTrees),
             3 => Some(ModelKind::RandomCutForest),
+            4 => Some(ModelKind::Gbdt),
             _ => None,
         }
     }
@@ -36,6 +38,7 @@ impl ModelKind {
             ModelKind::IsolationForest => "isolation_forest",
             ModelKind::HalfSpaceTrees => "half_space_trees",
             ModelKind::RandomCutForest => "random_cut_forest",
+            ModelKind::Gbdt => "gradient_boosted_trees",
         }
     }
 }

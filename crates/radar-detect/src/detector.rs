@@ -5,6 +5,7 @@ use radar_core::MatrixView;
 
 use crate::codec::{self, ModelKind, Reader, Writer};
 use crate::error::DetectError;
+use crate::gbdt::Gbdt;
 use crate::hst::HalfSpaceTrees;
 use crate::iforest::IsolationForest;
 use crate::rcf::RandomCutForest;
@@ -110,6 +111,7 @@ pub fn load(bytes: &[u8]) -> Result<Box<dyn Detector>, DetectError> {
             r.finish()?;
             Box::new(d)
         }
+        ModelKind::Gbdt => Box::new(Gbdt::from_bytes(bytes)?),
     })
 }
 
@@ -235,6 +237,42 @@ impl Detector for RandomCutForest {
         let mut w = Writer::new();
         self.write(&mut w);
         codec::seal(ModelKind::RandomCutForest, &w.into_bytes())
+    }
+}
+
+/// Gradient-boosted trees score a row with the calibrated probability
+/// that it is positive; they are fitted with labels ([`Gbdt::fit`]), so
+/// [`Detector::fit`] refuses.
+impl Detector for Gbdt {
+    fn kind(&self) -> ModelKind {
+        ModelKind::Gbdt
+    }
+    fn n_features(&self) -> usize {
+        Gbdt::n_features(self)
+    }
+    fn is_online(&self) -> bool {
+        false
+    }
+    fn fit(&mut self, _: MatrixView<'_>) -> Result<(), DetectError> {
+        Err(crate::error::invalid(
+            "labels",
+            "gradient-boosted trees learn from labels: use Gbdt::fit",
+        ))
+    }
+    fn score_row(&self, row: &[f64]) -> Result<f64, DetectError> {
+        self.predict_proba(row)
+    }
+    fn update(&mut self, row: &[f64]) -> Result<(), DetectError> {
+        self.margin(row).map(|_| ())
+    }
+    /// Shares of the absolute path contributions.
+    fn explain_row(&self, row: &[f64]) -> Result<Vec<f64>, DetectError> {
+        Ok(normalised(
+            self.contributions(row)?.iter().map(|c| c.abs()).collect(),
+        ))
+    }
+    fn to_bytes(&self) -> Vec<u8> {
+        Gbdt::to_bytes(self)
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod codec;
 pub mod detector;
 mod error;
+pub mod gbdt;
 pub mod hst;
 pub mod iforest;
 pub mod metrics;
@@ -13,6 +14,7 @@ pub mod rcf;
 
 pub use detector::{Detector, LearnPolicy, load};
 pub use error::DetectError;
+pub use gbdt::{Gbdt, GbdtParams};
 pub use hst::{HalfSpaceTrees, HstParams};
 pub use iforest::{Contamination, IsolationForest, IsolationForestParams, MaxFeatures, MaxSamples};
 pub use rcf::{AnomalyGrader, RandomCutForest, RcfParams};

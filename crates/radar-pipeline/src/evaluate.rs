@@ -15,7 +15,7 @@ use radar_core::schema::{FieldType, StreamSchema};
 use radar_core::tabular::LabelledTable;
 use radar_core::time::format_rfc3339;
 use radar_detect::metrics::{self, Confusion};
-use radar_detect::{IsolationForest, IsolationForestParams};
+use radar_detect::{Detector, IsolationForest, IsolationForestParams};
 use serde::Serialize;
 
 use crate::error::{PipelineError, Result};
@@ -486,4 +486,247 @@ mod tests {
         assert_eq!(r["b"], (1, 0.0));
         assert!(!r.contains_key(""));
     }
+}
+
+/// What to evaluate with labels: an unsupervised detector alone and the
+/// hybrid (gradient-boosted trees over the features and the unsupervised
+/// score), both at the same alert budget.
+#[derive(Debug, Clone)]
+pub struct SupervisedSpec {
+    pub schema: StreamSchema,
+    /// The events' ground truth (judging only; never a feature or a label
+    /// the models see).
+    pub truth: Labels,
+    pub iforest: IsolationForestParams,
+    pub gbdt: radar_detect::GbdtParams,
+    /// Alerts per 1,000 events the team can review.
+    pub budget_per_thousand: f64,
+    /// Share of the event-time span trained on; the rest is judged.
+    pub train_fraction: f64,
+    /// The Isolation Forest trains only on events whose entity had this
+    /// many earlier events.
+    pub min_history: u32,
+    /// The most recent share of the training span is not learned from: its
+    /// scores set the budget threshold (out of sample, no labels needed).
+    pub threshold_fraction: f64,
+}
+
+/// Figures of one model on the judged part.
+#[derive(Debug, Clone, Serialize)]
+pub struct Judged {
+    pub threshold: f64,
+    pub flagged: usize,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    pub average_precision: f64,
+    pub roc_auc: f64,
+    /// Mean over days of the share of the day's k most suspicious cards
+    /// that had fraud that day (k: the day's budget).
+    pub card_precision_at_k: f64,
+    pub recall_by_kind: BTreeMap<String, (usize, f64)>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SupervisedReport {
+    pub data: String,
+    pub labels: String,
+    pub events: usize,
+    pub train_until: String,
+    pub train_rows: usize,
+    pub threshold_rows: usize,
+    pub test_rows: usize,
+    pub test_frauds: usize,
+    /// Labels in the file, and those known when training ended.
+    pub labels_total: usize,
+    pub labelled_fraud_known_at_training: usize,
+    pub budget_per_thousand: f64,
+    pub unsupervised: Judged,
+    /// Absent (with the reason) when the labels could not support it.
+    pub hybrid: Option<Judged>,
+    pub hybrid_skipped: Option<String>,
+    pub fit_seconds: f64,
+}
+
+/// Judges `scores` of the test rows against the truth at `threshold`.
+fn judge(
+    scores: &[f64],
+    truth: &[bool],
+    kinds: &[String],
+    days_cards: &[(i64, String)],
+    threshold: f64,
+    budget_per_thousand: f64,
+) -> Result<Judged> {
+    let c = Confusion::at_threshold(scores, truth, threshold)?;
+    // Card precision@k per day.
+    let mut per_day: BTreeMap<i64, BTreeMap<&str, (f64, bool)>> = BTreeMap::new();
+    for (i, (day, card)) in days_cards.iter().enumerate() {
+        let e = per_day
+            .entry(*day)
+            .or_default()
+            .entry(card.as_str())
+            .or_insert((f64::MIN, false));
+        e.0 = e.0.max(scores[i]);
+        e.1 |= truth[i];
+    }
+    let mut daily = Vec::new();
+    for cards in per_day.values() {
+        let events_today: usize = days_cards.len() / per_day.len().max(1);
+        let k = ((budget_per_thousand / 1000.0 * events_today as f64).round() as usize).max(1);
+        let mut v: Vec<&(f64, bool)> = cards.values().collect();
+        v.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let top = &v[..k.min(v.len())];
+        daily.push(top.iter().filter(|c| c.1).count() as f64 / top.len().max(1) as f64);
+    }
+    Ok(Judged {
+        threshold,
+        flagged: c.true_positives + c.false_positives,
+        precision: c.precision(),
+        recall: c.recall(),
+        f1: c.f1(),
+        average_precision: metrics::average_precision(scores, truth)?,
+        roc_auc: metrics::roc_auc(scores, truth)?,
+        card_precision_at_k: daily.iter().sum::<f64>() / daily.len().max(1) as f64,
+        recall_by_kind: recall_by_kind(scores, truth, kinds, threshold),
+    })
+}
+
+/// Trains on the first part of event time with the labels known when it
+/// ends (point in time), judges the rest against the ground truth.
+pub fn supervised(data: &Path, labels_path: &Path, spec: &SupervisedSpec) -> Result<SupervisedReport> {
+    if !(spec.train_fraction > 0.0 && spec.train_fraction < 1.0) {
+        return Err(PipelineError::input(format!(
+            "the train fraction must be in (0, 1), got {}",
+            spec.train_fraction
+        )));
+    }
+    if !(spec.threshold_fraction >= 0.0 && spec.threshold_fraction < 0.5) {
+        return Err(PipelineError::input(format!(
+            "the threshold fraction must be in [0, 0.5), got {}",
+            spec.threshold_fraction
+        )));
+    }
+    crate::hybrid::budget_threshold(&[0.0], spec.budget_per_thousand)?;
+    spec.iforest.validate()?;
+    spec.gbdt.validate()?;
+    let schema = &spec.schema;
+    let all_labels =
+        crate::labels::read_file(labels_path, "import", radar_core::time::now_micros())?;
+    let labels_total = all_labels.len();
+    let book = crate::labels::LabelBook::new(all_labels);
+    let mut decoder = Decoder::new(schema.clone());
+    let file = crate::events::read_all(data, &mut decoder)?;
+    let records = file.records;
+    if records.len() < 100 {
+        return Err(PipelineError::input(format!(
+            "`{}` holds {} valid events; at least 100 are needed",
+            data.display(),
+            records.len()
+        )));
+    }
+    let mut engine = FeatureEngine::new(schema.clone());
+    let (features, history) = engine.batch_with_history(&records)?;
+    let cut = time_cut(&records, spec.train_fraction);
+    let learn_until = time_cut(&records, spec.train_fraction * (1.0 - spec.threshold_fraction));
+    let width = features.cols();
+    let (mut learn, mut forest_rows, mut calib, mut test) = (
+        Matrix::with_columns(width)?,
+        Matrix::with_columns(width)?,
+        Matrix::with_columns(width)?,
+        Matrix::with_columns(width)?,
+    );
+    let (mut learn_labels, mut truth, mut kinds, mut days_cards) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut known_fraud = 0;
+    for (i, r) in records.iter().enumerate() {
+        if r.ts < learn_until {
+            learn.push_row(features.row(i))?;
+            // Point in time: what the team knew when training ended.
+            let fraud = r.id.as_deref().is_some_and(|id| book.fraud_as_of(id, cut));
+            known_fraud += fraud as usize;
+            learn_labels.push(fraud);
+            if history[i] >= spec.min_history {
+                forest_rows.push_row(features.row(i))?;
+            }
+        } else if r.ts < cut {
+            calib.push_row(features.row(i))?;
+        } else {
+            test.push_row(features.row(i))?;
+            truth.push(spec.truth.is_anomaly(r));
+            kinds.push(spec.truth.kind(r));
+            days_cards.push((
+                r.ts.div_euclid(86_400_000_000),
+                r.entity.as_deref().unwrap_or_default().to_owned(),
+            ));
+        }
+    }
+    let frauds = truth.iter().filter(|&&l| l).count();
+    if forest_rows.rows() < 2 || frauds == 0 || frauds == truth.len() {
+        return Err(PipelineError::input(format!(
+            "the split at {} leaves {} training rows and {frauds} frauds in {} test rows",
+            format_rfc3339(cut),
+            forest_rows.rows(),
+            truth.len()
+        )));
+    }
+    let t0 = Instant::now();
+    let forest = IsolationForest::fit(&spec.iforest, forest_rows.view())?;
+    let learn_scores = forest.score(learn.view())?;
+    let supervised = crate::hybrid::fit_supervised(
+        learn.view(),
+        &learn_scores,
+        &learn_labels,
+        &spec.gbdt,
+    )?;
+    let fit_seconds = t0.elapsed().as_secs_f64();
+    // Budget thresholds from out-of-sample scores (the calibration slice,
+    // or the learning rows when there is none).
+    let budget_rows = if calib.rows() > 0 { &calib } else { &learn };
+    let (u_calib, p_calib) = crate::hybrid::score_rows(
+        &forest,
+        supervised.as_ref().ok().map(|g| g as &dyn Detector),
+        budget_rows.view(),
+    )?;
+    let (u_test, p_test) = crate::hybrid::score_rows(
+        &forest,
+        supervised.as_ref().ok().map(|g| g as &dyn Detector),
+        test.view(),
+    )?;
+    let budget = spec.budget_per_thousand;
+    let unsupervised = judge(
+        &u_test,
+        &truth,
+        &kinds,
+        &days_cards,
+        crate::hybrid::budget_threshold(&u_calib, budget)?,
+        budget,
+    )?;
+    let hybrid = match (&p_calib, &p_test) {
+        (Some(pc), Some(pt)) => Some(judge(
+            pt,
+            &truth,
+            &kinds,
+            &days_cards,
+            crate::hybrid::budget_threshold(pc, budget)?,
+            budget,
+        )?),
+        _ => None,
+    };
+    Ok(SupervisedReport {
+        data: data.display().to_string(),
+        labels: labels_path.display().to_string(),
+        events: records.len(),
+        train_until: format_rfc3339(cut),
+        train_rows: learn.rows(),
+        threshold_rows: calib.rows(),
+        test_rows: test.rows(),
+        test_frauds: frauds,
+        labels_total,
+        labelled_fraud_known_at_training: known_fraud,
+        budget_per_thousand: budget,
+        unsupervised,
+        hybrid,
+        hybrid_skipped: supervised.err(),
+        fit_seconds,
+    })
 }

@@ -757,3 +757,103 @@ mod tests {
         );
     }
 }
+
+/// How a fraud team's labels arrive, for [`team_labels`].
+///
+/// - An analyst reviews the alerts a first model raised: it alerts on a
+///   fraud with probability `analyst_catch` and on a genuine transaction
+///   with `analyst_false_alarm`; each reviewed alert gets a verdict
+///   (fraud with its kind, or legit) `analyst_delay_hours` after the event.
+/// - A cardholder disputes a fraud with probability `chargeback`; the
+///   chargeback becomes known `chargeback_days` after the event.
+/// - Fraud neither alerted nor disputed is never labelled.
+///
+/// Delays are drawn uniformly from their ranges.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelPolicy {
+    pub analyst_catch: f64,
+    pub analyst_false_alarm: f64,
+    pub analyst_delay_hours: (f64, f64),
+    pub chargeback: f64,
+    pub chargeback_days: (f64, f64),
+}
+
+impl Default for LabelPolicy {
+    fn default() -> Self {
+        LabelPolicy {
+            analyst_catch: 0.5,
+            analyst_false_alarm: 0.003,
+            analyst_delay_hours: (0.2, 8.0),
+            chargeback: 0.7,
+            chargeback_days: (5.0, 40.0),
+        }
+    }
+}
+
+/// A label as the team would record it: (event id, fraud, kind, source,
+/// known at).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TeamLabel {
+    pub event_id: String,
+    pub fraud: bool,
+    pub kind: Option<&'static str>,
+    pub source: &'static str,
+    pub known_at: i64,
+}
+
+impl TeamLabel {
+    /// The JSON line `radar generate --labels-out` writes.
+    pub fn write_json(&self, out: &mut String) {
+        let _ = write!(
+            out,
+            r#"{{"event_id":"{}","label":"{}","#,
+            self.event_id,
+            if self.fraud { "fraud" } else { "legit" }
+        );
+        if let Some(k) = self.kind {
+            let _ = write!(out, r#""kind":"{k}","#);
+        }
+        let _ = write!(
+            out,
+            r#""source":"{}","known_at":"{}"}}"#,
+            self.source,
+            format_rfc3339(self.known_at)
+        );
+    }
+}
+
+/// The labels a team would have for `tx` (none, one or two), drawn from
+/// `policy` deterministically per event and `seed`.
+pub fn team_labels(tx: &Transaction, seed: u64, policy: &LabelPolicy) -> Vec<TeamLabel> {
+    let mut rng = Rng::seed_from_u64(derive_seed(seed ^ 0x1abe_1500, tx.event_id));
+    let id = format!("tx-{:010}", tx.event_id);
+    let between = |rng: &mut Rng, (lo, hi): (f64, f64), unit: i64| -> i64 {
+        ((lo + (hi - lo) * rng.next_f64()) * unit as f64) as i64
+    };
+    let mut out = Vec::new();
+    let alerted = match tx.fraud {
+        Some(_) => rng.next_f64() < policy.analyst_catch,
+        None => rng.next_f64() < policy.analyst_false_alarm,
+    };
+    if alerted {
+        out.push(TeamLabel {
+            event_id: id.clone(),
+            fraud: tx.fraud.is_some(),
+            kind: tx.fraud.map(|k| FRAUD_KINDS[k]),
+            source: "analyst",
+            known_at: tx.ts + between(&mut rng, policy.analyst_delay_hours, HOUR),
+        });
+    }
+    if let Some(k) = tx.fraud
+        && rng.next_f64() < policy.chargeback
+    {
+        out.push(TeamLabel {
+            event_id: id,
+            fraud: true,
+            kind: Some(FRAUD_KINDS[k]),
+            source: "chargeback",
+            known_at: tx.ts + between(&mut rng, policy.chargeback_days, DAY),
+        });
+    }
+    out
+}

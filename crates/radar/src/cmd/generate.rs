@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use radar_core::synth::transactions::{TransactionSpec, Transactions};
+use radar_core::synth::transactions::{LabelPolicy, TransactionSpec, Transactions, team_labels};
 use radar_core::synth::{self, TabularSpec};
 use radar_core::{tabular, time};
 
@@ -45,6 +45,12 @@ pub struct GenerateArgs {
     /// without it, as fast as possible.
     #[arg(long)]
     pub rate: Option<f64>,
+    /// Transactions: also write the labels a fraud team would have (an
+    /// analyst's verdicts on a first model's alerts within hours, 70% of
+    /// fraud charged back 5–40 days later, the rest never labelled) as
+    /// JSON lines to this file.
+    #[arg(long)]
+    pub labels_out: Option<PathBuf>,
     /// Tabular: rows.
     #[arg(long, default_value_t = 20_000)]
     pub rows: usize,
@@ -129,28 +135,40 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         Kind::Transactions => {
             let spec = args.transaction_spec()?;
             let mut out = output(&args.out)?;
-            let (written, fraud) = write_transactions(spec, args.events, args.rate, &mut out)?;
+            let labels = match &args.labels_out {
+                Some(path) => Some(output(path)?),
+                None => None,
+            };
+            let (written, fraud, labelled) =
+                write_transactions(spec, args.events, args.rate, &mut out, labels)?;
             if args.out.as_os_str() != "-" {
                 eprintln!(
                     "wrote {written} transactions ({fraud} fraud) to {}",
                     args.out.display()
                 );
             }
+            if let Some(path) = &args.labels_out {
+                eprintln!("wrote {labelled} labels to {}", path.display());
+            }
         }
     }
     Ok(())
 }
 
-/// Writes transactions as JSON lines; returns (events, fraud events).
+/// Writes transactions as JSON lines, and their team labels to `labels`;
+/// returns (events, fraud events, labels).
 pub fn write_transactions(
     spec: TransactionSpec,
     limit: Option<u64>,
     rate: Option<f64>,
     out: &mut dyn Write,
-) -> Result<(u64, u64)> {
+    mut labels: Option<Box<dyn Write>>,
+) -> Result<(u64, u64, u64)> {
     let started = Instant::now();
+    let seed = spec.seed;
+    let policy = LabelPolicy::default();
     let mut line = String::with_capacity(256);
-    let (mut written, mut fraud) = (0u64, 0u64);
+    let (mut written, mut fraud, mut labelled) = (0u64, 0u64, 0u64);
     for tx in Transactions::new(spec) {
         if limit.is_some_and(|l| written >= l) {
             break;
@@ -169,15 +187,27 @@ pub fn write_transactions(
         if let Err(e) = out.write_all(line.as_bytes()) {
             // A closed pipe (`radar generate | head`) ends the stream.
             if e.kind() == std::io::ErrorKind::BrokenPipe {
-                return Ok((written, fraud));
+                return Ok((written, fraud, labelled));
             }
             return Err(e.into());
         }
         written += 1;
         fraud += tx.fraud.is_some() as u64;
+        if let Some(l) = labels.as_mut() {
+            for label in team_labels(&tx, seed, &policy) {
+                line.clear();
+                label.write_json(&mut line);
+                line.push('\n');
+                l.write_all(line.as_bytes())?;
+                labelled += 1;
+            }
+        }
+    }
+    if let Some(mut l) = labels {
+        l.flush()?;
     }
     match out.flush() {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok((written, fraud)),
+        _ => Ok((written, fraud, labelled)),
     }
 }

@@ -1,7 +1,7 @@
 //! How reports look to people.
 
 use radar_pipeline::demo::Caught;
-use radar_pipeline::evaluate::{StreamReport, Summary, TableReport};
+use radar_pipeline::evaluate::{Judged, StreamReport, Summary, SupervisedReport, TableReport};
 use serde::Serialize;
 
 #[derive(Debug, Serialize)]
@@ -194,4 +194,45 @@ pub fn print_demo(r: &DemoReport, stream: &str, total: f64) {
     );
     println!("  curl -s {}/metrics", r.url);
     println!("  radar models ls --data-dir {}", r.data_dir);
+}
+
+pub fn supervised(r: &SupervisedReport) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "data      {} with labels {}", r.data, r.labels);
+    let _ = writeln!(
+        s,
+        "          {} events; learned from {} rows before {} ({} more set the threshold); judged {} rows ({} frauds)",
+        r.events, r.train_rows, r.train_until, r.threshold_rows, r.test_rows, r.test_frauds
+    );
+    let _ = writeln!(
+        s,
+        "labels    {} in the file; {} frauds known when training ended; budget {} alerts per 1,000 events\n",
+        r.labels_total, r.labelled_fraud_known_at_training, r.budget_per_thousand
+    );
+    let row = |s: &mut String, name: &str, f: fn(&Judged) -> f64| {
+        let h = r.hybrid.as_ref().map_or("-".into(), |j| format!("{:.4}", f(j)));
+        let _ = writeln!(s, "{name:<26} {:>12.4} {h:>12}", f(&r.unsupervised));
+    };
+    let _ = writeln!(s, "{:<26} {:>12} {:>12}", "metric (judged part)", "forest", "hybrid");
+    row(&mut s, "precision at the budget", |j| j.precision);
+    row(&mut s, "recall at the budget", |j| j.recall);
+    row(&mut s, "F1 at the budget", |j| j.f1);
+    row(&mut s, "average precision", |j| j.average_precision);
+    row(&mut s, "ROC-AUC", |j| j.roc_auc);
+    row(&mut s, "card precision@k per day", |j| j.card_precision_at_k);
+    row(&mut s, "alerts", |j| j.flagged as f64);
+    let _ = writeln!(s, "\nrecall by kind at the budget");
+    for (k, (n, rec)) in &r.unsupervised.recall_by_kind {
+        let h = r
+            .hybrid
+            .as_ref()
+            .and_then(|j| j.recall_by_kind.get(k))
+            .map_or("-".into(), |(_, v)| format!("{v:.4}"));
+        let _ = writeln!(s, "  {k:<24} {rec:>12.4} {h:>12}   ({n} frauds)");
+    }
+    if let Some(why) = &r.hybrid_skipped {
+        let _ = writeln!(s, "\nno supervised part: {why}");
+    }
+    s
 }
