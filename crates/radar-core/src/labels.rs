@@ -82,10 +82,7 @@ impl Label {
         if let Some(k) = m.keys().find(|k| !KNOWN.contains(&k.as_str())) {
             return Err(LabelError {
                 field: "label",
-                message: format!(
-                    "unknown field `{k}` (expected: {})",
-                    KNOWN.join(", ")
-                ),
+                message: format!("unknown field `{k}` (expected: {})", KNOWN.join(", ")),
             });
         }
         let null = serde_json::Value::Null;
@@ -103,7 +100,9 @@ impl Label {
             serde_json::Value::String(s) => verdict(s).ok_or_else(|| {
                 err(
                     "label",
-                    format!("`{s}` is not a verdict (fraud, legit, true_positive, false_positive, 1, 0)"),
+                    format!(
+                        "`{s}` is not a verdict (fraud, legit, true_positive, false_positive, 1, 0)"
+                    ),
                 )
             })?,
             serde_json::Value::Null => return Err(err("label", "is missing")),
@@ -111,13 +110,16 @@ impl Label {
         };
         let known_at = match get("known_at") {
             serde_json::Value::Null => now,
-            serde_json::Value::String(s) => crate::time::parse_rfc3339(s)
-                .map_err(|e| err("known_at", e))?,
+            serde_json::Value::String(s) => {
+                crate::time::parse_rfc3339(s).map_err(|e| err("known_at", e))?
+            }
             serde_json::Value::Number(n) => {
                 let secs = n
                     .as_f64()
                     .filter(|s| s.is_finite() && s.abs() < 1e11)
-                    .ok_or_else(|| err("known_at", format!("{n} is not a time in epoch seconds")))?;
+                    .ok_or_else(|| {
+                        err("known_at", format!("{n} is not a time in epoch seconds"))
+                    })?;
                 (secs * 1e6) as i64
             }
             other => return Err(err("known_at", format!("expected a time, found {other}"))),
@@ -200,11 +202,15 @@ mod tests {
         let l = parse(r#"{"event_id":"tx-1","label":"true_positive","kind":"card_testing","source":"analyst","known_at":"2026-01-02T00:00:00Z","author":"ana"}"#).unwrap();
         assert!(l.fraud);
         assert_eq!(l.kind.as_deref(), Some("card_testing"));
-        assert_eq!((l.source.as_str(), l.author.as_deref()), ("analyst", Some("ana")));
+        assert_eq!(
+            (l.source.as_str(), l.author.as_deref()),
+            ("analyst", Some("ana"))
+        );
         let l = parse(r#"{"event_id":"tx-2","label":0}"#).unwrap();
         assert!(!l.fraud);
         assert_eq!((l.source.as_str(), l.known_at), ("api", NOW));
-        let l = parse(r#"{"event_id":"tx-3","label":"false_positive","known_at":1767225600}"#).unwrap();
+        let l =
+            parse(r#"{"event_id":"tx-3","label":"false_positive","known_at":1767225600}"#).unwrap();
         assert_eq!(l.known_at, 1_767_225_600_000_000);
         let l = Label::from_cells(
             &["event_id".into(), "label".into(), "kind".into()],
@@ -221,13 +227,41 @@ mod tests {
         for (text, field, says) in [
             (r#"{"label":1}"#, "event_id", "missing"),
             (r#"{"event_id":"a"}"#, "label", "missing"),
-            (r#"{"event_id":"a","label":"maybe"}"#, "label", "not a verdict"),
-            (r#"{"event_id":"a","label":7}"#, "label", "expected a verdict"),
-            (r#"{"event_id":"a","label":1,"known_at":"soon"}"#, "known_at", ""),
-            (r#"{"event_id":"a","label":1,"known_at":"2030-01-01T00:00:00Z"}"#, "known_at", "in the future"),
-            (r#"{"event_id":"a","label":0,"kind":"subtle"}"#, "kind", "genuine"),
-            (r#"{"event_id":"a","label":1,"colour":"red"}"#, "label", "unknown field `colour`"),
-            (r#"{"event_id":"a","label":1,"source":5}"#, "source", "expected a string"),
+            (
+                r#"{"event_id":"a","label":"maybe"}"#,
+                "label",
+                "not a verdict",
+            ),
+            (
+                r#"{"event_id":"a","label":7}"#,
+                "label",
+                "expected a verdict",
+            ),
+            (
+                r#"{"event_id":"a","label":1,"known_at":"soon"}"#,
+                "known_at",
+                "",
+            ),
+            (
+                r#"{"event_id":"a","label":1,"known_at":"2030-01-01T00:00:00Z"}"#,
+                "known_at",
+                "in the future",
+            ),
+            (
+                r#"{"event_id":"a","label":0,"kind":"subtle"}"#,
+                "kind",
+                "genuine",
+            ),
+            (
+                r#"{"event_id":"a","label":1,"colour":"red"}"#,
+                "label",
+                "unknown field `colour`",
+            ),
+            (
+                r#"{"event_id":"a","label":1,"source":5}"#,
+                "source",
+                "expected a string",
+            ),
             ("[1]", "label", "object"),
         ] {
             let e = parse(text).unwrap_err();

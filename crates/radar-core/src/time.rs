@@ -141,6 +141,25 @@ pub fn format_rfc3339(micros: i64) -> String {
     }
 }
 
+/// A duration written `30s`, `2m`, `250ms` or plain seconds; positive.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (num, unit) = match s.strip_suffix("ms") {
+        Some(n) => (n, 0.001),
+        None => match s.strip_suffix('s') {
+            Some(n) => (n, 1.0),
+            None => s.strip_suffix('m').map_or((s, 1.0), |n| (n, 60.0)),
+        },
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected `30s`, `2m`, `250ms` or seconds, got `{s}`"))?;
+    if !(v > 0.0 && v.is_finite()) {
+        return Err(format!("must be positive, got `{s}`"));
+    }
+    Ok(std::time::Duration::from_secs_f64(v * unit))
+}
+
 /// Seconds into the UTC day, as a fraction of 24 hours' worth of hours.
 pub fn hour_of_day(micros: i64) -> f64 {
     micros.rem_euclid(86_400 * MICROS_PER_SECOND) as f64 / (3600.0 * MICROS_PER_SECOND as f64)
@@ -200,6 +219,28 @@ mod tests {
         ] {
             assert!(parse_rfc3339(s).is_err(), "{s}");
         }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(
+            parse_duration("30s").unwrap(),
+            std::time::Duration::from_secs(30)
+        );
+        assert_eq!(
+            parse_duration("2m").unwrap(),
+            std::time::Duration::from_secs(120)
+        );
+        assert_eq!(
+            parse_duration("250ms").unwrap(),
+            std::time::Duration::from_millis(250)
+        );
+        assert_eq!(
+            parse_duration("1.5").unwrap(),
+            std::time::Duration::from_millis(1500)
+        );
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-3s").is_err());
     }
 
     #[test]

@@ -67,7 +67,10 @@ impl Default for GbdtParams {
 impl GbdtParams {
     pub fn validate(&self) -> Result<(), DetectError> {
         if self.n_trees == 0 || self.n_trees > 100_000 {
-            return Err(invalid("n_trees", format!("must be in 1..=100000, got {}", self.n_trees)));
+            return Err(invalid(
+                "n_trees",
+                format!("must be in 1..=100000, got {}", self.n_trees),
+            ));
         }
         if !(self.learning_rate > 0.0 && self.learning_rate <= 1.0) {
             return Err(invalid(
@@ -76,21 +79,33 @@ impl GbdtParams {
             ));
         }
         if self.max_depth == 0 || self.max_depth > 16 {
-            return Err(invalid("max_depth", format!("must be in 1..=16, got {}", self.max_depth)));
+            return Err(invalid(
+                "max_depth",
+                format!("must be in 1..=16, got {}", self.max_depth),
+            ));
         }
         if self.min_samples_leaf == 0 {
             return Err(invalid("min_samples_leaf", "must be at least 1"));
         }
         if !(self.lambda >= 0.0 && self.lambda.is_finite()) {
-            return Err(invalid("lambda", format!("must be ≥ 0, got {}", self.lambda)));
+            return Err(invalid(
+                "lambda",
+                format!("must be ≥ 0, got {}", self.lambda),
+            ));
         }
         if !(2..=256).contains(&self.max_bins) {
-            return Err(invalid("max_bins", format!("must be in 2..=256, got {}", self.max_bins)));
+            return Err(invalid(
+                "max_bins",
+                format!("must be in 2..=256, got {}", self.max_bins),
+            ));
         }
         if let Some(w) = self.scale_pos_weight
             && !(w > 0.0 && w.is_finite())
         {
-            return Err(invalid("scale_pos_weight", format!("must be positive, got {w}")));
+            return Err(invalid(
+                "scale_pos_weight",
+                format!("must be positive, got {w}"),
+            ));
         }
         if !(self.min_child_weight >= 0.0 && self.min_split_gain >= 0.0) {
             return Err(invalid("min_child_weight", "must be ≥ 0"));
@@ -212,7 +227,8 @@ impl Grower<'_> {
                 hl += bin.h;
                 nl += bin.n;
                 let (gr, hr, nr) = (g - gl, h - hl, n - nl);
-                if (nl as usize) < self.p.min_samples_leaf || (nr as usize) < self.p.min_samples_leaf
+                if (nl as usize) < self.p.min_samples_leaf
+                    || (nr as usize) < self.p.min_samples_leaf
                 {
                     continue;
                 }
@@ -370,7 +386,10 @@ impl Gbdt {
             return Err(DetectError::Empty);
         }
         if y.len() != n {
-            return Err(invalid("labels", format!("{} labels for {n} rows", y.len())));
+            return Err(invalid(
+                "labels",
+                format!("{} labels for {n} rows", y.len()),
+            ));
         }
         let pos = y.iter().filter(|&&l| l).count();
         if pos == 0 || pos == n {
@@ -387,7 +406,12 @@ impl Gbdt {
             .map(|c| (0..n).map(|r| bin_of(&edges[c], x.row(r)[c])).collect())
             .collect();
         let weights: Vec<f64> = y.iter().map(|&l| if l { w_pos } else { 1.0 }).collect();
-        let wp: f64 = weights.iter().zip(y).filter(|(_, l)| **l).map(|(w, _)| w).sum();
+        let wp: f64 = weights
+            .iter()
+            .zip(y)
+            .filter(|(_, l)| **l)
+            .map(|(w, _)| w)
+            .sum();
         let wt: f64 = weights.iter().sum();
         let base = (wp / (wt - wp)).ln();
         let mut margin = vec![base; n];
@@ -546,7 +570,9 @@ impl Gbdt {
             max_bins: r.u64()? as usize,
             scale_pos_weight: spw(r.f64()?),
         };
-        params.validate().map_err(|e| bad(format!("parameters: {e}")))?;
+        params
+            .validate()
+            .map_err(|e| bad(format!("parameters: {e}")))?;
         let n_features = r.u64()? as usize;
         if n_features == 0 || n_features > 1 << 20 {
             return Err(bad(format!("{n_features} features")));
@@ -563,7 +589,11 @@ impl Gbdt {
         for t in 0..count {
             let (f, th, l, rt, v) = (r.u32s()?, r.f64s()?, r.u32s()?, r.u32s()?, r.f64s()?);
             let n = f.len();
-            if n == 0 || [th.len(), l.len(), rt.len(), v.len()].iter().any(|&k| k != n) {
+            if n == 0
+                || [th.len(), l.len(), rt.len(), v.len()]
+                    .iter()
+                    .any(|&k| k != n)
+            {
                 return Err(bad(format!("tree {t}: ragged node arrays")));
             }
             let mut nodes = Vec::with_capacity(n);

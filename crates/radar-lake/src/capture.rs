@@ -54,6 +54,8 @@ pub trait Observer: Sync {
     fn written(&self, _rows: u64, _dead_letters: u64) {}
     /// A dead letter filed, with its reason code (each is filed once).
     fn dead_letter(&self, _reason: &str) {}
+    /// Valid events made durable in the lake (to index their ids).
+    fn captured(&self, _rows: &[Row]) {}
 }
 
 impl Observer for Health {
@@ -301,6 +303,7 @@ pub fn run(
                 Err(e) => return Err(e),
             };
             observer.written(pending.rows.len() as u64, pending.dead.len() as u64);
+            observer.captured(&pending.rows);
             for d in &pending.dead {
                 observer.dead_letter(&d.reason);
             }

@@ -35,7 +35,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-pub use table::{DeadRow, Row};
+pub use table::{DeadRow, LabelRow, Row};
 
 #[derive(Debug, Error)]
 pub enum LakeError {
@@ -98,6 +98,8 @@ impl radar_core::error::Classify for LakeError {
 pub enum Table {
     Raw,
     DeadLetters,
+    /// Feedback labels, by the hour they became known.
+    Labels,
 }
 
 impl Table {
@@ -105,6 +107,7 @@ impl Table {
         match self {
             Table::Raw => "raw",
             Table::DeadLetters => "dead_letters",
+            Table::Labels => "labels",
         }
     }
 }
@@ -180,6 +183,11 @@ impl AtOffset for &Row {
 impl AtOffset for &DeadRow {
     fn at(&self) -> u64 {
         self.offset
+    }
+}
+impl AtOffset for &LabelRow {
+    fn at(&self) -> u64 {
+        self.seq
     }
 }
 
@@ -472,6 +480,43 @@ impl Lake {
             to,
             ahead: None,
         })
+    }
+
+    /// Writes labels: one file per hour they became known (the file names
+    /// carry their first and last `seq`, so writing the same rows again
+    /// replaces the file).
+    pub async fn write_labels(
+        &self,
+        stream: &str,
+        rows: &[LabelRow],
+    ) -> Result<Vec<FileInfo>, LakeError> {
+        let mut groups: BTreeMap<(i64, u32), Vec<&LabelRow>> = BTreeMap::new();
+        for r in rows {
+            groups
+                .entry((r.label.known_at.div_euclid(HOUR) * HOUR, 0))
+                .or_default()
+                .push(r);
+        }
+        let mut groups: Vec<((i64, u32), Vec<&LabelRow>)> = groups.into_iter().collect();
+        groups
+            .iter_mut()
+            .for_each(|(_, g)| g.sort_by_key(|r| r.seq));
+        let encoded = encode_parallel(&groups, table::label_batch)?;
+        self.put_all(Table::Labels, stream, encoded).await
+    }
+
+    /// Every label of a stream, in `seq` order.
+    pub async fn labels(&self, stream: &str) -> Result<Vec<LabelRow>, LakeError> {
+        let mut out = Vec::new();
+        for f in self.files(Table::Labels, stream, None).await? {
+            let bytes = self.read_file(&f.path).await?;
+            for batch in ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()? {
+                table::label_rows(&batch?, &mut out)?;
+            }
+        }
+        out.sort_by_key(|r| r.seq);
+        out.dedup_by_key(|r| r.seq);
+        Ok(out)
     }
 
     /// Every dead letter of a stream.

@@ -44,6 +44,88 @@ pub struct DeadRow {
     pub raw: Vec<u8>,
 }
 
+/// A label, as the lake keeps it: `seq` orders labels of a stream as
+/// they were recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelRow {
+    pub seq: u64,
+    pub recorded_at: i64,
+    pub label: radar_core::labels::Label,
+}
+
+pub fn label_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("seq", DataType::UInt64, false),
+        Field::new("event_id", DataType::Utf8, false),
+        Field::new("fraud", DataType::Boolean, false),
+        Field::new("kind", DataType::Utf8, true),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("author", DataType::Utf8, true),
+        Field::new("known_at", ts_type(), false),
+        Field::new("recorded_at", ts_type(), false),
+    ]))
+}
+
+pub fn label_batch(rows: &[&LabelRow]) -> Result<RecordBatch, LakeError> {
+    let n = rows.len();
+    let mut seq = UInt64Builder::with_capacity(n);
+    let mut id = StringBuilder::new();
+    let mut fraud = BooleanBuilder::with_capacity(n);
+    let mut kind = StringBuilder::new();
+    let mut source = StringBuilder::new();
+    let mut author = StringBuilder::new();
+    let mut known = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
+    let mut recorded = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
+    for r in rows {
+        seq.append_value(r.seq);
+        id.append_value(&r.label.event_id);
+        fraud.append_value(r.label.fraud);
+        kind.append_option(r.label.kind.as_deref());
+        source.append_value(&r.label.source);
+        author.append_option(r.label.author.as_deref());
+        known.append_value(r.label.known_at);
+        recorded.append_value(r.recorded_at);
+    }
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(seq.finish()),
+        Arc::new(id.finish()),
+        Arc::new(fraud.finish()),
+        Arc::new(kind.finish()),
+        Arc::new(source.finish()),
+        Arc::new(author.finish()),
+        Arc::new(known.finish()),
+        Arc::new(recorded.finish()),
+    ];
+    RecordBatch::try_new(label_schema(), cols).map_err(arrow)
+}
+
+pub fn label_rows(batch: &RecordBatch, out: &mut Vec<LabelRow>) -> Result<(), LakeError> {
+    let seq: &UInt64Array = column(batch, "seq")?;
+    let id: &StringArray = column(batch, "event_id")?;
+    let fraud: &BooleanArray = column(batch, "fraud")?;
+    let kind: &StringArray = column(batch, "kind")?;
+    let source: &StringArray = column(batch, "source")?;
+    let author: &StringArray = column(batch, "author")?;
+    let known: &TimestampMicrosecondArray = column(batch, "known_at")?;
+    let recorded: &TimestampMicrosecondArray = column(batch, "recorded_at")?;
+    let opt = |a: &StringArray, i: usize| a.is_valid(i).then(|| a.value(i).to_owned());
+    for i in 0..batch.num_rows() {
+        out.push(LabelRow {
+            seq: seq.value(i),
+            recorded_at: recorded.value(i),
+            label: radar_core::labels::Label {
+                event_id: id.value(i).to_owned(),
+                fraud: fraud.value(i),
+                kind: opt(kind, i),
+                source: source.value(i).to_owned(),
+                known_at: known.value(i),
+                author: opt(author, i),
+            },
+        });
+    }
+    Ok(())
+}
+
 fn ts_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }

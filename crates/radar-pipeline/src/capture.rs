@@ -68,6 +68,11 @@ pub fn run(
         options,
         &stop,
         rt.handle(),
-        &Health::default(),
+        &crate::labels::Indexing {
+            stream: schema.name.clone(),
+            labels: config.open_labels()?,
+            health: std::sync::Arc::new(Health::default()),
+            metrics: None,
+        },
     )?)
 }

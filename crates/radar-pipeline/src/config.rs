@@ -314,6 +314,11 @@ impl Config {
         )?)
     }
 
+    /// The labels table and the index of captured event ids.
+    pub fn open_labels(&self) -> Result<crate::labels::LabelStore> {
+        crate::labels::LabelStore::open(&self.storage.local_dir().join("labels.db"))
+    }
+
     /// The alerts table.
     pub fn open_alerts(&self) -> Result<crate::sinks::AlertStore> {
         Ok(crate::sinks::AlertStore::open(

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use radar_core::synth::transactions::{FRAUD_KINDS, TransactionSpec, Transactions};
+use radar_core::synth::transactions::{
+    FRAUD_KINDS, LabelPolicy, TeamLabel, TransactionSpec, Transactions, team_labels,
+};
 use radar_lake::capture::{self, CaptureOptions};
 use radar_log::Record;
 use serde::Serialize;
@@ -50,8 +52,11 @@ pub fn bootstrap(
     spec: TransactionSpec,
     days: f64,
     progress: &dyn Fn(u64),
-) -> Result<(usize, Peekable<Transactions>)> {
+) -> Result<Bootstrap> {
     let schema = config.stream(None)?;
+    let seed = spec.seed;
+    let mut labels = Vec::new();
+    let mut last_ts = spec.start;
     let boot_end = spec.start + (days * 86_400e6) as i64;
     let mut generator = Transactions::new(spec).peekable();
     let log = config.open_log()?;
@@ -60,6 +65,8 @@ pub fn bootstrap(
     let mut line = String::new();
     let mut appended = 0usize;
     while let Some(tx) = generator.next_if(|t| t.ts < boot_end) {
+        labels.extend(team_labels(&tx, seed, &LabelPolicy::default()));
+        last_ts = tx.ts;
         line.clear();
         tx.write_json(&mut line);
         batch.push(Record::new(
@@ -96,9 +103,68 @@ pub fn bootstrap(
         &options,
         &std::sync::atomic::AtomicBool::new(false),
         rt.handle(),
-        &radar_core::health::Health::default(),
+        &crate::labels::Indexing {
+            stream: schema.name.clone(),
+            labels: config.open_labels()?,
+            health: std::sync::Arc::new(radar_core::health::Health::default()),
+            metrics: None,
+        },
     )?;
-    Ok((appended, generator))
+    Ok(Bootstrap {
+        events: appended,
+        generator,
+        labels,
+        last_event_time: last_ts,
+        seed,
+    })
+}
+
+/// The history a demo starts from.
+pub struct Bootstrap {
+    pub events: usize,
+    /// Positioned at the live phase.
+    pub generator: Peekable<Transactions>,
+    /// What the team will say about the history's events, and when.
+    pub labels: Vec<TeamLabel>,
+    pub last_event_time: i64,
+    pub seed: u64,
+}
+
+/// Posts to a labels endpoint the `labels` known at `at` (event time),
+/// in batches; returns (recorded, refused).
+pub fn post_labels(
+    rt: &tokio::runtime::Runtime,
+    endpoint: &str,
+    labels: &[TeamLabel],
+    at: i64,
+) -> Result<(u64, u64)> {
+    let known: Vec<&TeamLabel> = labels.iter().filter(|l| l.known_at <= at).collect();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let (mut recorded, mut refused) = (0, 0);
+        let mut body = String::new();
+        for chunk in known.chunks(1000) {
+            body.clear();
+            for l in chunk {
+                l.write_json(&mut body);
+                body.push('\n');
+            }
+            let resp = client
+                .post(endpoint)
+                .header("content-type", "application/x-ndjson")
+                .body(body.clone())
+                .send()
+                .await
+                .map_err(|e| PipelineError::Internal(format!("posting labels: {e}")))?;
+            let v: serde_json::Value = resp
+                .json()
+                .await
+                .map_err(|e| PipelineError::Internal(format!("the labels answer: {e}")))?;
+            recorded += v["recorded"].as_u64().unwrap_or(0);
+            refused += v["refused"].as_u64().unwrap_or(0);
+        }
+        Ok((recorded, refused))
+    })
 }
 
 /// Live traffic sent to an ingest endpoint by a task.
@@ -108,8 +174,10 @@ pub struct LiveFeed {
     /// sent.
     labels: Arc<Mutex<HashMap<String, Option<usize>>>>,
     request_ms: Arc<Mutex<Vec<f64>>>,
+    team: Arc<Mutex<Vec<TeamLabel>>>,
+    last_ts: Arc<std::sync::atomic::AtomicI64>,
     pub started: Instant,
-    task: tokio::task::JoinHandle<Option<String>>,
+    task: tokio::task::JoinHandle<(Option<String>, Peekable<Transactions>)>,
 }
 
 impl LiveFeed {
@@ -121,12 +189,21 @@ impl LiveFeed {
         rate: f64,
         duration: Duration,
         generator: Peekable<Transactions>,
+        seed: u64,
     ) -> LiveFeed {
         let labels = Arc::new(Mutex::new(HashMap::new()));
         let sent = Arc::new(AtomicU64::new(0));
         let request_ms = Arc::new(Mutex::new(Vec::new()));
+        let team = Arc::new(Mutex::new(Vec::new()));
+        let last_ts = Arc::new(std::sync::atomic::AtomicI64::new(i64::MIN));
         let started = Instant::now();
-        let (l, s, r) = (labels.clone(), sent.clone(), request_ms.clone());
+        let (l, s, r, tm, lt) = (
+            labels.clone(),
+            sent.clone(),
+            request_ms.clone(),
+            team.clone(),
+            last_ts.clone(),
+        );
         let task = rt.spawn(async move {
             let client = reqwest::Client::new();
             let per_request = if rate.is_finite() {
@@ -145,13 +222,19 @@ impl LiveFeed {
                 }
                 body.clear();
                 let mut batch = Vec::with_capacity(per_request);
+                let mut said = Vec::new();
                 for tx in generator.by_ref().take(per_request) {
                     tx.write_json(&mut body);
                     body.push('\n');
                     batch.push((format!("tx-{:010}", tx.event_id), tx.fraud));
+                    said.extend(team_labels(&tx, seed, &LabelPolicy::default()));
+                    lt.store(tx.ts, Ordering::Relaxed);
                 }
                 if batch.is_empty() {
-                    return None;
+                    return (None, generator);
+                }
+                if let Ok(mut t) = tm.lock() {
+                    t.extend(said);
                 }
                 if let Ok(mut l) = l.lock() {
                     l.extend(batch.iter().cloned());
@@ -164,28 +247,47 @@ impl LiveFeed {
                             m.push(t.elapsed().as_secs_f64() * 1000.0);
                         }
                     }
-                    Ok(resp) => return Some(format!("ingest answered {}", resp.status())),
-                    Err(e) => return Some(format!("ingest request failed: {e}")),
+                    Ok(resp) => {
+                        return (
+                            Some(format!("ingest answered {}", resp.status())),
+                            generator,
+                        );
+                    }
+                    Err(e) => return (Some(format!("ingest request failed: {e}")), generator),
                 }
             }
-            None
+            (None, generator)
         });
         LiveFeed {
             sent,
             labels,
             request_ms,
+            team,
+            last_ts,
             started,
             task,
         }
     }
 
-    pub fn is_finished(&self) -> bool {
-        self.task.is_finished()
-    }
-
-    /// Waits for the task; why it stopped early, if it did.
-    pub fn finish(self, rt: &tokio::runtime::Runtime) -> Result<Finished> {
-        let early = rt
+    /// Waits for the task, telling `status` every 5 s; what it did, and
+    /// the generator where it stopped.
+    pub fn finish(
+        self,
+        rt: &tokio::runtime::Runtime,
+        status: &dyn Fn(u64, f64),
+    ) -> Result<(Finished, Peekable<Transactions>)> {
+        let mut last = Instant::now();
+        while !self.task.is_finished() {
+            std::thread::sleep(Duration::from_millis(50));
+            if last.elapsed() >= Duration::from_secs(5) {
+                last = Instant::now();
+                status(
+                    self.sent.load(Ordering::Relaxed),
+                    self.started.elapsed().as_secs_f64(),
+                );
+            }
+        }
+        let (early, generator) = rt
             .block_on(self.task)
             .map_err(|e| PipelineError::Internal(format!("the live feed panicked: {e}")))?;
         let labels = self
@@ -199,13 +301,23 @@ impl LiveFeed {
             .map_err(|_| PipelineError::Internal("lock poisoned".into()))?
             .clone();
         request_ms.sort_by(f64::total_cmp);
-        Ok(Finished {
-            sent: self.sent.load(Ordering::Relaxed),
-            seconds: self.started.elapsed().as_secs_f64(),
-            labels,
-            request_ms,
-            early,
-        })
+        let team = self
+            .team
+            .lock()
+            .map_err(|_| PipelineError::Internal("lock poisoned".into()))?
+            .clone();
+        Ok((
+            Finished {
+                sent: self.sent.load(Ordering::Relaxed),
+                seconds: self.started.elapsed().as_secs_f64(),
+                labels,
+                request_ms,
+                team,
+                last_event_time: self.last_ts.load(Ordering::Relaxed),
+                early,
+            },
+            generator,
+        ))
     }
 }
 
@@ -216,6 +328,9 @@ pub struct Finished {
     pub labels: HashMap<String, Option<usize>>,
     /// Sorted.
     pub request_ms: Vec<f64>,
+    /// What the team will say about the events sent, and when.
+    pub team: Vec<TeamLabel>,
+    pub last_event_time: i64,
     /// Why it stopped before its time, if it did.
     pub early: Option<String>,
 }
@@ -225,6 +340,39 @@ pub struct KindReport {
     pub frauds: usize,
     pub caught: usize,
     pub recall: f64,
+}
+
+/// Waits until `metrics` counted `n` events scored.
+pub fn wait_scored(metrics: &crate::metrics::Metrics, n: u64, within: Duration) -> Result<()> {
+    let t = Instant::now();
+    while metrics.scored() < n {
+        if t.elapsed() > within {
+            return Err(PipelineError::Internal(format!(
+                "the scorer scored {} of {n} events in {within:?}",
+                metrics.scored()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// Waits until the scorer serves model version `version`.
+pub fn wait_serving(
+    metrics: &crate::metrics::Metrics,
+    version: i64,
+    within: Duration,
+) -> Result<()> {
+    let t = Instant::now();
+    while metrics.model_version.get() != version {
+        if t.elapsed() > within {
+            return Err(PipelineError::Internal(format!(
+                "version {version} was not served within {within:?}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
 }
 
 /// How the alerts did on the live events.
@@ -278,5 +426,62 @@ pub fn caught(labels: &HashMap<String, Option<usize>>, alerted: &HashSet<String>
         recall,
         f1,
         recall_by_kind: by_kind,
+    }
+}
+
+/// Writes transactions as JSON lines, and their team labels to `labels`;
+/// returns (events, fraud events, labels).
+pub fn write_transactions(
+    spec: TransactionSpec,
+    limit: Option<u64>,
+    rate: Option<f64>,
+    out: &mut dyn std::io::Write,
+    mut labels: Option<Box<dyn std::io::Write>>,
+) -> std::io::Result<(u64, u64, u64)> {
+    let started = Instant::now();
+    let seed = spec.seed;
+    let policy = LabelPolicy::default();
+    let mut line = String::with_capacity(256);
+    let (mut written, mut fraud, mut labelled) = (0u64, 0u64, 0u64);
+    for tx in Transactions::new(spec) {
+        if limit.is_some_and(|l| written >= l) {
+            break;
+        }
+        if let Some(rate) = rate {
+            let due = started + Duration::from_secs_f64(written as f64 / rate);
+            let now = Instant::now();
+            if due > now {
+                out.flush()?;
+                std::thread::sleep(due - now);
+            }
+        }
+        line.clear();
+        tx.write_json(&mut line);
+        line.push('\n');
+        if let Err(e) = out.write_all(line.as_bytes()) {
+            // A closed pipe (`radar generate | head`) ends the stream.
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok((written, fraud, labelled));
+            }
+            return Err(e);
+        }
+        written += 1;
+        fraud += tx.fraud.is_some() as u64;
+        if let Some(l) = labels.as_mut() {
+            for label in team_labels(&tx, seed, &policy) {
+                line.clear();
+                label.write_json(&mut line);
+                line.push('\n');
+                l.write_all(line.as_bytes())?;
+                labelled += 1;
+            }
+        }
+    }
+    if let Some(mut l) = labels {
+        l.flush()?;
+    }
+    match out.flush() {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e),
+        _ => Ok((written, fraud, labelled)),
     }
 }

@@ -593,7 +593,11 @@ fn judge(
 
 /// Trains on the first part of event time with the labels known when it
 /// ends (point in time), judges the rest against the ground truth.
-pub fn supervised(data: &Path, labels_path: &Path, spec: &SupervisedSpec) -> Result<SupervisedReport> {
+pub fn supervised(
+    data: &Path,
+    labels_path: &Path,
+    spec: &SupervisedSpec,
+) -> Result<SupervisedReport> {
     if !(spec.train_fraction > 0.0 && spec.train_fraction < 1.0) {
         return Err(PipelineError::input(format!(
             "the train fraction must be in (0, 1), got {}",
@@ -627,7 +631,10 @@ pub fn supervised(data: &Path, labels_path: &Path, spec: &SupervisedSpec) -> Res
     let mut engine = FeatureEngine::new(schema.clone());
     let (features, history) = engine.batch_with_history(&records)?;
     let cut = time_cut(&records, spec.train_fraction);
-    let learn_until = time_cut(&records, spec.train_fraction * (1.0 - spec.threshold_fraction));
+    let learn_until = time_cut(
+        &records,
+        spec.train_fraction * (1.0 - spec.threshold_fraction),
+    );
     let width = features.cols();
     let (mut learn, mut forest_rows, mut calib, mut test) = (
         Matrix::with_columns(width)?,
@@ -672,12 +679,8 @@ pub fn supervised(data: &Path, labels_path: &Path, spec: &SupervisedSpec) -> Res
     let t0 = Instant::now();
     let forest = IsolationForest::fit(&spec.iforest, forest_rows.view())?;
     let learn_scores = forest.score(learn.view())?;
-    let supervised = crate::hybrid::fit_supervised(
-        learn.view(),
-        &learn_scores,
-        &learn_labels,
-        &spec.gbdt,
-    )?;
+    let supervised =
+        crate::hybrid::fit_supervised(learn.view(), &learn_scores, &learn_labels, &spec.gbdt)?;
     let fit_seconds = t0.elapsed().as_secs_f64();
     // Budget thresholds from out-of-sample scores (the calibration slice,
     // or the learning rows when there is none).

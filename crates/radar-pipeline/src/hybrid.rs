@@ -44,8 +44,8 @@ pub fn fit_supervised(
     }
     let mut augmented = Matrix::with_columns(x.cols() + 1)?;
     let mut row = Vec::with_capacity(x.cols() + 1);
-    for i in 0..x.rows() {
-        with_score(x.row(i), scores[i], &mut row);
+    for (i, &score) in scores.iter().enumerate().take(x.rows()) {
+        with_score(x.row(i), score, &mut row);
         augmented.push_row(&row)?;
     }
     Ok(Ok(Gbdt::fit(params, augmented.view(), labels)?))
@@ -59,7 +59,10 @@ pub fn budget_threshold(scores: &[f64], per_thousand: f64) -> Result<f64> {
             "the alert budget must be in (0, 1000) alerts per 1,000 events, got {per_thousand}"
         )));
     }
-    Ok(crate::evaluate::quantile(scores, 1.0 - per_thousand / 1000.0))
+    Ok(crate::evaluate::quantile(
+        scores,
+        1.0 - per_thousand / 1000.0,
+    ))
 }
 
 /// Scores rows with an unsupervised detector and, when present, the

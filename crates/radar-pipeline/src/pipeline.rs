@@ -31,6 +31,9 @@ use crate::sinks::topic::TopicConfig;
 use crate::sinks::webhook::WebhookConfig;
 use crate::sinks::{AlertSink, AlertStore, Sinks};
 
+/// The health component of the label export.
+pub const LABEL_EXPORT: &str = "label_export";
+
 /// How to run a stream's pipeline (beyond `radar.toml`).
 #[derive(Debug, Clone)]
 pub struct PipelineOptions {
@@ -72,34 +75,15 @@ pub struct Pipeline {
     pub shared: Shared,
     pub log: Arc<dyn EventLog>,
     pub alerts: AlertStore,
+    pub labels: crate::labels::LabelStore,
     pub registry: Registry,
     /// The registry model the scorer follows (unless an online detector
     /// scores the stream).
     pub model_name: String,
     pub stop: Arc<AtomicBool>,
     pub rt: tokio::runtime::Runtime,
+    config_lake: radar_lake::Lake,
     threads: Vec<(&'static str, JoinHandle<Result<()>>)>,
-}
-
-/// Capture's observer: health, and counts into the pipeline's metrics.
-struct CaptureObserver {
-    health: Arc<Health>,
-    metrics: Arc<Metrics>,
-}
-
-impl capture::Observer for CaptureObserver {
-    fn health(&self) -> &Health {
-        &self.health
-    }
-    fn received(&self, n: u64) {
-        self.metrics.component("capture").received(n);
-    }
-    fn written(&self, rows: u64, dead_letters: u64) {
-        self.metrics.component("capture").sent(rows + dead_letters);
-    }
-    fn dead_letter(&self, reason: &str) {
-        self.metrics.dead_letter_code(reason);
-    }
 }
 
 impl Pipeline {
@@ -120,6 +104,7 @@ impl Pipeline {
         let lake = config.open_lake()?;
         let registry = config.open_registry()?;
         let alerts = config.open_alerts()?;
+        let labels = config.open_labels()?;
         let local: PathBuf = config.storage.local_dir();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -192,9 +177,11 @@ impl Pipeline {
                 stop.clone(),
                 rt.handle().clone(),
             );
-            let observer = CaptureObserver {
+            let observer = crate::labels::Indexing {
+                stream: schema.name.clone(),
+                labels: labels.clone(),
                 health: shared.health.clone(),
-                metrics: metrics.clone(),
+                metrics: Some(metrics.clone()),
             };
             let capture_options = CaptureOptions {
                 max_age: options.capture_every,
@@ -218,6 +205,38 @@ impl Pipeline {
             )?);
         }
         {
+            // Labels go to the lake's labels table, where training reads
+            // them, within seconds of being recorded.
+            let (labels, lake, stop, handle, stream, health) = (
+                labels.clone(),
+                config.open_lake()?,
+                stop.clone(),
+                rt.handle().clone(),
+                schema.name.clone(),
+                shared.health.clone(),
+            );
+            threads.push(spawn(
+                "label-export",
+                Box::new(move || {
+                    loop {
+                        let stopping = stop.load(Ordering::Relaxed);
+                        match labels.export(&lake, &handle, &stream) {
+                            Ok(_) => health.ok(LABEL_EXPORT),
+                            Err(e) => health.degraded(LABEL_EXPORT, e.to_string()),
+                        }
+                        if stopping {
+                            return Ok(());
+                        }
+                        let t = std::time::Instant::now();
+                        while t.elapsed() < Duration::from_secs(5) && !stop.load(Ordering::Relaxed)
+                        {
+                            std::thread::sleep(Duration::from_millis(100));
+                        }
+                    }
+                }),
+            )?);
+        }
+        {
             let (log, shared, stop) = (log.clone(), shared.clone(), stop.clone());
             let scorer_options = ScorerOptions {
                 group: "radar-scorer".into(),
@@ -237,12 +256,31 @@ impl Pipeline {
             shared,
             log,
             alerts,
+            labels,
             registry,
             model_name,
             stop,
             rt,
+            config_lake: config.open_lake()?,
             threads,
         })
+    }
+
+    /// Writes the labels recorded so far to the lake's labels table now
+    /// (the pipeline also does it every few seconds), for a training run
+    /// that must see them.
+    pub fn export_labels(&self) -> Result<usize> {
+        let lake = self.config_lake.clone();
+        let mut n = 0;
+        loop {
+            let k = self
+                .labels
+                .export(&lake, self.rt.handle(), &self.shared.schema.name)?;
+            if k == 0 {
+                return Ok(n);
+            }
+            n += k;
+        }
     }
 
     /// Lets capture and the scorer catch up and checkpoint, then stops

@@ -372,22 +372,19 @@ pub fn run(
             // cannot fail on them, and an alert is worth more than its
             // explanation.
             let contributions = scoring
-                .explain(values)
+                .explain(&shared.schema.columns, values)
                 .unwrap_or_default()
                 .into_iter()
                 .take(options.explain_top)
-                .map(|(f, share, above)| Contribution {
-                    feature: shared.schema.columns[f].clone(),
-                    share,
-                    value: values[f],
-                    direction: direction_name(above),
+                .map(|e| Contribution {
+                    feature: e.input,
+                    share: e.share,
+                    value: e.value,
+                    direction: direction_name(e.above),
                 })
                 .collect();
             alerts.push(Alert {
-                event_id: record
-                    .id
-                    .as_deref()
-                    .map_or_else(|| format!("{topic}-{partition}-{offset}"), str::to_owned),
+                event_id: crate::labels::event_id(&topic, record, *partition, *offset),
                 stream: topic.clone(),
                 entity: record.entity.as_deref().map(str::to_owned),
                 score,
@@ -464,7 +461,7 @@ impl Scoring<'_> {
     /// Scores a batch; an online detector learns it.
     fn score(&mut self, matrix: &Matrix) -> Result<Vec<f64>, ScorerError> {
         Ok(match self {
-            Scoring::Champion(served) => served.bundle.detector.score_batch(matrix.view())?,
+            Scoring::Champion(served) => served.bundle.score_batch(matrix.view())?,
             Scoring::Online(model) => (0..matrix.rows())
                 .map(|i| model.observe(matrix.row(i)))
                 .collect::<Result<_, _>>()?,
@@ -474,7 +471,7 @@ impl Scoring<'_> {
     /// The score of one row, learning nothing.
     pub fn peek(&self, row: &[f64]) -> Result<f64, radar_detect::DetectError> {
         match self {
-            Scoring::Champion(served) => served.bundle.detector.score_row(row),
+            Scoring::Champion(served) => served.bundle.score_row(row),
             Scoring::Online(model) => model.peek(row),
         }
     }
@@ -494,14 +491,25 @@ impl Scoring<'_> {
         }
     }
 
-    /// (column, share, above the data?) largest share first.
+    /// (input, share, above the data?) largest share first; the inputs
+    /// are the feature columns (and a hybrid's unsupervised score).
     pub fn explain(
         &self,
+        columns: &[String],
         row: &[f64],
-    ) -> Result<Vec<(usize, f64, Option<bool>)>, radar_detect::DetectError> {
+    ) -> Result<Vec<radar_registry::Explained>, radar_detect::DetectError> {
         match self {
-            Scoring::Champion(served) => served.bundle.detector.explain_ranked(row),
-            Scoring::Online(model) => model.explain(row),
+            Scoring::Champion(served) => served.bundle.explain(row),
+            Scoring::Online(model) => Ok(model
+                .explain(row)?
+                .into_iter()
+                .map(|(i, share, above)| radar_registry::Explained {
+                    input: columns[i].clone(),
+                    share,
+                    above,
+                    value: row[i],
+                })
+                .collect()),
         }
     }
 }

@@ -43,6 +43,80 @@ pub struct TrainSpec {
     pub contamination: f64,
     /// Move `champion` to the new version.
     pub promote: bool,
+    /// Alerts per 1,000 events the team can review: the threshold raises
+    /// that many (out of sample). Default: the detector's own threshold
+    /// alone, `contamination × 1000` with a supervised part.
+    pub alert_budget: Option<f64>,
+    /// Labels known at this time train the supervised part (default: now).
+    pub labels_as_of: Option<i64>,
+    pub gbdt: radar_detect::GbdtParams,
+}
+
+/// The most recent share of the training span whose scores set a budget
+/// threshold (the supervised part does not learn from it).
+const THRESHOLD_SLICE: f64 = 0.15;
+
+/// The parameters of the supervised part radar trains by default (chosen
+/// on the generated stream; see BENCHMARKS.md).
+pub fn default_gbdt() -> radar_detect::GbdtParams {
+    radar_detect::GbdtParams {
+        n_trees: 400,
+        learning_rate: 0.05,
+        scale_pos_weight: Some(5.0),
+        ..radar_detect::GbdtParams::default()
+    }
+}
+
+struct Fitted {
+    detector: Box<dyn radar_detect::Detector>,
+    supervised: Option<Box<dyn radar_detect::Detector>>,
+    skipped: Option<String>,
+    threshold: f64,
+}
+
+/// The detector on the training rows, the supervised part on the learning
+/// rows with their labels, and the threshold.
+fn fit_all(
+    spec: &TrainSpec,
+    columns: &[String],
+    train: &Matrix,
+    learn: &Matrix,
+    learn_labels: &[bool],
+    calib: &Matrix,
+) -> Result<Fitted> {
+    let detector = crate::detectors::fit(&spec.detector, columns, train.view())?;
+    let learn_scores = detector.score_batch(learn.view())?;
+    let supervised =
+        crate::hybrid::fit_supervised(learn.view(), &learn_scores, learn_labels, &spec.gbdt)?;
+    let (supervised, skipped) = match supervised {
+        Ok(g) => (Some(Box::new(g) as Box<dyn radar_detect::Detector>), None),
+        Err(why) => (None, Some(why)),
+    };
+    // Out-of-sample scores for a budget (the calibration slice, else the
+    // training rows).
+    let budget_rows = if calib.rows() > 0 { calib } else { train };
+    let (u, p) =
+        crate::hybrid::score_rows(detector.as_ref(), supervised.as_deref(), budget_rows.view())?;
+    let budget = spec
+        .alert_budget
+        .or(supervised.as_ref().map(|_| spec.contamination * 1000.0));
+    let threshold = match (budget, &p) {
+        (Some(b), Some(p)) => crate::hybrid::budget_threshold(p, b)?,
+        (Some(b), None) => crate::hybrid::budget_threshold(&u, b)?,
+        (None, _) => match detector.fitted_threshold() {
+            Some(t) => t,
+            None => {
+                let train_scores = detector.score_batch(train.view())?;
+                evaluate::quantile(&train_scores, 1.0 - spec.contamination)
+            }
+        },
+    };
+    Ok(Fitted {
+        detector,
+        supervised,
+        skipped,
+        threshold,
+    })
 }
 
 impl TrainSpec {
@@ -66,11 +140,17 @@ impl TrainSpec {
             min_history: 5,
             contamination: 0.01,
             promote: false,
+            alert_budget: None,
+            labels_as_of: None,
+            gbdt: default_gbdt(),
         }
     }
 
     /// Everything that can be checked without data.
     pub fn validate(&self) -> Result<()> {
+        if let Some(b) = self.alert_budget {
+            crate::hybrid::budget_threshold(&[0.0], b)?;
+        }
         if !(0.0..0.9).contains(&self.holdout) {
             return Err(PipelineError::input(format!(
                 "holdout must be in [0, 0.9), got {}",
@@ -139,13 +219,17 @@ pub fn train(config: &Config, spec: &TrainSpec, progress: Progress<'_>) -> Resul
         .map_err(PipelineError::io("starting the I/O runtime"))?;
 
     // 1. Scan the lake in log order.
+    let mut positions: Vec<(u32, u64)> = Vec::new();
     let (records, snapshot) = rt.block_on(async {
         let mut scan = lake.scan(schema, from, to).await?;
         let files = scan.files().len() as u64;
         let mut records: Vec<Record> = Vec::new();
         let mut done = 0;
         while let Some(rows) = scan.next_file().await? {
-            records.extend(rows.into_iter().map(|r| r.record));
+            for r in rows {
+                positions.push((r.partition, r.offset));
+                records.push(r.record);
+            }
             done += 1;
             progress("scan", done, files);
         }
@@ -175,20 +259,52 @@ pub fn train(config: &Config, spec: &TrainSpec, progress: Progress<'_>) -> Resul
         }
     }
 
-    // 3. Time-based split.
+    // 3. Time-based split: the holdout is judged; of the rest, the
+    // detector learns every row with enough history, the supervised part
+    // the rows before the most recent slice, whose scores set the budget
+    // threshold out of sample.
     let cut = evaluate::holdout_cut(&records, spec.holdout);
-    let labels = Labels::of(schema);
-    let mut train_m = Matrix::with_columns(width)?;
-    let mut hold_m = Matrix::with_columns(width)?;
-    let mut hold_labels = Vec::new();
-    let mut hold_kinds = Vec::new();
+    let train_end = if spec.holdout > 0.0 { cut } else { i64::MAX };
+    let in_train: Vec<usize> = (0..records.len())
+        .filter(|&i| records[i].ts < train_end)
+        .collect();
+    let train_records: Vec<Record> = in_train.iter().map(|&i| records[i].clone()).collect();
+    let calib_cut = evaluate::time_cut(&train_records, 1.0 - THRESHOLD_SLICE);
+    let truth = Labels::of(schema);
+    let book = rt.block_on(lake.labels(&schema.name))?;
+    let labels_as_of = spec
+        .labels_as_of
+        .unwrap_or_else(radar_core::time::now_micros);
+    let book = crate::labels::LabelBook::new(
+        book.into_iter()
+            .map(|r| r.label)
+            .filter(|l| l.known_at <= labels_as_of),
+    );
+    let (mut train_m, mut learn_m, mut calib_m, mut hold_m) = (
+        Matrix::with_columns(width)?,
+        Matrix::with_columns(width)?,
+        Matrix::with_columns(width)?,
+        Matrix::with_columns(width)?,
+    );
+    let (mut learn_labels, mut hold_labels, mut hold_kinds) = (Vec::new(), Vec::new(), Vec::new());
     for (i, r) in records.iter().enumerate() {
-        if spec.holdout > 0.0 && r.ts >= cut {
+        if r.ts >= train_end {
             hold_m.push_row(all.row(i))?;
-            hold_labels.push(labels.is_anomaly(r));
-            hold_kinds.push(labels.kind(r));
-        } else if history[i] >= spec.min_history {
+            hold_labels.push(truth.is_anomaly(r));
+            hold_kinds.push(truth.kind(r));
+            continue;
+        }
+        if history[i] >= spec.min_history {
             train_m.push_row(all.row(i))?;
+        }
+        if r.ts < calib_cut {
+            learn_m.push_row(all.row(i))?;
+            // Point in time: the labels known when the model is trained.
+            let (partition, offset) = positions[i];
+            let id = crate::labels::event_id(&schema.name, r, partition, offset);
+            learn_labels.push(book.fraud_as_of(&id, labels_as_of));
+        } else {
+            calib_m.push_row(all.row(i))?;
         }
     }
     if train_m.rows() < 2 {
@@ -204,16 +320,20 @@ pub fn train(config: &Config, spec: &TrainSpec, progress: Progress<'_>) -> Resul
     let run_params = serde_json::json!({
         "stream": schema.name, "detector": spec.detector, "model": spec.model,
         "min_history": spec.min_history, "holdout": spec.holdout,
-        "contamination": spec.contamination,
+        "contamination": spec.contamination, "alert_budget": spec.alert_budget,
+        "labels_as_of": format_rfc3339(labels_as_of),
         "from": spec.from.map(format_rfc3339), "to": spec.to.map(format_rfc3339),
     });
     let run = registry.start_run(&schema.name, &run_params)?;
-    let fitted =
-        crate::detectors::fit(&spec.detector, &schema.columns, train_m.view()).and_then(|d| {
-            let train_scores = d.score_batch(train_m.view())?;
-            Ok((d, train_scores))
-        });
-    let (detector, train_scores) = match fitted {
+    let fitted = fit_all(
+        spec,
+        &schema.columns,
+        &train_m,
+        &learn_m,
+        &learn_labels,
+        &calib_m,
+    );
+    let fitted = match fitted {
         Ok(f) => f,
         Err(e) => {
             let _ = registry.end_run(
@@ -227,17 +347,23 @@ pub fn train(config: &Config, spec: &TrainSpec, progress: Progress<'_>) -> Resul
             return Err(e);
         }
     };
-    // A forest fits its own (its contamination's quantile, or 0.5).
-    let threshold = detector
-        .fitted_threshold()
-        .unwrap_or_else(|| evaluate::quantile(&train_scores, 1.0 - spec.contamination));
     progress("fit", 1, 1);
 
-    // 5. Evaluate on the holdout.
+    // 5. Evaluate on the holdout (when the events carry ground truth).
     let mut metrics_json = serde_json::Map::new();
+    let bundle_probe = Bundle {
+        stream: schema.name.clone(),
+        columns: schema.columns.clone(),
+        threshold: fitted.threshold,
+        detector: fitted.detector,
+        supervised: fitted.supervised,
+        reference: Reference::default(),
+        trained: serde_json::Value::Null,
+    };
     let anomalies = hold_labels.iter().filter(|&&l| l).count();
-    if labels.has_label() && anomalies > 0 && anomalies < hold_labels.len() {
-        let scores = detector.score_batch(hold_m.view())?;
+    if truth.has_label() && anomalies > 0 && anomalies < hold_labels.len() {
+        let scores = bundle_probe.score_batch(hold_m.view())?;
+        let threshold = bundle_probe.threshold;
         let c = Confusion::at_threshold(&scores, &hold_labels, threshold)?;
         metrics_json.insert(
             "holdout_roc_auc".into(),
@@ -259,23 +385,31 @@ pub fn train(config: &Config, spec: &TrainSpec, progress: Progress<'_>) -> Resul
     }
     metrics_json.insert("train_rows".into(), train_m.rows().into());
     metrics_json.insert("holdout_rows".into(), hold_m.rows().into());
+    metrics_json.insert(
+        "labelled_fraud".into(),
+        learn_labels.iter().filter(|&&l| l).count().into(),
+    );
+    match &fitted.skipped {
+        Some(why) => metrics_json.insert("supervised".into(), format!("not trained: {why}").into()),
+        None => metrics_json.insert("supervised".into(), "gradient_boosted_trees".into()),
+    };
+    let train_scores = bundle_probe.score_batch(train_m.view())?;
     let reference = Reference::of(train_m.view(), &train_scores);
     let config_hash = format!(
         "{:016x}",
         radar_core::hash::hash64(format!("{:?}|{:?}", schema.features, schema.fields).as_bytes())
     );
     let (lo, hi) = evaluate::time_span(&records);
-    let kind = detector.kind().name();
+    let kind = bundle_probe.detector.kind().name();
+    let threshold = bundle_probe.threshold;
     let bundle = Bundle {
-        stream: schema.name.clone(),
-        columns: schema.columns.clone(),
-        threshold,
-        detector,
         reference,
         trained: serde_json::json!({
             "run": run, "snapshot": snapshot.id, "rows": train_m.rows(),
             "from": format_rfc3339(lo), "to": format_rfc3339(hi),
+            "labels_as_of": format_rfc3339(labels_as_of),
         }),
+        ..bundle_probe
     };
     let metrics_value = serde_json::Value::Object(metrics_json);
     registry.end_run(
@@ -303,7 +437,10 @@ pub fn train(config: &Config, spec: &TrainSpec, progress: Progress<'_>) -> Resul
     Ok(TrainReport {
         run,
         model: spec.model.clone(),
-        detector: kind.to_owned(),
+        detector: match &fitted.skipped {
+            None => format!("{kind} + gradient_boosted_trees"),
+            Some(_) => kind.to_owned(),
+        },
         version: mv.version,
         promoted: spec.promote,
         snapshot: snapshot.id,

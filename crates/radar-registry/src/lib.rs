@@ -18,7 +18,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-pub use bundle::{Bundle, Reference};
+pub use bundle::{Bundle, Explained, Reference};
 
 #[derive(Debug, Error)]
 pub enum RegistryError {

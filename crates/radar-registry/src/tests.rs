@@ -34,6 +34,7 @@ fn bundle() -> Bundle {
         threshold: forest.threshold(),
         reference: Reference::of(x.view(), &scores),
         detector: Box::new(forest),
+        supervised: None,
         trained: serde_json::json!({"rows": 100}),
     }
 }
@@ -183,6 +184,7 @@ async fn every_detector_kind_round_trips_through_the_registry() {
             threshold: 0.5,
             reference: Reference::of(x.view(), &scores),
             detector,
+            supervised: None,
             trained: serde_json::json!({}),
         };
         let name = format!("tx-{}", kind.name());
@@ -211,5 +213,63 @@ fn regression_run_ids_collided_within_a_microsecond() {
     assert!(
         ids.iter()
             .all(|id| id.starts_with("run-") && id.len() == 30)
+    );
+}
+
+/// A hybrid bundle (a forest and boosted trees over the features and the
+/// forest's score) round-trips and scores with the supervised part.
+#[tokio::test]
+async fn a_hybrid_bundle_round_trips_through_the_registry() {
+    let (_dir, reg) = registry();
+    let x = Matrix::new((0..1200).map(|i| ((i * 7) % 23) as f64).collect(), 2).unwrap();
+    let forest = IsolationForest::fit(
+        &IsolationForestParams {
+            random_state: Some(1),
+            ..Default::default()
+        },
+        x.view(),
+    )
+    .unwrap();
+    let scores = forest.score(x.view()).unwrap();
+    let with: Vec<f64> = (0..x.rows())
+        .flat_map(|i| [x.row(i)[0], x.row(i)[1], scores[i]])
+        .collect();
+    let with = Matrix::new(with, 3).unwrap();
+    let y: Vec<bool> = (0..x.rows()).map(|i| x.row(i)[0] > 18.0).collect();
+    let gbdt = radar_detect::Gbdt::fit(
+        &radar_detect::GbdtParams {
+            n_trees: 20,
+            ..Default::default()
+        },
+        with.view(),
+        &y,
+    )
+    .unwrap();
+    let b = Bundle {
+        stream: "tx".into(),
+        columns: vec!["a".into(), "b".into()],
+        threshold: 0.5,
+        reference: Reference::of(x.view(), &scores),
+        detector: Box::new(forest),
+        supervised: Some(Box::new(gbdt.clone())),
+        trained: serde_json::json!({}),
+    };
+    let v = reg
+        .register("tx-hybrid", None, &b.to_bytes(), &serde_json::json!({}))
+        .await
+        .unwrap();
+    let back = Bundle::from_bytes(&reg.artifact(&v).await.unwrap()).unwrap();
+    let row = [20.0, 3.0];
+    assert_eq!(back.score_row(&row).unwrap(), b.score_row(&row).unwrap());
+    let p = gbdt
+        .predict_proba(&[20.0, 3.0, b.detector.score_row(&row).unwrap()])
+        .unwrap();
+    assert_eq!(back.score_row(&row).unwrap(), p);
+    let explained = back.explain(&row).unwrap();
+    assert_eq!(explained.len(), 3);
+    assert!(
+        explained
+            .iter()
+            .any(|e| e.input == crate::bundle::UNSUPERVISED_SCORE)
     );
 }

@@ -28,6 +28,7 @@ pub struct AppState {
     pub log: Arc<dyn EventLog>,
     pub shared: Shared,
     pub alerts: AlertStore,
+    pub labels: radar_pipeline::labels::LabelStore,
     pub registry: Registry,
 }
 
@@ -37,6 +38,7 @@ impl AppState {
             log: p.log.clone(),
             shared: p.shared.clone(),
             alerts: p.alerts.clone(),
+            labels: p.labels.clone(),
             registry: p.registry.clone(),
         }
     }
@@ -50,6 +52,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/streams/{stream}/events", post(ingest))
         .route("/v1/streams/{stream}/score", post(score))
         .route("/v1/alerts", get(alerts))
+        .route("/v1/labels", post(post_labels).get(get_labels))
         .route("/v1/models", get(models))
         .route("/v1/models/{name}", get(model))
         .route("/v1/models/{name}/versions/{version}", get(model_version))
@@ -236,13 +239,13 @@ fn score_events(shared: &Shared, events: &[Vec<u8>]) -> Result<Json<Value>, ApiE
             Ok(record) => {
                 engine.peek(&record, &mut row);
                 let s = scoring.peek(&row).map_err(ApiError::internal)?;
-                let ranked = scoring.explain(&row).map_err(ApiError::internal)?;
+                let ranked = scoring.explain(columns, &row).map_err(ApiError::internal)?;
                 let contributions: Vec<Value> = ranked
                     .into_iter()
                     .take(5)
-                    .map(|(f, share, above)| {
-                        let mut c = json!({"feature": columns[f], "share": share, "value": row[f]});
-                        if let Some(d) = direction_name(above) {
+                    .map(|e| {
+                        let mut c = json!({"feature": e.input, "share": e.share, "value": e.value});
+                        if let Some(d) = direction_name(e.above) {
                             c["direction"] = json!(d);
                         }
                         c
@@ -293,6 +296,107 @@ async fn alerts(
     let store = state.alerts.clone();
     let found = blocking(move || store.query(&q, since)).await??;
     Ok(Json(json!({ "alerts": found })))
+}
+
+/// Labels: one JSON object, an array, or NDJSON (`event_id`, `label`,
+/// `kind`, `source`, `known_at`, `author`). Each is accepted (durable when
+/// answered), a duplicate of a statement already made, refused for a bad
+/// field, or about an event the stream never had. 201 when any was
+/// accepted or already known, 400 when none was.
+async fn post_labels(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let items = split_events(&body)?;
+    let now = crate::now_micros();
+    let mut results: Vec<Value> = Vec::with_capacity(items.len());
+    let mut good = Vec::new();
+    for (index, raw) in items.iter().enumerate() {
+        let parsed = serde_json::from_slice::<Value>(raw)
+            .map_err(|e| radar_core::labels::LabelError {
+                field: "label",
+                message: format!("not JSON: {e}"),
+            })
+            .and_then(|v| radar_core::labels::Label::from_json(&v, "api", now));
+        match parsed {
+            Ok(l) => {
+                good.push((index, l));
+                results.push(Value::Null);
+            }
+            Err(e) => results.push(json!({
+                "index": index, "status": "invalid", "error": e.to_string(), "field": e.field,
+            })),
+        }
+    }
+    let stream = state.shared.schema.name.clone();
+    let labels: Vec<_> = good.iter().map(|(_, l)| l.clone()).collect();
+    let store = state.labels.clone();
+    let recorded = blocking(move || store.record(&stream, &labels)).await??;
+    let mut stored = 0;
+    for ((index, label), outcome) in good.iter().zip(recorded) {
+        let mut v = json!(outcome);
+        v["index"] = json!(index);
+        v["event_id"] = json!(label.event_id);
+        match outcome {
+            radar_pipeline::labels::Recorded::UnknownEvent => {
+                v["error"] = json!(format!(
+                    "no event `{}` in stream `{}`",
+                    label.event_id, state.shared.schema.name
+                ));
+                v["field"] = json!("event_id");
+            }
+            _ => stored += 1,
+        }
+        results[*index] = v;
+    }
+    let status = if stored > 0 {
+        StatusCode::CREATED
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    let body = json!({ "recorded": stored, "refused": results.len() - stored, "results": results });
+    Ok((status, Json(body)).into_response())
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LabelQuery {
+    event_id: Option<String>,
+    /// Labels recorded after this sequence number.
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+async fn get_labels(
+    State(state): State<AppState>,
+    q: Result<Query<LabelQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::bad(e.body_text()))?;
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > 10_000 {
+        return Err(ApiError::bad_field(
+            "limit",
+            "`limit` must be between 1 and 10000",
+        ));
+    }
+    let stream = state.shared.schema.name.clone();
+    let store = state.labels.clone();
+    let rows =
+        blocking(move || store.list(&stream, q.event_id.as_deref(), q.after.unwrap_or(0), limit))
+            .await??;
+    let labels: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "seq": r.seq,
+                "event_id": r.label.event_id,
+                "label": if r.label.fraud { "fraud" } else { "legit" },
+                "kind": r.label.kind,
+                "source": r.label.source,
+                "author": r.label.author,
+                "known_at": radar_core::time::format_rfc3339(r.label.known_at),
+                "recorded_at": radar_core::time::format_rfc3339(r.recorded_at),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "labels": labels })))
 }
 
 async fn models(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {

@@ -11,6 +11,7 @@ use radar_core::{Matrix, Rng};
 use radar_detect::{IsolationForest, IsolationForestParams};
 use radar_log::EventLog;
 use radar_log::embedded::{EmbeddedLog, Options};
+use radar_pipeline::labels::LabelStore;
 use radar_pipeline::metrics::Metrics;
 use radar_pipeline::scorer::{Served, Shared};
 use radar_pipeline::sinks::AlertStore;
@@ -38,6 +39,7 @@ field = "amount"
 struct Server {
     url: String,
     shared: Shared,
+    labels: LabelStore,
     _dir: tempfile::TempDir,
     _stop: Arc<AtomicBool>,
 }
@@ -62,10 +64,12 @@ async fn server() -> Server {
         metrics: Arc::new(Metrics::new("tx")),
         health: Default::default(),
     };
+    let labels = LabelStore::open(&dir.path().join("labels.db")).unwrap();
     let state = AppState {
         log,
         shared: shared.clone(),
         alerts: AlertStore::open(&dir.path().join("alerts.db")).unwrap(),
+        labels: labels.clone(),
         registry,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -78,6 +82,7 @@ async fn server() -> Server {
     Server {
         url,
         shared,
+        labels,
         _dir: dir,
         _stop: Arc::new(AtomicBool::new(false)),
     }
@@ -104,6 +109,7 @@ fn load_model(s: &Server) {
             threshold: forest.threshold(),
             reference: Reference::of(x.view(), &scores),
             detector: Box::new(forest),
+            supervised: None,
             trained: serde_json::json!({}),
         },
     })));
@@ -328,4 +334,66 @@ async fn regression_a_missing_model_version_was_a_500() {
     assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
     let (status, body) = get(&s, "/v1/models/tx-iforest/versions/x").await;
     assert_eq!((status, body["field"].as_str()), (400, Some("version")));
+}
+
+#[tokio::test]
+async fn labels_are_recorded_with_history_and_bad_ones_named() {
+    let s = server().await;
+    s.labels
+        .index_events(
+            "tx",
+            [("e1", 1, Some("c1")), ("e2", 2, Some("c1"))].into_iter(),
+        )
+        .unwrap();
+    let (status, body) = post(
+        &s,
+        "/v1/labels",
+        r#"[{"event_id":"e1","label":"true_positive","kind":"card_testing","source":"analyst","known_at":"2026-01-02T00:00:00Z"},
+            {"event_id":"e2","label":"false_positive"},
+            {"event_id":"nope","label":1},
+            {"event_id":"e1","label":"maybe"},
+            {"event_id":"e1","label":1,"known_at":"2999-01-01T00:00:00Z"}]"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let r = body["results"].as_array().unwrap();
+    assert_eq!(r[0]["status"], "accepted");
+    assert_eq!(r[1]["status"], "accepted");
+    assert_eq!(
+        (r[2]["status"].as_str(), r[2]["field"].as_str()),
+        (Some("unknown_event"), Some("event_id"))
+    );
+    assert_eq!(
+        (r[3]["status"].as_str(), r[3]["field"].as_str()),
+        (Some("invalid"), Some("label"))
+    );
+    assert_eq!(
+        (r[4]["status"].as_str(), r[4]["field"].as_str()),
+        (Some("invalid"), Some("known_at"))
+    );
+    assert!(r[4]["error"].as_str().unwrap().contains("future"), "{body}");
+    // The same statement again: nothing new; a chargeback later: history.
+    let (status, body) = post(
+        &s,
+        "/v1/labels",
+        r#"{"event_id":"e1","label":"true_positive","kind":"card_testing","source":"analyst","known_at":"2026-01-02T00:00:00Z"}
+{"event_id":"e2","label":"fraud","source":"chargeback","known_at":"2026-02-01T00:00:00Z"}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["results"][0]["status"], "duplicate");
+    assert_eq!(body["results"][1]["status"], "accepted");
+    let (status, body) = get(&s, "/v1/labels?event_id=e2").await;
+    assert_eq!(status, 200);
+    let history: Vec<&str> = body["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(history, ["legit", "fraud"], "{body}");
+    let (status, body) = post(&s, "/v1/labels", r#"{"event_id":"nope","label":1}"#).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = get(&s, "/v1/labels?limit=0").await;
+    assert_eq!(status, 400);
 }

@@ -39,7 +39,7 @@ fn init_logging(format: LogFormat) {
 pub enum Command {
     /// Evaluate a detector: on a labelled CSV file, on a stream's declared
     /// features over an event file (--config), or over NAB (`eval nab`).
-    Eval(cmd::eval::EvalArgs),
+    Eval(cmd::args::EvalArgs),
     /// Write synthetic labelled data: card transactions (JSON lines) or
     /// tabular rows (CSV).
     Generate(cmd::generate::GenerateArgs),
@@ -55,6 +55,8 @@ pub enum Command {
     Lake(cmd::lake::LakeArgs),
     /// Train a model on a stream's lake data and register it.
     Train(cmd::train::TrainArgs),
+    /// Feedback labels: import, mark, list.
+    Labels(cmd::labels::LabelsArgs),
     /// Model versions and their aliases.
     Models(cmd::models::ModelsArgs),
     /// Training runs.
@@ -63,7 +65,7 @@ pub enum Command {
     Up(cmd::up::UpArgs),
     /// The whole loop on one machine, from nothing: history, training,
     /// live scoring over HTTP, and a report.
-    Demo(cmd::demo::DemoArgs),
+    Demo(cmd::args::DemoArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -78,6 +80,7 @@ pub fn main() -> ExitCode {
         Command::Capture(args) => cmd::capture::run(args),
         Command::Lake(args) => cmd::lake::run(args),
         Command::Train(args) => cmd::train::run(args),
+        Command::Labels(args) => cmd::labels::run(args),
         Command::Models(args) => cmd::models::run_models(args),
         Command::Runs(args) => cmd::models::run_runs(args),
         Command::Up(args) => cmd::up::run(args),

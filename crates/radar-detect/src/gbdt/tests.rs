@@ -34,7 +34,13 @@ fn learns_an_interaction_no_single_split_separates() {
             .map(|i| model.contributions(xt.row(i)).unwrap()[f].abs())
             .sum()
     };
-    assert!(credit(2) < 0.2 * (credit(0) + credit(1)), "{} {} {}", credit(0), credit(1), credit(2));
+    assert!(
+        credit(2) < 0.2 * (credit(0) + credit(1)),
+        "{} {} {}",
+        credit(0),
+        credit(1),
+        credit(2)
+    );
 }
 
 #[test]
@@ -51,7 +57,8 @@ fn contributions_add_up_to_the_margin() {
     .unwrap();
     for i in 0..200 {
         let row = x.row(i);
-        let sum: f64 = model.contributions(row).unwrap().iter().sum::<f64>() + model.expected_margin();
+        let sum: f64 =
+            model.contributions(row).unwrap().iter().sum::<f64>() + model.expected_margin();
         let m = model.margin(row).unwrap();
         assert!((sum - m).abs() < 1e-9, "{sum} vs {m}");
     }
@@ -71,9 +78,15 @@ fn probabilities_are_calibrated_to_the_base_rate() {
     }
     let x = Matrix::new(data, 2).unwrap();
     let model = Gbdt::fit(&GbdtParams::default(), x.view(), &y).unwrap();
-    let mean: f64 = (0..n).map(|i| model.predict_proba(x.row(i)).unwrap()).sum::<f64>() / n as f64;
+    let mean: f64 = (0..n)
+        .map(|i| model.predict_proba(x.row(i)).unwrap())
+        .sum::<f64>()
+        / n as f64;
     let rate = y.iter().filter(|&&l| l).count() as f64 / n as f64;
-    assert!((mean - rate).abs() < 0.2 * rate, "mean p {mean} vs rate {rate}");
+    assert!(
+        (mean - rate).abs() < 0.2 * rate,
+        "mean p {mean} vs rate {rate}"
+    );
     // The high group is about 10 times as likely.
     let p_hi = model.predict_proba(&[0.9, 0.0]).unwrap();
     let p_lo = model.predict_proba(&[0.3, 0.0]).unwrap();
@@ -96,11 +109,17 @@ fn model_files_round_trip_and_are_checked() {
     let back = Gbdt::from_bytes(&bytes).unwrap();
     assert_eq!(back, model);
     let loaded = crate::load(&bytes).unwrap();
-    assert_eq!(loaded.score_row(x.row(7)).unwrap(), model.predict_proba(x.row(7)).unwrap());
+    assert_eq!(
+        loaded.score_row(x.row(7)).unwrap(),
+        model.predict_proba(x.row(7)).unwrap()
+    );
     for i in (0..bytes.len()).step_by(7) {
         let mut b = bytes.clone();
         b[i] ^= 0x10;
-        assert!(Gbdt::from_bytes(&b).is_err(), "a flipped bit at {i} went unnoticed");
+        assert!(
+            Gbdt::from_bytes(&b).is_err(),
+            "a flipped bit at {i} went unnoticed"
+        );
     }
 }
 
@@ -109,7 +128,7 @@ fn bad_inputs_are_named() {
     let (x, y) = xor(100, 6);
     let e = Gbdt::fit(&GbdtParams::default(), x.view(), &y[..50]).unwrap_err();
     assert!(e.to_string().contains("labels"), "{e}");
-    let e = Gbdt::fit(&GbdtParams::default(), x.view(), &vec![false; 100]).unwrap_err();
+    let e = Gbdt::fit(&GbdtParams::default(), x.view(), &[false; 100]).unwrap_err();
     assert!(e.to_string().contains("both classes"), "{e}");
     let e = GbdtParams {
         learning_rate: 0.0,
@@ -118,7 +137,15 @@ fn bad_inputs_are_named() {
     .validate()
     .unwrap_err();
     assert!(e.to_string().contains("learning_rate"), "{e}");
-    let model = Gbdt::fit(&GbdtParams { n_trees: 3, ..GbdtParams::default() }, x.view(), &y).unwrap();
+    let model = Gbdt::fit(
+        &GbdtParams {
+            n_trees: 3,
+            ..GbdtParams::default()
+        },
+        x.view(),
+        &y,
+    )
+    .unwrap();
     assert!(model.predict_proba(&[1.0]).is_err());
     assert!(model.predict_proba(&[f64::NAN, 0.0, 0.0]).is_err());
 }

@@ -2,5 +2,6 @@
 //! logs with online detectors and champions, and the alert sinks against
 //! real services.
 
+mod labels;
 mod online;
 mod sinks;

@@ -139,6 +139,7 @@ fn score_with_restart(
                     threshold: forest.threshold(),
                     reference: Reference::of(x.view(), &scores),
                     detector: Box::new(forest.clone()),
+                    supervised: None,
                     trained: serde_json::json!({}),
                 },
             })));

@@ -4,11 +4,9 @@
 //! detector caught.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
 use radar_core::synth::transactions::TransactionSpec;
 use radar_pipeline::Config;
 use radar_pipeline::demo::{self, LiveFeed};
@@ -16,51 +14,8 @@ use radar_pipeline::pipeline::{Pipeline, PipelineOptions};
 use radar_pipeline::train::{self, TrainSpec};
 use radar_server::http::Server;
 
-use super::render::{DemoReport, print_demo};
-
-#[derive(Debug, Clone, Args)]
-pub struct DemoArgs {
-    /// Live events per second sent to the HTTP ingest endpoint, or `max`.
-    #[arg(long, default_value = "2000")]
-    pub rate: String,
-    /// How long the live phase lasts (`30s`, `2m`, or seconds).
-    #[arg(long, default_value = "30s")]
-    pub duration: String,
-    #[arg(long, default_value_t = 8080)]
-    pub port: u16,
-    /// Where the demo keeps its data; a previous demo's data there is
-    /// replaced.
-    #[arg(long, default_value = "./radar-demo")]
-    pub data_dir: PathBuf,
-    #[arg(long, default_value_t = 10_000)]
-    pub cardholders: usize,
-    /// Days of event-time history generated before the live phase.
-    #[arg(long, default_value_t = 14.0)]
-    pub bootstrap_days: f64,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Print the final report as JSON too.
-    #[arg(long)]
-    pub json: bool,
-}
-
-fn parse_duration(s: &str) -> Result<Duration> {
-    let (num, unit) = match s.strip_suffix("ms") {
-        Some(n) => (n, 0.001),
-        None => match s.strip_suffix('s') {
-            Some(n) => (n, 1.0),
-            None => s.strip_suffix('m').map_or((s, 1.0), |n| (n, 60.0)),
-        },
-    };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| anyhow::anyhow!("--duration: expected `30s`, `2m` or seconds, got `{s}`"))?;
-    if !(v > 0.0 && v.is_finite()) {
-        bail!("--duration must be positive, got `{s}`");
-    }
-    Ok(Duration::from_secs_f64(v * unit))
-}
+use super::args::DemoArgs;
+use super::report::{DemoReport, ModelPhase, print_demo};
 
 pub fn run(args: DemoArgs) -> Result<()> {
     let rate: f64 = match args.rate.as_str() {
@@ -73,7 +28,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
                 anyhow::anyhow!("--rate: expected events per second or `max`, got `{r}`")
             })?,
     };
-    let duration = parse_duration(&args.duration)?;
+    let duration = radar_core::time::parse_duration(&args.duration)
+        .map_err(|e| anyhow::anyhow!("--duration: {e}"))?;
     if args.cardholders == 0 {
         bail!("--cardholders must be at least 1");
     }
@@ -95,18 +51,20 @@ pub fn run(args: DemoArgs) -> Result<()> {
         ..TransactionSpec::default()
     };
     let bar = super::bar("{spinner} ingest    {pos} events", true);
-    let (bootstrap, generator) =
-        demo::bootstrap(&config, spec, args.bootstrap_days, &|n| bar.set_position(n))?;
+    let boot = demo::bootstrap(&config, spec, args.bootstrap_days, &|n| bar.set_position(n))?;
     bar.finish_and_clear();
-    eprintln!("ingested and captured {bootstrap} events");
+    eprintln!(
+        "ingested and captured {} events; no labels yet",
+        boot.events
+    );
 
     let mut train_spec = TrainSpec::for_stream(&schema);
     train_spec.detector.seed = Some(args.seed);
     train_spec.promote = true;
-    let trained = train::train(&config, &train_spec, &train::quiet)?;
+    let first = train::train(&config, &train_spec, &train::quiet)?;
     eprintln!(
-        "trained {} v{} on {} rows in {:.1} s and promoted it to champion",
-        trained.model, trained.version, trained.train_rows, trained.seconds
+        "trained {} v{} ({}) on {} rows in {:.1} s and promoted it to champion",
+        first.model, first.version, first.detector, first.train_rows, first.seconds
     );
 
     let pipeline = Pipeline::start(&config, &PipelineOptions::default())?;
@@ -116,20 +74,13 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let metrics = pipeline.shared.metrics.clone();
     // The scorer works through the history first (its feature state warms
     // up on it); the live phase starts once it has.
-    let warm = Instant::now();
-    while metrics.scored() < bootstrap as u64 {
-        if warm.elapsed() > Duration::from_secs(300) {
-            bail!("the scorer did not get through the history in 5 minutes");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    demo::wait_scored(&metrics, boot.events as u64, Duration::from_secs(300))?;
     let scored_before = metrics.scored();
     // History events were ingested long before they were scored: their
     // latency says nothing about live decisions.
     metrics.decision_latency.reset();
     eprintln!(
-        "serving on {url}: scored the {bootstrap} history events in {:.1} s; live traffic for {:.0} s at {}",
-        warm.elapsed().as_secs_f64(),
+        "serving on {url}; live traffic for {:.0} s at {}, labels and a retrain half-way",
         duration.as_secs_f64(),
         if rate.is_finite() {
             format!("{rate} events/s")
@@ -137,53 +88,93 @@ pub fn run(args: DemoArgs) -> Result<()> {
             "the highest rate radar takes".into()
         }
     );
-
     let endpoint = format!("{url}/v1/streams/{}/events", schema.name);
-    let feed = LiveFeed::start(&pipeline.rt, endpoint, rate, duration, generator);
-    let mut last_status = Instant::now();
-    while !feed.is_finished() {
-        std::thread::sleep(Duration::from_millis(100));
-        if last_status.elapsed() >= Duration::from_secs(5) {
-            last_status = Instant::now();
-            let s = feed.sent.load(std::sync::atomic::Ordering::Relaxed);
-            let elapsed = feed.started.elapsed().as_secs_f64();
-            eprintln!(
-                "[{elapsed:>5.1}s] sent {s} ({:.0}/s)  scored {}  alerts {}  decision p99 {}",
-                s as f64 / elapsed,
-                metrics.scored() - scored_before,
-                metrics.alerts(),
-                metrics
-                    .decision_latency
-                    .quantile(0.99)
-                    .map_or("-".into(), |q| format!("≤ {:.1} ms", q * 1000.0)),
-            );
-        }
+    let status = |sent: u64, secs: f64| {
+        eprintln!(
+            "[{secs:>5.1}s] sent {sent} ({:.0}/s)  scored {}  alerts {}",
+            sent as f64 / secs,
+            metrics.scored() - scored_before,
+            metrics.alerts(),
+        )
+    };
+    // Phase 1: the unsupervised champion decides.
+    let feed = LiveFeed::start(
+        &pipeline.rt,
+        endpoint.clone(),
+        rate,
+        duration / 2,
+        boot.generator,
+        boot.seed,
+    );
+    let (phase1, generator) = feed.finish(&pipeline.rt, &status)?;
+    // Labels arrive: analysts' verdicts and chargebacks known by now (in
+    // event time), through the labels API; then a retrain uses them.
+    let now = phase1.last_event_time.max(boot.last_event_time);
+    let mut said = boot.labels;
+    said.extend(phase1.team.iter().cloned());
+    let (recorded, refused) =
+        demo::post_labels(&pipeline.rt, &format!("{url}/v1/labels"), &said, now)?;
+    pipeline.export_labels()?;
+    train_spec.labels_as_of = Some(now);
+    let second = train::train(&config, &train_spec, &train::quiet)?;
+    eprintln!(
+        "{recorded} labels recorded ({refused} about events not captured yet); retrained {} v{} ({}) in {:.1} s and promoted it",
+        second.model, second.version, second.detector, second.seconds
+    );
+    demo::wait_serving(&metrics, second.version, Duration::from_secs(60))?;
+    // Phase 2: the retrained champion decides.
+    let feed = LiveFeed::start(
+        &pipeline.rt,
+        endpoint,
+        rate,
+        duration - duration / 2,
+        generator,
+        boot.seed,
+    );
+    let (phase2, _) = feed.finish(&pipeline.rt, &status)?;
+    for why in [&phase1.early, &phase2.early].into_iter().flatten() {
+        eprintln!("a live phase stopped early: {why}");
     }
-    let live = feed.finish(&pipeline.rt)?;
-    if let Some(why) = &live.early {
-        eprintln!("the live phase stopped early: {why}");
-    }
-    // Let the scorer finish what was sent.
-    let drain = Instant::now();
-    while metrics.scored() < scored_before + live.sent && drain.elapsed() < Duration::from_secs(60)
-    {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let sent = phase1.sent + phase2.sent;
+    demo::wait_scored(&metrics, scored_before + sent, Duration::from_secs(60)).ok();
     let alerted: HashSet<String> = pipeline.alerts.event_ids()?.into_iter().collect();
+    let mut all = phase1.labels.clone();
+    all.extend(phase2.labels.clone());
+    let mut request_ms: Vec<f64> = phase1
+        .request_ms
+        .iter()
+        .chain(&phase2.request_ms)
+        .copied()
+        .collect();
+    request_ms.sort_by(f64::total_cmp);
+    let seconds = phase1.seconds + phase2.seconds;
     let report = DemoReport {
-        bootstrap_events: bootstrap,
-        live_events_sent: live.sent,
+        bootstrap_events: boot.events,
+        live_events_sent: sent,
         live_events_scored: metrics.scored() - scored_before,
-        live_seconds: live.seconds.min(duration.as_secs_f64().max(live.seconds)),
-        live_events_per_second: live.sent as f64 / live.seconds,
+        live_seconds: seconds,
+        live_events_per_second: sent as f64 / seconds,
         target_rate: rate.is_finite().then_some(rate),
-        caught: demo::caught(&live.labels, &alerted),
+        caught: demo::caught(&all, &alerted),
+        models: vec![
+            ModelPhase {
+                version: first.version,
+                detector: first.detector,
+                caught: demo::caught(&phase1.labels, &alerted),
+            },
+            ModelPhase {
+                version: second.version,
+                detector: second.detector,
+                caught: demo::caught(&phase2.labels, &alerted),
+            },
+        ],
+        labels_recorded: recorded,
         decision_latency_p50_ms: metrics.decision_latency.quantile(0.5).map(|q| q * 1000.0),
         decision_latency_p99_ms: metrics.decision_latency.quantile(0.99).map(|q| q * 1000.0),
-        ingest_request_p99_ms: (!live.request_ms.is_empty())
-            .then(|| live.request_ms[((live.request_ms.len() - 1) as f64 * 0.99) as usize]),
+        ingest_request_p99_ms: (!request_ms.is_empty())
+            .then(|| request_ms[((request_ms.len() - 1) as f64 * 0.99) as usize]),
         model: pipeline.model_name.clone(),
-        model_version: trained.version,
+        model_version: second.version,
         data_dir: args.data_dir.display().to_string(),
         url,
     };

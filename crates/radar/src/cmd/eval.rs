@@ -3,110 +3,14 @@
 //! Numenta Anomaly Benchmark (`eval nab`). The harnesses are
 //! `radar_pipeline::evaluate` and `radar_pipeline::nab`.
 
-use std::path::PathBuf;
-
 use anyhow::{Context, Result, bail};
-use clap::Args;
 use radar_core::synth::{self, TabularSpec};
 use radar_detect::IsolationForestParams;
 use radar_pipeline::evaluate::{self, Labels, StreamSpec, SupervisedSpec};
 use radar_pipeline::{data, params};
 
+use super::args::{EvalArgs, EvalBenchmark};
 use super::render;
-
-#[derive(Debug, Args)]
-#[command(subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
-pub struct EvalArgs {
-    #[command(subcommand)]
-    pub benchmark: Option<EvalBenchmark>,
-    /// Labelled CSV file (optionally gzipped): a header line, numeric
-    /// feature columns and a 0/1 label column.
-    #[arg(
-        long,
-        required_unless_present = "synthetic",
-        conflicts_with = "synthetic"
-    )]
-    pub data: Option<PathBuf>,
-    /// Evaluate on a stream's declared features: events (JSON lines or CSV
-    /// in --data) are decoded and featurised with the config's declaration,
-    /// the forest is fitted on the first part of event time and scored on
-    /// the rest.
-    #[arg(long, conflicts_with = "synthetic")]
-    pub config: Option<PathBuf>,
-    /// Stream name in --config (optional when it declares one stream).
-    #[arg(long, requires = "config")]
-    pub stream: Option<String>,
-    /// With --config: share of the event-time span used for training.
-    #[arg(long, default_value_t = 0.7)]
-    pub train_fraction: f64,
-    /// With --config: train only on events whose entity had at least this
-    /// many earlier events (cold-start rows, with no history to compare
-    /// against, would teach the forest that everything new is normal).
-    #[arg(long, default_value_t = 0)]
-    pub min_history: u32,
-    /// With --config: feedback labels (JSON lines or CSV: event_id, label,
-    /// kind, source, known_at). The hybrid (gradient-boosted trees over the
-    /// features and the forest's score) trains on the labels known when the
-    /// training part ends and is judged beside the forest alone, against the
-    /// events' own label fields.
-    #[arg(long, requires = "config")]
-    pub labels: Option<PathBuf>,
-    /// With --labels: alerts per 1,000 events the team can review; the
-    /// threshold that raises that many.
-    #[arg(long, default_value_t = 10.0)]
-    pub alert_budget: f64,
-    /// With --labels: boosted trees.
-    #[arg(long, default_value_t = 200)]
-    pub gbdt_trees: usize,
-    #[arg(long, default_value_t = 0.1)]
-    pub gbdt_learning_rate: f64,
-    #[arg(long, default_value_t = 6)]
-    pub gbdt_depth: usize,
-    /// With --labels: weight of a labelled fraud (default: negatives per
-    /// positive, capped at 50).
-    #[arg(long)]
-    pub gbdt_pos_weight: Option<f64>,
-    /// Evaluate on a synthetic labelled data set generated in memory
-    /// (see `radar generate`) instead of a file.
-    #[arg(long)]
-    pub synthetic: bool,
-    /// Name of the label column (1 = anomaly, 0 = normal). With --config, a
-    /// label field of the stream.
-    #[arg(long, default_value = "label")]
-    pub label: String,
-    /// With --config: a category label field whose values name the kind of
-    /// each anomaly; recall is reported per kind.
-    #[arg(long, default_value = "label_kind")]
-    pub kind_label: String,
-    /// Number of seeds (0, 1, ...) to fit and score with; metrics are
-    /// reported as mean ± standard deviation over them.
-    #[arg(long, default_value_t = 5)]
-    pub seeds: u64,
-    /// Print one JSON document instead of a table.
-    #[arg(long)]
-    pub json: bool,
-    #[arg(long, default_value_t = 100)]
-    pub n_estimators: usize,
-    /// `auto` (min(256, rows)), a row count, or a fraction of the rows.
-    #[arg(long, default_value = "auto")]
-    pub max_samples: String,
-    /// A feature count or a fraction of the features.
-    #[arg(long, default_value = "1.0")]
-    pub max_features: String,
-    /// Draw each tree's rows with replacement.
-    #[arg(long)]
-    pub bootstrap: bool,
-    /// `auto` (threshold 0.5) or the expected share of anomalies.
-    #[arg(long, default_value = "auto")]
-    pub contamination: String,
-}
-
-#[derive(Debug, clap::Subcommand)]
-pub enum EvalBenchmark {
-    /// Streaming detectors over the Numenta Anomaly Benchmark, scored with
-    /// NAB's profiles.
-    Nab(super::eval_nab::NabArgs),
-}
 
 pub fn params_from(args: &EvalArgs) -> Result<IsolationForestParams> {
     let p = IsolationForestParams {

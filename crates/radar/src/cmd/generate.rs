@@ -1,11 +1,10 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use radar_core::synth::transactions::{LabelPolicy, TransactionSpec, Transactions, team_labels};
+use radar_core::synth::transactions::TransactionSpec;
 use radar_core::synth::{self, TabularSpec};
 use radar_core::{tabular, time};
 
@@ -139,8 +138,13 @@ pub fn run(args: GenerateArgs) -> Result<()> {
                 Some(path) => Some(output(path)?),
                 None => None,
             };
-            let (written, fraud, labelled) =
-                write_transactions(spec, args.events, args.rate, &mut out, labels)?;
+            let (written, fraud, labelled) = radar_pipeline::demo::write_transactions(
+                spec,
+                args.events,
+                args.rate,
+                &mut out,
+                labels,
+            )?;
             if args.out.as_os_str() != "-" {
                 eprintln!(
                     "wrote {written} transactions ({fraud} fraud) to {}",
@@ -153,61 +157,4 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Writes transactions as JSON lines, and their team labels to `labels`;
-/// returns (events, fraud events, labels).
-pub fn write_transactions(
-    spec: TransactionSpec,
-    limit: Option<u64>,
-    rate: Option<f64>,
-    out: &mut dyn Write,
-    mut labels: Option<Box<dyn Write>>,
-) -> Result<(u64, u64, u64)> {
-    let started = Instant::now();
-    let seed = spec.seed;
-    let policy = LabelPolicy::default();
-    let mut line = String::with_capacity(256);
-    let (mut written, mut fraud, mut labelled) = (0u64, 0u64, 0u64);
-    for tx in Transactions::new(spec) {
-        if limit.is_some_and(|l| written >= l) {
-            break;
-        }
-        if let Some(rate) = rate {
-            let due = started + Duration::from_secs_f64(written as f64 / rate);
-            let now = Instant::now();
-            if due > now {
-                out.flush()?;
-                std::thread::sleep(due - now);
-            }
-        }
-        line.clear();
-        tx.write_json(&mut line);
-        line.push('\n');
-        if let Err(e) = out.write_all(line.as_bytes()) {
-            // A closed pipe (`radar generate | head`) ends the stream.
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                return Ok((written, fraud, labelled));
-            }
-            return Err(e.into());
-        }
-        written += 1;
-        fraud += tx.fraud.is_some() as u64;
-        if let Some(l) = labels.as_mut() {
-            for label in team_labels(&tx, seed, &policy) {
-                line.clear();
-                label.write_json(&mut line);
-                line.push('\n');
-                l.write_all(line.as_bytes())?;
-                labelled += 1;
-            }
-        }
-    }
-    if let Some(mut l) = labels {
-        l.flush()?;
-    }
-    match out.flush() {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok((written, fraud, labelled)),
-    }
 }

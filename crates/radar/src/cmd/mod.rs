@@ -1,5 +1,6 @@
 //! One module per command: parse its arguments, call the library, print.
 
+pub mod args;
 pub mod capture;
 pub mod demo;
 pub mod eval;
@@ -7,10 +8,12 @@ pub mod eval_nab;
 pub mod features;
 pub mod generate;
 pub mod ingest;
+pub mod labels;
 pub mod lake;
 pub mod log;
 pub mod models;
 pub mod render;
+pub mod report;
 pub mod train;
 pub mod up;
 

@@ -1,27 +1,6 @@
-//! How reports look to people.
+//! How evaluation reports look to people.
 
-use radar_pipeline::demo::Caught;
 use radar_pipeline::evaluate::{Judged, StreamReport, Summary, SupervisedReport, TableReport};
-use serde::Serialize;
-
-#[derive(Debug, Serialize)]
-pub struct DemoReport {
-    pub bootstrap_events: usize,
-    pub live_events_sent: u64,
-    pub live_events_scored: u64,
-    pub live_seconds: f64,
-    pub live_events_per_second: f64,
-    pub target_rate: Option<f64>,
-    #[serde(flatten)]
-    pub caught: Caught,
-    pub decision_latency_p50_ms: Option<f64>,
-    pub decision_latency_p99_ms: Option<f64>,
-    pub ingest_request_p99_ms: Option<f64>,
-    pub model: String,
-    pub model_version: i64,
-    pub data_dir: String,
-    pub url: String,
-}
 
 pub fn table(r: &TableReport) -> String {
     use std::fmt::Write;
@@ -134,68 +113,6 @@ pub fn stream(r: &StreamReport) -> String {
     s
 }
 
-pub fn print_demo(r: &DemoReport, stream: &str, total: f64) {
-    let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("≤ {v:.1} ms"));
-    println!();
-    println!("radar demo report ({total:.0} s in all)");
-    println!(
-        "  history        {} events ingested, captured, trained on",
-        r.bootstrap_events
-    );
-    println!(
-        "  live           {} events sent over HTTP in {:.1} s: {:.0} events/s{}; {} scored",
-        r.live_events_sent,
-        r.live_seconds,
-        r.live_events_per_second,
-        r.target_rate
-            .map_or(" (as fast as radar took them)".into(), |t| format!(
-                " (target {t:.0})"
-            )),
-        r.live_events_scored
-    );
-    println!(
-        "  alerts         {} on live events; {} frauds among them",
-        r.caught.alerts_on_live_events, r.caught.frauds_in_live_events
-    );
-    println!("  precision      {:.3}", r.caught.precision);
-    println!("  recall         {:.3}", r.caught.recall);
-    println!("  F1             {:.3}", r.caught.f1);
-    println!("  recall by kind");
-    for (k, v) in &r.caught.recall_by_kind {
-        println!(
-            "    {k:<22} {:.3}  ({} of {})",
-            v.recall, v.caught, v.frauds
-        );
-    }
-    println!(
-        "  decision latency (ingest to decision) p50 {}  p99 {}",
-        ms(r.decision_latency_p50_ms),
-        ms(r.decision_latency_p99_ms)
-    );
-    println!("  ingest request p99 {}", ms(r.ingest_request_p99_ms));
-    println!(
-        "  model          {} v{} (champion)",
-        r.model, r.model_version
-    );
-    println!(
-        "  data           {}/ (log, lake/, radar.db, alerts.db)",
-        r.data_dir
-    );
-    println!();
-    println!("next:");
-    println!(
-        "  radar up --data-dir {} --config examples/transactions.toml   # serve it again",
-        r.data_dir
-    );
-    println!("  curl -s {}/v1/alerts?limit=5", r.url);
-    println!(
-        "  curl -s -XPOST {}/v1/streams/{stream}/score -d '{{\"event_id\":\"t1\",\"ts\":\"2026-02-01T03:00:00Z\",\"card_id\":\"card-0000001\",\"amount\":2500,\"merchant_category\":\"jewelry\",\"lat\":48.85,\"lon\":2.35,\"device\":\"dev-new\"}}'",
-        r.url
-    );
-    println!("  curl -s {}/metrics", r.url);
-    println!("  radar models ls --data-dir {}", r.data_dir);
-}
-
 pub fn supervised(r: &SupervisedReport) -> String {
     use std::fmt::Write;
     let mut s = String::new();
@@ -211,16 +128,25 @@ pub fn supervised(r: &SupervisedReport) -> String {
         r.labels_total, r.labelled_fraud_known_at_training, r.budget_per_thousand
     );
     let row = |s: &mut String, name: &str, f: fn(&Judged) -> f64| {
-        let h = r.hybrid.as_ref().map_or("-".into(), |j| format!("{:.4}", f(j)));
+        let h = r
+            .hybrid
+            .as_ref()
+            .map_or("-".into(), |j| format!("{:.4}", f(j)));
         let _ = writeln!(s, "{name:<26} {:>12.4} {h:>12}", f(&r.unsupervised));
     };
-    let _ = writeln!(s, "{:<26} {:>12} {:>12}", "metric (judged part)", "forest", "hybrid");
+    let _ = writeln!(
+        s,
+        "{:<26} {:>12} {:>12}",
+        "metric (judged part)", "forest", "hybrid"
+    );
     row(&mut s, "precision at the budget", |j| j.precision);
     row(&mut s, "recall at the budget", |j| j.recall);
     row(&mut s, "F1 at the budget", |j| j.f1);
     row(&mut s, "average precision", |j| j.average_precision);
     row(&mut s, "ROC-AUC", |j| j.roc_auc);
-    row(&mut s, "card precision@k per day", |j| j.card_precision_at_k);
+    row(&mut s, "card precision@k per day", |j| {
+        j.card_precision_at_k
+    });
     row(&mut s, "alerts", |j| j.flagged as f64);
     let _ = writeln!(s, "\nrecall by kind at the budget");
     for (k, (n, rec)) in &r.unsupervised.recall_by_kind {
