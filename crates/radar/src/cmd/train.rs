@@ -50,6 +50,15 @@ pub struct TrainArgs {
     pub contamination: String,
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Alerts per 1,000 events the team can review: the threshold raises
+    /// that many on recent events (default: the contamination's quantile,
+    /// or `contamination × 1000` alerts with a supervised part).
+    #[arg(long)]
+    pub alert_budget: Option<f64>,
+    /// Train the supervised part on the labels known at this time (RFC
+    /// 3339; default: now).
+    #[arg(long)]
+    pub labels_as_of: Option<String>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -108,6 +117,8 @@ pub fn spec(config: &radar_pipeline::Config, args: &TrainArgs) -> Result<TrainSp
     spec.from = time_arg("from", &args.from)?;
     spec.to = time_arg("to", &args.to)?;
     spec.holdout = args.holdout;
+    spec.alert_budget = args.alert_budget;
+    spec.labels_as_of = time_arg("labels-as-of", &args.labels_as_of)?;
     spec.min_history = args.min_history;
     spec.promote = args.promote;
     spec.validate()?;

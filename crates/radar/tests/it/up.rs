@@ -67,3 +67,101 @@ fn radar_up_survives_sigkill_during_live_ingest() {
     // uninterrupted pass of the champion over the log.
     harness::verify(&place, &acknowledged, "sigkill");
 }
+
+/// Labels posted to `radar up` are durable once answered: SIGKILLed at
+/// random moments while labels pour in, every label it accepted is in the
+/// labels table afterwards, once, and reaches the lake's labels table.
+#[test]
+fn accepted_labels_survive_sigkill_of_radar_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let place = Place {
+        config: harness::transactions_config(),
+        data_dir: Some(dir.path().join("data").to_str().unwrap().to_owned()),
+    };
+    drop(place.with_history(
+        dir.path(),
+        TransactionSpec {
+            cardholders: 300,
+            days: 20.0,
+            seed: 9,
+            ..TransactionSpec::default()
+        },
+    ));
+    // The history's event ids (captured, so labels may name them).
+    let ids: Vec<String> = std::fs::read_to_string(dir.path().join("history.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event_id"].as_str().unwrap().to_owned())
+        .collect();
+    let client = harness::client();
+    let mut rng = Rng::seed_from_u64(2);
+    let mut accepted: BTreeSet<String> = BTreeSet::new();
+    let mut next = 0;
+    for _ in 0..3 {
+        let port = harness::free_port();
+        let mut child = place.up(port, &[], None);
+        harness::wait_ready(&client, port);
+        let kill_after = Duration::from_millis(200 + rng.below(800));
+        let started = Instant::now();
+        while started.elapsed() < kill_after && next + 20 <= ids.len() {
+            let batch = &ids[next..next + 20];
+            next += 20;
+            let body: String = batch
+                .iter()
+                .map(|id| format!("{{\"event_id\":\"{id}\",\"label\":\"fraud\",\"source\":\"analyst\"}}\n"))
+                .collect();
+            let Ok(r) = client
+                .post(format!("http://127.0.0.1:{port}/v1/labels"))
+                .header("content-type", "application/x-ndjson")
+                .body(body)
+                .send()
+            else {
+                continue;
+            };
+            if r.status().as_u16() == 201 {
+                let v: serde_json::Value = r.json().unwrap();
+                for item in v["results"].as_array().unwrap() {
+                    assert_eq!(item["status"], "accepted", "{v}");
+                    accepted.insert(item["event_id"].as_str().unwrap().to_owned());
+                }
+            }
+        }
+        child.kill(); // SIGKILL
+    }
+    assert!(accepted.len() >= 40, "{} labels accepted", accepted.len());
+    // A last run exports what is left to the lake, then stops cleanly.
+    let port = harness::free_port();
+    let child = place.up(port, &[], None);
+    harness::wait_ready(&client, port);
+    std::thread::sleep(Duration::from_secs(6));
+    harness::stop(child, None);
+    let config = place.load();
+    let stored: Vec<String> = config
+        .open_labels()
+        .unwrap()
+        .list("transactions", None, 0, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.label.event_id)
+        .collect();
+    let distinct: BTreeSet<String> = stored.iter().cloned().collect();
+    assert_eq!(distinct.len(), stored.len(), "each label stored once");
+    assert!(accepted.is_subset(&distinct), "an accepted label was lost");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let in_lake: BTreeSet<String> = rt
+        .block_on(config.open_lake().unwrap().labels("transactions"))
+        .unwrap()
+        .into_iter()
+        .map(|r| r.label.event_id)
+        .collect();
+    assert_eq!(in_lake, distinct, "the lake holds every stored label");
+    println!(
+        "labels under SIGKILL: {} accepted, {} stored, {} in the lake",
+        accepted.len(),
+        distinct.len(),
+        in_lake.len()
+    );
+}
