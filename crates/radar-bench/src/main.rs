@@ -10,6 +10,7 @@ mod peer;
 mod soak;
 mod speed;
 mod streaming;
+mod supervised;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -43,6 +44,9 @@ enum Command {
     /// `radar up` fed for many minutes at a steady rate with churning
     /// entities: memory, open files, disk use and lag over time.
     Soak(soak::Args),
+    /// Radar's boosted trees (the hybrid's supervised part) against
+    /// LightGBM and XGBoost on the generated stream's labels.
+    Supervised(supervised::Args),
     /// Repeats one Isolation Forest operation in a loop, for profilers.
     IforestLoop(speed::LoopArgs),
 }
@@ -57,5 +61,6 @@ fn main() -> Result<()> {
         Command::Lake(args) => lake::run(args),
         Command::Streaming(args) => streaming::run(args),
         Command::Soak(args) => soak::run(args),
+        Command::Supervised(args) => supervised::run(args),
     }
 }

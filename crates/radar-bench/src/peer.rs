@@ -11,6 +11,8 @@ const REQUIREMENTS: &[&str] = &[
     "pandas",
     "river==0.26.1",
     "krcf==0.4.0",
+    "lightgbm",
+    "xgboost",
 ];
 
 /// `$RADAR_PYTHON`, else a venv under ~/.cache/radar/venv (created and filled
@@ -24,7 +26,7 @@ pub fn python() -> Result<PathBuf> {
     let py = venv.join("bin/python");
     let ready = py.is_file()
         && Command::new(&py)
-            .args(["-c", "import sklearn, pandas, river, krcf"])
+            .args(["-c", "import sklearn, pandas, river, krcf, lightgbm, xgboost"])
             .status()
             .is_ok_and(|s| s.success());
     if !ready {

@@ -465,13 +465,32 @@ impl Gbdt {
         Ok(self.margin_unchecked(row))
     }
 
+    /// Walks the trees eight at a time in lockstep: eight independent
+    /// chains of loads overlap instead of waiting on each other, and the
+    /// step is branch-free (a right child follows its left sibling).
     fn margin_unchecked(&self, row: &[f64]) -> f64 {
-        self.base
-            + self
-                .trees
-                .iter()
-                .map(|t| leaf_of(t, row).value)
-                .sum::<f64>()
+        const LANES: usize = 8;
+        let mut total = self.base;
+        let mut chunks = self.trees.chunks_exact(LANES);
+        for group in chunks.by_ref() {
+            let mut at = [0u32; LANES];
+            for _ in 0..=self.params.max_depth {
+                for lane in 0..LANES {
+                    let node = &group[lane][at[lane] as usize];
+                    let go_right = (row[node.feature as usize] > node.threshold) as u32;
+                    // A leaf (left == 0) stays where it is.
+                    let next = node.left + go_right;
+                    at[lane] = if node.left == 0 { at[lane] } else { next };
+                }
+            }
+            for lane in 0..LANES {
+                total += group[lane][at[lane] as usize].value;
+            }
+        }
+        for t in chunks.remainder() {
+            total += leaf_of(t, row).value;
+        }
+        total
     }
 
     /// The calibrated probability that the row is positive.
@@ -606,12 +625,12 @@ impl Gbdt {
                     value: v[i],
                 };
                 let leaf = node.left == 0 && node.right == 0;
+                // Children come after their parent, the right one right
+                // after the left (scoring relies on it).
                 let ok_children = leaf
                     || ((node.left as usize) > i
-                        && (node.right as usize) > i
-                        && (node.left as usize) < n
-                        && (node.right as usize) < n
-                        && node.left != node.right);
+                        && (node.left as usize) + 1 < n
+                        && node.right == node.left + 1);
                 if !ok_children
                     || (!leaf && (node.feature as usize) >= n_features)
                     || !node.threshold.is_finite()
@@ -620,6 +639,29 @@ impl Gbdt {
                     return Err(bad(format!("tree {t}, node {i}: not a valid node")));
                 }
                 nodes.push(node);
+            }
+            // Depths: children come after parents, so one pass fills them;
+            // a node reached twice would not be a tree.
+            let mut depth = vec![usize::MAX; n];
+            depth[0] = 0;
+            for i in 0..n {
+                if depth[i] == usize::MAX {
+                    return Err(bad(format!("tree {t}, node {i}: no parent")));
+                }
+                if !nodes[i].is_leaf() {
+                    for c in [nodes[i].left as usize, nodes[i].right as usize] {
+                        if depth[c] != usize::MAX {
+                            return Err(bad(format!("tree {t}, node {c}: two parents")));
+                        }
+                        depth[c] = depth[i] + 1;
+                    }
+                }
+            }
+            if depth.iter().any(|&d| d > params.max_depth) {
+                return Err(bad(format!(
+                    "tree {t} is deeper than max_depth {}",
+                    params.max_depth
+                )));
             }
             trees.push(nodes);
         }

@@ -591,13 +591,32 @@ fn judge(
     })
 }
 
-/// Trains on the first part of event time with the labels known when it
-/// ends (point in time), judges the rest against the ground truth.
-pub fn supervised(
-    data: &Path,
-    labels_path: &Path,
-    spec: &SupervisedSpec,
-) -> Result<SupervisedReport> {
+/// The data of a supervised evaluation, split in time: the rows learned
+/// from (with the labels known when training ended), the slice whose
+/// scores set the budget threshold, the judged rows (with the truth), and
+/// the fitted forest's scores of each.
+pub struct Prepared {
+    pub events: usize,
+    pub labels_total: usize,
+    pub cut: i64,
+    pub learn: Matrix,
+    pub learn_labels: Vec<bool>,
+    pub calib: Matrix,
+    pub test: Matrix,
+    pub truth: Vec<bool>,
+    pub kinds: Vec<String>,
+    /// (day, entity) of each judged row.
+    pub days_cards: Vec<(i64, String)>,
+    pub forest: IsolationForest,
+    pub learn_scores: Vec<f64>,
+    pub calib_scores: Vec<f64>,
+    pub test_scores: Vec<f64>,
+    pub forest_seconds: f64,
+}
+
+/// Reads, featurises and splits the events of `data` with the labels of
+/// `labels_path`, and fits the forest (see [`supervised`]).
+pub fn prepare_supervised(data: &Path, labels_path: &Path, spec: &SupervisedSpec) -> Result<Prepared> {
     if !(spec.train_fraction > 0.0 && spec.train_fraction < 1.0) {
         return Err(PipelineError::input(format!(
             "the train fraction must be in (0, 1), got {}",
@@ -631,10 +650,7 @@ pub fn supervised(
     let mut engine = FeatureEngine::new(schema.clone());
     let (features, history) = engine.batch_with_history(&records)?;
     let cut = time_cut(&records, spec.train_fraction);
-    let learn_until = time_cut(
-        &records,
-        spec.train_fraction * (1.0 - spec.threshold_fraction),
-    );
+    let learn_until = time_cut(&records, spec.train_fraction * (1.0 - spec.threshold_fraction));
     let width = features.cols();
     let (mut learn, mut forest_rows, mut calib, mut test) = (
         Matrix::with_columns(width)?,
@@ -644,14 +660,11 @@ pub fn supervised(
     );
     let (mut learn_labels, mut truth, mut kinds, mut days_cards) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut known_fraud = 0;
     for (i, r) in records.iter().enumerate() {
         if r.ts < learn_until {
             learn.push_row(features.row(i))?;
             // Point in time: what the team knew when training ended.
-            let fraud = r.id.as_deref().is_some_and(|id| book.fraud_as_of(id, cut));
-            known_fraud += fraud as usize;
-            learn_labels.push(fraud);
+            learn_labels.push(r.id.as_deref().is_some_and(|id| book.fraud_as_of(id, cut)));
             if history[i] >= spec.min_history {
                 forest_rows.push_row(features.row(i))?;
             }
@@ -678,54 +691,67 @@ pub fn supervised(
     }
     let t0 = Instant::now();
     let forest = IsolationForest::fit(&spec.iforest, forest_rows.view())?;
-    let learn_scores = forest.score(learn.view())?;
+    let forest_seconds = t0.elapsed().as_secs_f64();
+    Ok(Prepared {
+        events: records.len(),
+        labels_total,
+        cut,
+        learn_scores: forest.score(learn.view())?,
+        calib_scores: forest.score(calib.view())?,
+        test_scores: forest.score(test.view())?,
+        learn,
+        learn_labels,
+        calib,
+        test,
+        truth,
+        kinds,
+        days_cards,
+        forest,
+        forest_seconds,
+    })
+}
+
+/// Trains on the first part of event time with the labels known when it
+/// ends (point in time), judges the rest against the ground truth.
+pub fn supervised(data: &Path, labels_path: &Path, spec: &SupervisedSpec) -> Result<SupervisedReport> {
+    let p = prepare_supervised(data, labels_path, spec)?;
+    let t0 = Instant::now();
     let supervised =
-        crate::hybrid::fit_supervised(learn.view(), &learn_scores, &learn_labels, &spec.gbdt)?;
-    let fit_seconds = t0.elapsed().as_secs_f64();
+        crate::hybrid::fit_supervised(p.learn.view(), &p.learn_scores, &p.learn_labels, &spec.gbdt)?;
+    let fit_seconds = p.forest_seconds + t0.elapsed().as_secs_f64();
+    let sup = supervised.as_ref().ok().map(|g| g as &dyn Detector);
     // Budget thresholds from out-of-sample scores (the calibration slice,
     // or the learning rows when there is none).
-    let budget_rows = if calib.rows() > 0 { &calib } else { &learn };
-    let (u_calib, p_calib) = crate::hybrid::score_rows(
-        &forest,
-        supervised.as_ref().ok().map(|g| g as &dyn Detector),
-        budget_rows.view(),
-    )?;
-    let (u_test, p_test) = crate::hybrid::score_rows(
-        &forest,
-        supervised.as_ref().ok().map(|g| g as &dyn Detector),
-        test.view(),
-    )?;
+    let budget_rows = if p.calib.rows() > 0 { &p.calib } else { &p.learn };
+    let (u_calib, p_calib) = crate::hybrid::score_rows(&p.forest, sup, budget_rows.view())?;
+    let (u_test, p_test) = crate::hybrid::score_rows(&p.forest, sup, p.test.view())?;
     let budget = spec.budget_per_thousand;
-    let unsupervised = judge(
-        &u_test,
-        &truth,
-        &kinds,
-        &days_cards,
-        crate::hybrid::budget_threshold(&u_calib, budget)?,
-        budget,
-    )?;
-    let hybrid = match (&p_calib, &p_test) {
-        (Some(pc), Some(pt)) => Some(judge(
-            pt,
-            &truth,
-            &kinds,
-            &days_cards,
-            crate::hybrid::budget_threshold(pc, budget)?,
+    let judged = |scores: &[f64], calib: &[f64]| {
+        judge(
+            scores,
+            &p.truth,
+            &p.kinds,
+            &p.days_cards,
+            crate::hybrid::budget_threshold(calib, budget)?,
             budget,
-        )?),
+        )
+    };
+    let unsupervised = judged(&u_test, &u_calib)?;
+    let hybrid = match (&p_calib, &p_test) {
+        (Some(pc), Some(pt)) => Some(judged(pt, pc)?),
         _ => None,
     };
     Ok(SupervisedReport {
         data: data.display().to_string(),
         labels: labels_path.display().to_string(),
-        events: records.len(),
-        train_until: format_rfc3339(cut),
-        train_rows: learn.rows(),
-        threshold_rows: calib.rows(),
-        test_rows: test.rows(),
-        test_frauds: frauds,
-        labels_total,
-        labelled_fraud_known_at_training: known_fraud,
+        events: p.events,
+        train_until: format_rfc3339(p.cut),
+        train_rows: p.learn.rows(),
+        threshold_rows: p.calib.rows(),
+        test_rows: p.test.rows(),
+        test_frauds: p.truth.iter().filter(|&&l| l).count(),
+        labels_total: p.labels_total,
+        labelled_fraud_known_at_training: p.learn_labels.iter().filter(|&&l| l).count(),
         budget_per_thousand: budget,
         unsupervised,
         hybrid,

@@ -149,3 +149,30 @@ fn bad_inputs_are_named() {
     assert!(model.predict_proba(&[1.0]).is_err());
     assert!(model.predict_proba(&[f64::NAN, 0.0, 0.0]).is_err());
 }
+
+/// The lockstep walk gives exactly the tree-by-tree margin (remainders of
+/// fewer than eight trees included).
+#[test]
+fn lockstep_margins_equal_plain_walks() {
+    let (x, y) = xor(1_500, 8);
+    for n_trees in [1, 7, 8, 13, 40] {
+        let model = Gbdt::fit(
+            &GbdtParams {
+                n_trees,
+                max_depth: 5,
+                ..GbdtParams::default()
+            },
+            x.view(),
+            &y,
+        )
+        .unwrap();
+        for i in 0..300 {
+            let row = x.row(i);
+            let plain = model
+                .trees
+                .iter()
+                .fold(model.base, |acc, t| acc + leaf_of(t, row).value);
+            assert_eq!(model.margin(row).unwrap(), plain, "{n_trees} trees, row {i}");
+        }
+    }
+}
