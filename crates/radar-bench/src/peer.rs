@@ -26,7 +26,10 @@ pub fn python() -> Result<PathBuf> {
     let py = venv.join("bin/python");
     let ready = py.is_file()
         && Command::new(&py)
-            .args(["-c", "import sklearn, pandas, river, krcf, lightgbm, xgboost"])
+            .args([
+                "-c",
+                "import sklearn, pandas, river, krcf, lightgbm, xgboost",
+            ])
             .status()
             .is_ok_and(|s| s.success());
     if !ready {

@@ -27,15 +27,20 @@ pub struct Args {
     single_row_calls: usize,
 }
 
-fn csv(path: &std::path::Path, m: &radar_core::Matrix, scores: &[f64], label: (&str, &[bool])) -> Result<()> {
+fn csv(
+    path: &std::path::Path,
+    m: &radar_core::Matrix,
+    scores: &[f64],
+    label: (&str, &[bool]),
+) -> Result<()> {
     let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
     let cols: Vec<String> = (0..m.cols()).map(|c| format!("f{c}")).collect();
     writeln!(f, "{},score,{}", cols.join(","), label.0)?;
-    for i in 0..m.rows() {
+    for (i, (score, positive)) in scores.iter().zip(label.1).enumerate() {
         for v in m.row(i) {
             write!(f, "{v},")?;
         }
-        writeln!(f, "{},{}", scores[i], label.1[i] as u8)?;
+        writeln!(f, "{score},{}", *positive as u8)?;
     }
     f.flush()?;
     Ok(())
@@ -74,7 +79,12 @@ pub fn run(args: Args) -> Result<()> {
     };
     let p = evaluate::prepare_supervised(&data, &labels, &spec)?;
     let (learn_csv, test_csv) = (dir.path().join("learn.csv"), dir.path().join("test.csv"));
-    csv(&learn_csv, &p.learn, &p.learn_scores, ("label", &p.learn_labels))?;
+    csv(
+        &learn_csv,
+        &p.learn,
+        &p.learn_scores,
+        ("label", &p.learn_labels),
+    )?;
     csv(&test_csv, &p.test, &p.test_scores, ("truth", &p.truth))?;
 
     // radar, on one thread like the peers.
@@ -121,7 +131,10 @@ pub fn run(args: Args) -> Result<()> {
         .args(["--trees", &gbdt.n_trees.to_string()])
         .args(["--learning-rate", &gbdt.learning_rate.to_string()])
         .args(["--depth", &gbdt.max_depth.to_string()])
-        .args(["--pos-weight", &gbdt.scale_pos_weight.unwrap_or(5.0).to_string()])
+        .args([
+            "--pos-weight",
+            &gbdt.scale_pos_weight.unwrap_or(5.0).to_string(),
+        ])
         .args(["--single-row-calls", &args.single_row_calls.to_string()])
         .output()?;
     if !peer.status.success() {
@@ -142,18 +155,30 @@ pub fn run(args: Args) -> Result<()> {
     eprintln!(
         "average precision: radar {:.4}, LightGBM {:.4}, XGBoost {:.4} (forest alone {:.4})",
         ap,
-        peers["lightgbm"]["average_precision"].as_f64().unwrap_or(f64::NAN),
-        peers["xgboost"]["average_precision"].as_f64().unwrap_or(f64::NAN),
-        result["forest_only_average_precision"].as_f64().unwrap_or(f64::NAN)
+        peers["lightgbm"]["average_precision"]
+            .as_f64()
+            .unwrap_or(f64::NAN),
+        peers["xgboost"]["average_precision"]
+            .as_f64()
+            .unwrap_or(f64::NAN),
+        result["forest_only_average_precision"]
+            .as_f64()
+            .unwrap_or(f64::NAN)
     );
     eprintln!(
         "fit (1 thread): radar {:.2} s, LightGBM {:.2} s, XGBoost {:.2} s; single event: radar hybrid {:.1} µs, LightGBM {:.0} µs, XGBoost {:.0} µs",
         fit_seconds,
-        peers["lightgbm"]["fit_seconds"].as_f64().unwrap_or(f64::NAN),
+        peers["lightgbm"]["fit_seconds"]
+            .as_f64()
+            .unwrap_or(f64::NAN),
         peers["xgboost"]["fit_seconds"].as_f64().unwrap_or(f64::NAN),
         hybrid_us,
-        peers["lightgbm"]["single_row_us"].as_f64().unwrap_or(f64::NAN),
-        peers["xgboost"]["single_row_us"].as_f64().unwrap_or(f64::NAN),
+        peers["lightgbm"]["single_row_us"]
+            .as_f64()
+            .unwrap_or(f64::NAN),
+        peers["xgboost"]["single_row_us"]
+            .as_f64()
+            .unwrap_or(f64::NAN),
     );
     println!("{}", serde_json::to_string_pretty(&result)?);
     Ok(())

@@ -616,7 +616,11 @@ pub struct Prepared {
 
 /// Reads, featurises and splits the events of `data` with the labels of
 /// `labels_path`, and fits the forest (see [`supervised`]).
-pub fn prepare_supervised(data: &Path, labels_path: &Path, spec: &SupervisedSpec) -> Result<Prepared> {
+pub fn prepare_supervised(
+    data: &Path,
+    labels_path: &Path,
+    spec: &SupervisedSpec,
+) -> Result<Prepared> {
     if !(spec.train_fraction > 0.0 && spec.train_fraction < 1.0) {
         return Err(PipelineError::input(format!(
             "the train fraction must be in (0, 1), got {}",
@@ -650,7 +654,10 @@ pub fn prepare_supervised(data: &Path, labels_path: &Path, spec: &SupervisedSpec
     let mut engine = FeatureEngine::new(schema.clone());
     let (features, history) = engine.batch_with_history(&records)?;
     let cut = time_cut(&records, spec.train_fraction);
-    let learn_until = time_cut(&records, spec.train_fraction * (1.0 - spec.threshold_fraction));
+    let learn_until = time_cut(
+        &records,
+        spec.train_fraction * (1.0 - spec.threshold_fraction),
+    );
     let width = features.cols();
     let (mut learn, mut forest_rows, mut calib, mut test) = (
         Matrix::with_columns(width)?,
@@ -713,16 +720,28 @@ pub fn prepare_supervised(data: &Path, labels_path: &Path, spec: &SupervisedSpec
 
 /// Trains on the first part of event time with the labels known when it
 /// ends (point in time), judges the rest against the ground truth.
-pub fn supervised(data: &Path, labels_path: &Path, spec: &SupervisedSpec) -> Result<SupervisedReport> {
+pub fn supervised(
+    data: &Path,
+    labels_path: &Path,
+    spec: &SupervisedSpec,
+) -> Result<SupervisedReport> {
     let p = prepare_supervised(data, labels_path, spec)?;
     let t0 = Instant::now();
-    let supervised =
-        crate::hybrid::fit_supervised(p.learn.view(), &p.learn_scores, &p.learn_labels, &spec.gbdt)?;
+    let supervised = crate::hybrid::fit_supervised(
+        p.learn.view(),
+        &p.learn_scores,
+        &p.learn_labels,
+        &spec.gbdt,
+    )?;
     let fit_seconds = p.forest_seconds + t0.elapsed().as_secs_f64();
     let sup = supervised.as_ref().ok().map(|g| g as &dyn Detector);
     // Budget thresholds from out-of-sample scores (the calibration slice,
     // or the learning rows when there is none).
-    let budget_rows = if p.calib.rows() > 0 { &p.calib } else { &p.learn };
+    let budget_rows = if p.calib.rows() > 0 {
+        &p.calib
+    } else {
+        &p.learn
+    };
     let (u_calib, p_calib) = crate::hybrid::score_rows(&p.forest, sup, budget_rows.view())?;
     let (u_test, p_test) = crate::hybrid::score_rows(&p.forest, sup, p.test.view())?;
     let budget = spec.budget_per_thousand;

@@ -172,7 +172,11 @@ fn lockstep_margins_equal_plain_walks() {
                 .trees
                 .iter()
                 .fold(model.base, |acc, t| acc + leaf_of(t, row).value);
-            assert_eq!(model.margin(row).unwrap(), plain, "{n_trees} trees, row {i}");
+            assert_eq!(
+                model.margin(row).unwrap(),
+                plain,
+                "{n_trees} trees, row {i}"
+            );
         }
     }
 }

@@ -46,16 +46,15 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 10.0)]
     pub alert_budget: f64,
     /// With --labels: boosted trees.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 400)]
     pub gbdt_trees: usize,
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.05)]
     pub gbdt_learning_rate: f64,
     #[arg(long, default_value_t = 6)]
     pub gbdt_depth: usize,
-    /// With --labels: weight of a labelled fraud (default: negatives per
-    /// positive, capped at 50).
-    #[arg(long)]
-    pub gbdt_pos_weight: Option<f64>,
+    /// With --labels: weight of a labelled fraud.
+    #[arg(long, default_value_t = 5.0)]
+    pub gbdt_pos_weight: f64,
     /// Evaluate on a synthetic labelled data set generated in memory
     /// (see `radar generate`) instead of a file.
     #[arg(long)]

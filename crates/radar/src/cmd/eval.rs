@@ -52,7 +52,7 @@ pub fn run(mut args: EvalArgs) -> Result<()> {
                     n_trees: args.gbdt_trees,
                     learning_rate: args.gbdt_learning_rate,
                     max_depth: args.gbdt_depth,
-                    scale_pos_weight: args.gbdt_pos_weight,
+                    scale_pos_weight: Some(args.gbdt_pos_weight),
                     ..radar_detect::GbdtParams::default()
                 },
                 budget_per_thousand: args.alert_budget,

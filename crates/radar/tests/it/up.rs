@@ -91,7 +91,12 @@ fn accepted_labels_survive_sigkill_of_radar_up() {
     let ids: Vec<String> = std::fs::read_to_string(dir.path().join("history.jsonl"))
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event_id"].as_str().unwrap().to_owned())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["event_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     let client = harness::client();
     let mut rng = Rng::seed_from_u64(2);
@@ -108,7 +113,11 @@ fn accepted_labels_survive_sigkill_of_radar_up() {
             next += 20;
             let body: String = batch
                 .iter()
-                .map(|id| format!("{{\"event_id\":\"{id}\",\"label\":\"fraud\",\"source\":\"analyst\"}}\n"))
+                .map(|id| {
+                    format!(
+                        "{{\"event_id\":\"{id}\",\"label\":\"fraud\",\"source\":\"analyst\"}}\n"
+                    )
+                })
                 .collect();
             let Ok(r) = client
                 .post(format!("http://127.0.0.1:{port}/v1/labels"))
