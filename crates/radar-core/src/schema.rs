@@ -281,6 +281,14 @@ pub struct RandomCutForestOptions {
     pub time_decay: Option<f64>,
 }
 
+/// The joint-tail detectors' options (ECOD, COPOD).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JointTailOptions {
+    /// Sorted training values kept per feature (default 65,536).
+    pub max_knots: Option<usize>,
+}
+
 /// The detector kinds, each with its own options.
 ///
 /// Adding a kind: its module in `radar-detect` (behind the `Detector`
@@ -295,6 +303,11 @@ pub enum DetectorKind {
     IsolationForest(IsolationForestOptions),
     HalfSpaceTrees(HalfSpaceTreesOptions),
     RandomCutForest(RandomCutForestOptions),
+    /// Empirical cumulative distribution outlier detection: per-feature
+    /// tail probabilities summed (Li et al., 2022).
+    Ecod(JointTailOptions),
+    /// Copula-based outlier detection (Li et al., 2020).
+    Copod(JointTailOptions),
 }
 
 impl DetectorKind {
@@ -303,6 +316,8 @@ impl DetectorKind {
             DetectorKind::IsolationForest(_) => "isolation_forest",
             DetectorKind::HalfSpaceTrees(_) => "half_space_trees",
             DetectorKind::RandomCutForest(_) => "random_cut_forest",
+            DetectorKind::Ecod(_) => "ecod",
+            DetectorKind::Copod(_) => "copod",
         }
     }
 
@@ -312,6 +327,8 @@ impl DetectorKind {
             DetectorKind::IsolationForest(_) => "iforest",
             DetectorKind::HalfSpaceTrees(_) => "hst",
             DetectorKind::RandomCutForest(_) => "rcf",
+            DetectorKind::Ecod(_) => "ecod",
+            DetectorKind::Copod(_) => "copod",
         }
     }
 
@@ -319,14 +336,16 @@ impl DetectorKind {
     /// are; online kinds learn in the scorer.
     pub fn default_serve(&self) -> Serve {
         match self {
-            DetectorKind::IsolationForest(_) => Serve::Registry,
+            DetectorKind::IsolationForest(_) | DetectorKind::Ecod(_) | DetectorKind::Copod(_) => {
+                Serve::Registry
+            }
             DetectorKind::HalfSpaceTrees(_) | DetectorKind::RandomCutForest(_) => Serve::Online,
         }
     }
 
     /// Every kind's option names (for naming an option given to the wrong
     /// kind).
-    const OPTIONS: [(&'static str, &'static [&'static str]); 3] = [
+    const OPTIONS: [(&'static str, &'static [&'static str]); 5] = [
         (
             "isolation_forest",
             &[
@@ -345,6 +364,8 @@ impl DetectorKind {
             "random_cut_forest",
             &["num_trees", "sample_size", "shingle_size", "time_decay"],
         ),
+        ("ecod", &["max_knots"]),
+        ("copod", &["max_knots"]),
     ];
 }
 

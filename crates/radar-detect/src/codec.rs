@@ -20,6 +20,7 @@ pub enum ModelKind {
     HalfSpaceTrees = 2,
     RandomCutForest = 3,
     Gbdt = 4,
+    JointTail = 5,
 }
 
 impl ModelKind {
@@ -29,6 +30,7 @@ impl ModelKind {
             2 => Some(ModelKind::HalfSpaceTrees),
             3 => Some(ModelKind::RandomCutForest),
             4 => Some(ModelKind::Gbdt),
+            5 => Some(ModelKind::JointTail),
             _ => None,
         }
     }
@@ -39,6 +41,7 @@ impl ModelKind {
             ModelKind::HalfSpaceTrees => "half_space_trees",
             ModelKind::RandomCutForest => "random_cut_forest",
             ModelKind::Gbdt => "gradient_boosted_trees",
+            ModelKind::JointTail => "joint_tail",
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::gbdt::Gbdt;
 use crate::hst::HalfSpaceTrees;
 use crate::iforest::IsolationForest;
 use crate::rcf::RandomCutForest;
+use crate::tail::JointTail;
 
 /// Which scored rows an online detector learns from.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -112,6 +113,7 @@ pub fn load(bytes: &[u8]) -> Result<Box<dyn Detector>, DetectError> {
             Box::new(d)
         }
         ModelKind::Gbdt => Box::new(Gbdt::from_bytes(bytes)?),
+        ModelKind::JointTail => Box::new(JointTail::from_bytes(bytes)?),
     })
 }
 
@@ -273,6 +275,42 @@ impl Detector for Gbdt {
     }
     fn to_bytes(&self) -> Vec<u8> {
         Gbdt::to_bytes(self)
+    }
+}
+
+/// The joint-tail detector: fitted in one pass, frozen between fits.
+impl Detector for JointTail {
+    fn kind(&self) -> ModelKind {
+        ModelKind::JointTail
+    }
+    fn n_features(&self) -> usize {
+        JointTail::n_features(self)
+    }
+    fn is_online(&self) -> bool {
+        false
+    }
+    fn fit(&mut self, data: MatrixView<'_>) -> Result<(), DetectError> {
+        *self = JointTail::fit(self.params(), data)?;
+        Ok(())
+    }
+    fn score_row(&self, row: &[f64]) -> Result<f64, DetectError> {
+        JointTail::score_row(self, row)
+    }
+    fn score_batch(&self, data: MatrixView<'_>) -> Result<Vec<f64>, DetectError> {
+        self.score(data)
+    }
+    fn update(&mut self, row: &[f64]) -> Result<(), DetectError> {
+        JointTail::score_row(self, row).map(|_| ())
+    }
+    fn explain_row(&self, row: &[f64]) -> Result<Vec<f64>, DetectError> {
+        Ok(self.explain(row)?.0)
+    }
+    fn explain_directed(&self, row: &[f64]) -> Result<(Vec<f64>, Option<Vec<bool>>), DetectError> {
+        let (shares, above) = self.explain(row)?;
+        Ok((shares, Some(above)))
+    }
+    fn to_bytes(&self) -> Vec<u8> {
+        JointTail::to_bytes(self)
     }
 }
 

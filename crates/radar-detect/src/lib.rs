@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod nab;
 pub mod normal;
 pub mod rcf;
+pub mod tail;
 
 pub use detector::{Detector, LearnPolicy, load};
 pub use error::DetectError;
@@ -18,3 +19,4 @@ pub use gbdt::{Gbdt, GbdtParams};
 pub use hst::{HalfSpaceTrees, HstParams};
 pub use iforest::{Contamination, IsolationForest, IsolationForestParams, MaxFeatures, MaxSamples};
 pub use rcf::{AnomalyGrader, RandomCutForest, RcfParams};
+pub use tail::{JointTail, JointTailParams, TailRule};

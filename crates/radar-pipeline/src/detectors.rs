@@ -13,12 +13,12 @@
 //! take it as they take the others.
 
 use radar_core::schema::{
-    DetectorConfig, DetectorKind, HalfSpaceTreesOptions, IsolationForestOptions, NumberOrAuto,
-    RandomCutForestOptions,
+    DetectorConfig, DetectorKind, HalfSpaceTreesOptions, IsolationForestOptions, JointTailOptions,
+    NumberOrAuto, RandomCutForestOptions,
 };
 use radar_detect::{
     Contamination, Detector, HalfSpaceTrees, HstParams, IsolationForest, IsolationForestParams,
-    MaxFeatures, MaxSamples, RandomCutForest, RcfParams,
+    JointTail, JointTailParams, MaxFeatures, MaxSamples, RandomCutForest, RcfParams, TailRule,
 };
 
 use crate::error::{PipelineError, Result};
@@ -42,6 +42,14 @@ pub fn build(config: &DetectorConfig, columns: &[String]) -> Result<Box<dyn Dete
         DetectorKind::RandomCutForest(o) => {
             Box::new(RandomCutForest::new(rcf_params(o, columns.len(), seed))?)
         }
+        DetectorKind::Ecod(o) => Box::new(JointTail::new(
+            tail_params(o, TailRule::Ecod),
+            columns.len(),
+        )?),
+        DetectorKind::Copod(o) => Box::new(JointTail::new(
+            tail_params(o, TailRule::Copod),
+            columns.len(),
+        )?),
     })
 }
 
@@ -134,5 +142,12 @@ fn rcf_params(o: &RandomCutForestOptions, dimensions: usize, seed: u64) -> RcfPa
         time_decay: o.time_decay,
         output_after: sample_size,
         random_seed: seed,
+    }
+}
+
+fn tail_params(o: &JointTailOptions, rule: TailRule) -> JointTailParams {
+    JointTailParams {
+        rule,
+        max_knots: o.max_knots.unwrap_or(JointTailParams::default().max_knots),
     }
 }

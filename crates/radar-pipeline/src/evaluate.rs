@@ -11,7 +11,7 @@ use std::time::Instant;
 use radar_core::Matrix;
 use radar_core::decode::{Decoder, Record, Value};
 use radar_core::features::FeatureEngine;
-use radar_core::schema::{FieldType, StreamSchema};
+use radar_core::schema::{DetectorConfig, DetectorKind, FieldType, StreamSchema};
 use radar_core::tabular::LabelledTable;
 use radar_core::time::format_rfc3339;
 use radar_detect::metrics::{self, Confusion};
@@ -286,12 +286,34 @@ pub const TARGET_PRECISION: f64 = 0.85;
 pub struct StreamSpec {
     pub schema: StreamSchema,
     pub labels: Labels,
-    pub params: IsolationForestParams,
+    /// The detector fitted (its seed replaced by each of `seeds`).
+    pub detector: DetectorConfig,
     pub seeds: Vec<u64>,
     /// Share of the event-time span trained on; the rest is judged.
     pub train_fraction: f64,
     /// Train only on events whose entity had this many earlier events.
     pub min_history: u32,
+    /// The threshold of detectors that do not fit one: the training
+    /// scores' `1 − contamination` quantile.
+    pub contamination: f64,
+}
+
+impl StreamSpec {
+    /// What `radar train` would fit for `schema` (its declared detector,
+    /// training's defaults where the declaration is silent), over seeds
+    /// 0..`seeds`, trained on the first 70% of event time.
+    pub fn for_stream(schema: &StreamSchema, labels: Labels, seeds: u64) -> StreamSpec {
+        let train = crate::train::TrainSpec::for_stream(schema);
+        StreamSpec {
+            schema: schema.clone(),
+            labels,
+            detector: train.detector,
+            seeds: (0..seeds).collect(),
+            train_fraction: 0.7,
+            min_history: train.min_history,
+            contamination: train.contamination,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -311,9 +333,9 @@ pub struct StreamReport {
     pub train_rows: usize,
     pub test_rows: usize,
     pub test_anomalies: usize,
-    pub n_estimators: usize,
-    pub max_samples: usize,
-    pub contamination: String,
+    /// The detector's kind and its declared options.
+    pub detector: String,
+    pub min_history: u32,
     pub seeds: Vec<u64>,
     pub roc_auc: Summary,
     pub average_precision: Summary,
@@ -331,8 +353,24 @@ pub struct StreamReport {
     pub fit_seconds: Summary,
 }
 
-/// An Isolation Forest on a stream's declared features over the events of
-/// `data`: fitted on the first part of event time, judged on the rest.
+/// `kind {options}` as the declaration gives them.
+fn describe(d: &DetectorConfig) -> String {
+    let options = serde_json::to_value(&d.kind)
+        .ok()
+        .and_then(|v| v.as_object().cloned())
+        .map(|o| {
+            o.into_iter()
+                .filter(|(k, v)| k != "kind" && !v.is_null())
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    format!("{} ({options})", d.kind.name())
+}
+
+/// A stream's declared detector on its declared features over the events
+/// of `data`: fitted on the first part of event time, judged on the rest.
 pub fn stream(data: &Path, spec: &StreamSpec) -> Result<StreamReport> {
     if !(spec.train_fraction > 0.0 && spec.train_fraction < 1.0) {
         return Err(PipelineError::input(format!(
@@ -340,8 +378,11 @@ pub fn stream(data: &Path, spec: &StreamSpec) -> Result<StreamReport> {
             spec.train_fraction
         )));
     }
-    spec.params.validate()?;
     let schema = &spec.schema;
+    // A bad option fails before the file is read.
+    if let DetectorKind::IsolationForest(o) = &spec.detector.kind {
+        crate::detectors::iforest_params(o, 0)?;
+    }
     let mut decoder = Decoder::new(schema.clone());
     let file = crate::events::read_all(data, &mut decoder)?;
     if !file.dead_letters.is_empty() {
@@ -387,21 +428,24 @@ pub fn stream(data: &Path, spec: &StreamSpec) -> Result<StreamReport> {
         )));
     }
     let mut by_kind: BTreeMap<String, (usize, Vec<f64>)> = BTreeMap::new();
-    let mut model = None;
     let [auc, ap, precision, recall, f1, flagged, at_precision, fit] =
         over_seeds(&spec.seeds, |seed| {
-            let p = IsolationForestParams {
-                random_state: Some(seed),
-                ..spec.params.clone()
+            let config = DetectorConfig {
+                seed: Some(seed),
+                ..spec.detector.clone()
             };
             let t = Instant::now();
-            let m = IsolationForest::fit(&p, train.view())?;
+            let m = crate::detectors::fit(&config, &schema.columns, train.view())?;
+            let threshold = match m.fitted_threshold() {
+                Some(t) => t,
+                None => quantile(&m.score_batch(train.view())?, 1.0 - spec.contamination),
+            };
             let fit = t.elapsed().as_secs_f64();
-            let scores = m.score(test.view())?;
-            let c = Confusion::at_threshold(&scores, &labels, m.threshold())?;
+            let scores = m.score_batch(test.view())?;
+            let c = Confusion::at_threshold(&scores, &labels, threshold)?;
             let at_precision = metrics::recall_at_precision(&scores, &labels, TARGET_PRECISION)?
                 .map_or(0.0, |(r, _)| r);
-            for (k, (n, r)) in recall_by_kind(&scores, &labels, &kinds, m.threshold()) {
+            for (k, (n, r)) in recall_by_kind(&scores, &labels, &kinds, threshold) {
                 by_kind.entry(k).or_insert((n, Vec::new())).1.push(r);
             }
             let values = [
@@ -414,10 +458,8 @@ pub fn stream(data: &Path, spec: &StreamSpec) -> Result<StreamReport> {
                 at_precision,
                 fit,
             ];
-            model = Some(m);
             Ok(values)
         })?;
-    let model = model.ok_or_else(|| PipelineError::Internal("no seed ran".into()))?;
     Ok(StreamReport {
         data: data.display().to_string(),
         stream: schema.name.clone(),
@@ -428,12 +470,8 @@ pub fn stream(data: &Path, spec: &StreamSpec) -> Result<StreamReport> {
         train_rows: train.rows(),
         test_rows: test.rows(),
         test_anomalies: anomalies,
-        n_estimators: model.n_trees(),
-        max_samples: model.max_samples(),
-        contamination: match spec.params.contamination {
-            radar_detect::Contamination::Auto => "auto".into(),
-            radar_detect::Contamination::Fraction(c) => c.to_string(),
-        },
+        detector: describe(&spec.detector),
+        min_history: spec.min_history,
         seeds: spec.seeds.clone(),
         roc_auc: auc,
         average_precision: ap,

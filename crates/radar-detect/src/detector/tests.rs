@@ -46,7 +46,22 @@ fn detectors() -> Vec<Box<dyn Detector>> {
         ..RcfParams::default()
     })
     .unwrap();
-    vec![Box::new(iforest), Box::new(hst), Box::new(rcf)]
+    let ecod = crate::JointTail::fit(&crate::JointTailParams::default(), train.view()).unwrap();
+    let copod = crate::JointTail::fit(
+        &crate::JointTailParams {
+            rule: crate::TailRule::Copod,
+            max_knots: 100,
+        },
+        train.view(),
+    )
+    .unwrap();
+    vec![
+        Box::new(iforest),
+        Box::new(hst),
+        Box::new(rcf),
+        Box::new(ecod),
+        Box::new(copod),
+    ]
 }
 
 fn rows() -> Vec<Vec<f64>> {

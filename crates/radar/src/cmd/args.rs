@@ -32,8 +32,9 @@ pub struct EvalArgs {
     /// With --config: train only on events whose entity had at least this
     /// many earlier events (cold-start rows, with no history to compare
     /// against, would teach the forest that everything new is normal).
-    #[arg(long, default_value_t = 0)]
-    pub min_history: u32,
+    /// Default: training's, 5.
+    #[arg(long)]
+    pub min_history: Option<u32>,
     /// With --config: feedback labels (JSON lines or CSV: event_id, label,
     /// kind, source, known_at). The hybrid (gradient-boosted trees over the
     /// features and the forest's score) trains on the labels known when the
@@ -74,20 +75,23 @@ pub struct EvalArgs {
     /// Print one JSON document instead of a table.
     #[arg(long)]
     pub json: bool,
-    #[arg(long, default_value_t = 100)]
-    pub n_estimators: usize,
+    /// Isolation Forest options. With --config they override the
+    /// declaration's (the defaults are training's: 2,048 samples per tree,
+    /// contamination 0.01); without, scikit-learn's defaults.
+    #[arg(long)]
+    pub n_estimators: Option<usize>,
     /// `auto` (min(256, rows)), a row count, or a fraction of the rows.
-    #[arg(long, default_value = "auto")]
-    pub max_samples: String,
+    #[arg(long)]
+    pub max_samples: Option<String>,
     /// A feature count or a fraction of the features.
-    #[arg(long, default_value = "1.0")]
-    pub max_features: String,
+    #[arg(long)]
+    pub max_features: Option<String>,
     /// Draw each tree's rows with replacement.
     #[arg(long)]
     pub bootstrap: bool,
     /// `auto` (threshold 0.5) or the expected share of anomalies.
-    #[arg(long, default_value = "auto")]
-    pub contamination: String,
+    #[arg(long)]
+    pub contamination: Option<String>,
 }
 
 #[derive(Debug, clap::Subcommand)]

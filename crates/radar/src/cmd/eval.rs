@@ -12,17 +12,39 @@ use radar_pipeline::{data, params};
 use super::args::{EvalArgs, EvalBenchmark};
 use super::render;
 
+/// The forest of a labelled table: scikit-learn's defaults where no flag
+/// is given.
 pub fn params_from(args: &EvalArgs) -> Result<IsolationForestParams> {
+    let d = IsolationForestParams::default();
     let p = IsolationForestParams {
-        n_estimators: args.n_estimators,
-        max_samples: params::max_samples(&args.max_samples).context("--max-samples")?,
-        max_features: params::max_features(&args.max_features).context("--max-features")?,
+        n_estimators: args.n_estimators.unwrap_or(d.n_estimators),
+        max_samples: match &args.max_samples {
+            Some(m) => params::max_samples(m).context("--max-samples")?,
+            None => d.max_samples,
+        },
+        max_features: match &args.max_features {
+            Some(f) => params::max_features(f).context("--max-features")?,
+            None => d.max_features,
+        },
         bootstrap: args.bootstrap,
-        contamination: params::contamination(&args.contamination).context("--contamination")?,
+        contamination: match &args.contamination {
+            Some(c) => params::contamination(c).context("--contamination")?,
+            None => d.contamination,
+        },
         random_state: None,
     };
     p.validate()?;
     Ok(p)
+}
+
+fn forest_overrides(args: &EvalArgs) -> params::ForestOverrides {
+    params::ForestOverrides {
+        n_estimators: args.n_estimators,
+        max_samples: args.max_samples.clone(),
+        max_features: args.max_features.clone(),
+        contamination: args.contamination.clone(),
+        bootstrap: args.bootstrap,
+    }
 }
 
 pub fn run(mut args: EvalArgs) -> Result<()> {
@@ -57,7 +79,7 @@ pub fn run(mut args: EvalArgs) -> Result<()> {
                 },
                 budget_per_thousand: args.alert_budget,
                 train_fraction: args.train_fraction,
-                min_history: args.min_history,
+                min_history: args.min_history.unwrap_or(0),
                 threshold_fraction: 0.15,
             };
             let report = evaluate::supervised(data, labels, &spec)?;
@@ -68,14 +90,13 @@ pub fn run(mut args: EvalArgs) -> Result<()> {
             }
             return Ok(());
         }
-        let spec = StreamSpec {
-            labels: Labels::named(&schema, &args.label, &args.kind_label)?,
-            schema,
-            params,
-            seeds,
-            train_fraction: args.train_fraction,
-            min_history: args.min_history,
-        };
+        let labels = Labels::named(&schema, &args.label, &args.kind_label)?;
+        let mut spec = StreamSpec::for_stream(&schema, labels, args.seeds);
+        forest_overrides(&args).apply(&mut spec.detector)?;
+        spec.train_fraction = args.train_fraction;
+        if let Some(m) = args.min_history {
+            spec.min_history = m;
+        }
         let report = evaluate::stream(data, &spec)?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&report)?);

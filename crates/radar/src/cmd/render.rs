@@ -70,10 +70,9 @@ pub fn stream(r: &StreamReport) -> String {
     let _ = writeln!(s, "features  {}", r.features.join(", "));
     let _ = writeln!(
         s,
-        "model     isolation forest: {} trees, max_samples {}, contamination {}; {} seeds\n",
-        r.n_estimators,
-        r.max_samples,
-        r.contamination,
+        "model     {}; trained on entities with {}+ earlier events; {} seeds\n",
+        r.detector,
+        r.min_history,
         r.seeds.len()
     );
     let _ = writeln!(

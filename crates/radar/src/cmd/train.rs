@@ -1,9 +1,9 @@
 //! `radar train`: the stream's declared detector (or `--detector`) trained
 //! on the lake, registered, optionally promoted.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
-use radar_core::schema::{DetectorKind, NumberOrAuto};
+use radar_core::schema::DetectorKind;
 use radar_pipeline::train::{self, TrainReport, TrainSpec};
 
 use super::{Place, time_arg};
@@ -78,36 +78,23 @@ pub fn spec(config: &radar_pipeline::Config, args: &TrainArgs) -> Result<TrainSp
         declared.detector.model = None;
     }
     let mut spec = TrainSpec::for_stream(&declared);
-    let contamination = match args.contamination.as_str() {
-        "auto" => NumberOrAuto::Text("auto".into()),
-        c => match c.parse::<f64>() {
-            Ok(v) => {
-                spec.contamination = v;
-                NumberOrAuto::Number(v)
-            }
-            Err(_) => {
-                bail!("--contamination: expected `auto` or a fraction in (0, 0.5], found `{c}`")
-            }
-        },
-    };
-    match &mut spec.detector.kind {
-        DetectorKind::IsolationForest(o) => {
-            if let Some(n) = args.n_estimators {
-                o.n_estimators = Some(n);
-            }
-            if let Some(m) = &args.max_samples {
-                o.max_samples = Some(match m.parse::<f64>() {
-                    Ok(v) => NumberOrAuto::Number(v),
-                    Err(_) => NumberOrAuto::Text(m.clone()),
-                });
-            }
-            o.contamination = Some(contamination);
-        }
-        _ if args.n_estimators.is_some() || args.max_samples.is_some() => {
-            bail!("--n-estimators and --max-samples apply to isolation_forest only")
-        }
-        _ => {}
+    if args.contamination != "auto" {
+        spec.contamination = args.contamination.parse::<f64>().map_err(|_| {
+            anyhow::anyhow!(
+                "--contamination: expected `auto` or a fraction in (0, 0.5], found `{}`",
+                args.contamination
+            )
+        })?;
     }
+    let is_forest = matches!(spec.detector.kind, DetectorKind::IsolationForest(_));
+    radar_pipeline::params::ForestOverrides {
+        n_estimators: args.n_estimators,
+        max_samples: args.max_samples.clone(),
+        // The forest's own threshold follows --contamination.
+        contamination: is_forest.then(|| args.contamination.clone()),
+        ..Default::default()
+    }
+    .apply(&mut spec.detector)?;
     if let Some(s) = args.seed {
         spec.detector.seed = Some(s);
     }

@@ -204,4 +204,42 @@ fn stream_eval_reports_recall_per_kind_and_beats_raw_features() {
             .unwrap()
             > 0.5
     );
+    // The harness evaluates the declared detector, whatever its kind; the
+    // forest's flags are refused for another kind.
+    let ecod = dir.path().join("ecod.toml");
+    let text = std::fs::read_to_string(example("transactions.toml")).unwrap();
+    std::fs::write(
+        &ecod,
+        text.replace(
+            "[streams.transactions.fields]",
+            "[streams.transactions.detector]\nkind = \"ecod\"\n\n[streams.transactions.fields]",
+        ),
+    )
+    .unwrap();
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "eval",
+            "--config",
+            ecod.to_str().unwrap(),
+            "--data",
+            events.to_str().unwrap(),
+            "--seeds",
+            "1",
+            "--json",
+        ];
+        a.extend(extra);
+        radar(&a)
+    };
+    let out = args(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["detector"].as_str().unwrap().starts_with("ecod"));
+    assert!(ap(&report) > 0.2, "ecod average precision {}", ap(&report));
+    let out = args(&["--n-estimators", "50"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("the detector is ecod"),
+        "{}",
+        stderr(&out)
+    );
 }
