@@ -22,7 +22,7 @@ use crate::binary::{DecodeError, Envelope, Reader, Writer};
 use crate::decode::{Record, Value};
 use crate::hash::hash64;
 use crate::matrix::{Matrix, MatrixError};
-use crate::schema::{CategorySource, Feature, StreamSchema};
+use crate::schema::{Aggregate, CategorySource, Feature, StreamSchema};
 use crate::time::{self, MICROS_PER_SECOND};
 
 const EARTH_RADIUS_KM: f64 = 6371.0088;
@@ -71,23 +71,74 @@ struct Lag {
     k: usize,
 }
 
+/// Decayed (sum, count, max) of each window of a `window` feature.
+#[derive(Debug, Clone, PartialEq)]
+struct Win {
+    offset: usize,
+    field: Option<usize>,
+    log1p: bool,
+    windows: Vec<u64>,
+}
+
+/// Decayed recent and long-run sums of a `baseline_ratio` feature.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Ratio {
+    offset: usize,
+    field: Option<usize>,
+    log1p: bool,
+    fast: u64,
+    slow: u64,
+    min_events: u32,
+}
+
+/// The last time each of up to `cap` values was seen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Recent {
+    offset: usize,
+    source: CategorySource,
+    cap: usize,
+    window: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Op {
     Raw(usize),
     Log1p(usize),
     HourOfDay,
     DayOfWeek,
-    Count { window_seconds: u64 },
+    Count {
+        window_seconds: u64,
+    },
     EwmaMean(usize),
     EwmaStd(usize),
-    Zscore { ewma: usize, min_events: u32 },
-    TimeSinceLast { cap_seconds: u64 },
+    Zscore {
+        ewma: usize,
+        min_events: u32,
+    },
+    TimeSinceLast {
+        cap_seconds: u64,
+    },
     Distance(usize),
     Speed(usize),
     Novelty(usize),
-    Frequency { set: usize, surprise: bool },
-    HourFrequency { surprise: bool },
+    Frequency {
+        set: usize,
+        surprise: bool,
+    },
+    HourFrequency {
+        surprise: bool,
+    },
     Lag(usize),
+    Window {
+        win: usize,
+        at: usize,
+        agg: Aggregate,
+    },
+    Ratio(usize),
+    Age {
+        cap_seconds: u64,
+    },
+    Distinct(usize),
 }
 
 /// A share count/n as itself, or as surprise −ln((count + ½) / (n + 1)).
@@ -115,6 +166,13 @@ struct Prepared {
     ewma_x: Vec<f64>,
     set_hash: Vec<u32>,
     set_pos: Vec<Option<usize>>,
+    /// Per window of every `window` feature: (sum, count, max) with this
+    /// event included.
+    win_vals: Vec<[f64; 3]>,
+    /// Per `baseline_ratio`: (recent sum with this event, long-run sum
+    /// without it).
+    ratio_vals: Vec<(f64, f64)>,
+    recent_hash: Vec<u32>,
 }
 
 /// The layout of an entity's state and the compiled features.
@@ -127,29 +185,40 @@ struct Plan {
     locs: Vec<Loc>,
     sets: Vec<CategorySet>,
     lags: Vec<Lag>,
-    ops: Vec<Op>,
+    wins: Vec<Win>,
+    ratios: Vec<Ratio>,
+    recents: Vec<Recent>,
+    first_seen: Option<usize>,
+    /// Each op with the first output column it writes.
+    ops: Vec<(Op, usize)>,
     defaults: Vec<f64>,
     ttl_micros: Option<i64>,
 }
 
 impl Plan {
-    fn new(schema: &StreamSchema) -> Plan {
+    /// The plan of the features `members` (indices into the schema's
+    /// features, all keyed alike); `starts[i]` is feature i's first column.
+    fn new(schema: &StreamSchema, members: &[usize], starts: &[usize]) -> Plan {
+        let features: Vec<&Feature> = members.iter().map(|&i| &schema.features[i]).collect();
         let mut words = FIXED_WORDS;
         let mut alloc = |n: usize| {
             let at = words;
             words += n;
             at
         };
-        let needs_ring = schema
-            .features
-            .iter()
-            .any(|f| matches!(f, Feature::Count { .. }));
+        let needs_ring = features.iter().any(|f| matches!(f, Feature::Count { .. }));
         let ring = needs_ring.then(|| (alloc(schema.history.div_ceil(2)), schema.history));
-        let hour_profile = schema
-            .features
+        let hour_profile = features
             .iter()
             .any(|f| matches!(f, Feature::HourFrequency { .. }))
             .then(|| alloc(3));
+        let first_seen = features
+            .iter()
+            .any(|f| matches!(f, Feature::Age { .. } | Feature::BaselineRatio { .. }))
+            .then(|| alloc(1));
+        let mut wins: Vec<Win> = Vec::new();
+        let mut ratios: Vec<Ratio> = Vec::new();
+        let mut recents: Vec<Recent> = Vec::new();
         let mut ewmas: Vec<Ewma> = Vec::new();
         let mut locs: Vec<Loc> = Vec::new();
         let mut sets: Vec<CategorySet> = Vec::new();
@@ -176,7 +245,7 @@ impl Plan {
         let mut ops = Vec::new();
         // Category sets are sized by the largest cap asked of them.
         let mut set_caps: Vec<(CategorySource, usize)> = Vec::new();
-        for f in &schema.features {
+        for f in &features {
             if let Feature::Novelty {
                 source,
                 max_categories,
@@ -200,8 +269,9 @@ impl Plan {
                 cap,
             });
         }
-        for f in &schema.features {
-            let op = match *f {
+        for (&member, f) in members.iter().zip(&features) {
+            let start = starts[member];
+            let op = match **f {
                 Feature::Raw { field } => Op::Raw(field),
                 Feature::Log1p { field } => Op::Log1p(field),
                 Feature::HourOfDay => Op::HourOfDay,
@@ -269,8 +339,64 @@ impl Plan {
                     };
                     Op::Lag(i)
                 }
+                Feature::Window {
+                    field,
+                    log1p,
+                    ref windows,
+                    ref aggregates,
+                } => {
+                    wins.push(Win {
+                        offset: alloc(3 * windows.len()),
+                        field,
+                        log1p,
+                        windows: windows.clone(),
+                    });
+                    let win = wins.len() - 1;
+                    // Columns window-major: every aggregate of a window together.
+                    for (w, col) in (0..windows.len())
+                        .flat_map(|w| aggregates.iter().map(move |a| (w, *a)))
+                        .zip(start..)
+                    {
+                        let (at, agg) = w;
+                        ops.push((Op::Window { win, at, agg }, col));
+                    }
+                    continue;
+                }
+                Feature::BaselineRatio {
+                    field,
+                    log1p,
+                    window_seconds,
+                    baseline_seconds,
+                    min_events,
+                } => {
+                    ratios.push(Ratio {
+                        offset: alloc(2),
+                        field,
+                        log1p,
+                        fast: window_seconds,
+                        slow: baseline_seconds,
+                        min_events,
+                    });
+                    Op::Ratio(ratios.len() - 1)
+                }
+                Feature::Age { cap_seconds } => Op::Age { cap_seconds },
+                Feature::Distinct {
+                    source,
+                    window_seconds,
+                    max_categories,
+                } => {
+                    recents.push(Recent {
+                        offset: alloc(max_categories),
+                        source,
+                        cap: max_categories,
+                        window: window_seconds,
+                    });
+                    Op::Distinct(recents.len() - 1)
+                }
+                // Stream-wide state, kept by the engine.
+                Feature::Rarity { .. } => continue,
             };
-            ops.push(op);
+            ops.push((op, start));
         }
         Plan {
             words,
@@ -280,6 +406,10 @@ impl Plan {
             locs,
             sets,
             lags,
+            wins,
+            ratios,
+            recents,
+            first_seen,
             ops,
             defaults: schema
                 .fields
@@ -321,7 +451,51 @@ impl Plan {
         if e.log1p { signed_log1p(x) } else { x }
     }
 
+    /// A `window` / `baseline_ratio` input: the field's value (log1p'd if
+    /// asked), or 1 per event without a field.
+    fn amount(&self, record: &Record, field: Option<usize>, log1p: bool) -> f64 {
+        match field {
+            None => 1.0,
+            Some(f) if log1p => signed_log1p(self.number(record, f)),
+            Some(f) => self.number(record, f),
+        }
+    }
+
     fn prepare(&self, state: &[u64], record: &Record, p: &mut Prepared) {
+        let n = n_events(state);
+        let last_ts = state[LAST_TS] as i64;
+        let elapsed = if n == 0 {
+            0.0
+        } else {
+            (record.ts.max(last_ts) - last_ts) as f64 / MICROS_PER_SECOND as f64
+        };
+        p.win_vals.clear();
+        for w in &self.wins {
+            let x = self.amount(record, w.field, w.log1p);
+            for (i, &secs) in w.windows.iter().enumerate() {
+                let o = w.offset + 3 * i;
+                p.win_vals.push(if n == 0 {
+                    [x, 1.0, x]
+                } else {
+                    let d = (-elapsed / secs as f64).exp();
+                    [
+                        f64::from_bits(state[o]) * d + x,
+                        f64::from_bits(state[o + 1]) * d + 1.0,
+                        (f64::from_bits(state[o + 2]) * d).max(x),
+                    ]
+                });
+            }
+        }
+        p.ratio_vals.clear();
+        for r in &self.ratios {
+            let x = self.amount(record, r.field, r.log1p);
+            let fast = f64::from_bits(state[r.offset]) * (-elapsed / r.fast as f64).exp();
+            let slow = f64::from_bits(state[r.offset + 1]) * (-elapsed / r.slow as f64).exp();
+            p.ratio_vals.push((fast + x, slow));
+        }
+        p.recent_hash.clear();
+        p.recent_hash
+            .extend(self.recents.iter().map(|r| self.category(record, r.source)));
         p.hour = time::hour_index(record.ts);
         p.ewma_x.clear();
         p.ewma_x
@@ -351,9 +525,8 @@ impl Plan {
         } else {
             record.ts
         };
-        let mut col = 0;
-        for op in &self.ops {
-            match *op {
+        for &(op, col) in &self.ops {
+            match op {
                 Op::Raw(f) => {
                     out[col] = self.number(record, f);
                 }
@@ -438,7 +611,7 @@ impl Plan {
                     let s = &self.sets[set];
                     let count = p.set_pos[set].map_or(0, |i| set_count(state[s.offset + i]));
                     out[col] = match op {
-                        Op::Frequency { surprise, .. } => share(count, n, *surprise),
+                        Op::Frequency { surprise, .. } => share(count, n, surprise),
                         _ => (count == 0) as u8 as f64,
                     };
                 }
@@ -464,8 +637,57 @@ impl Plan {
                         };
                     }
                 }
+                Op::Window { win, at, agg } => {
+                    let first: usize = self.wins[..win].iter().map(|w| w.windows.len()).sum();
+                    let [sum, count, max] = p.win_vals[first + at];
+                    out[col] = match agg {
+                        Aggregate::Sum => sum,
+                        Aggregate::Count => count,
+                        Aggregate::Max => max,
+                        Aggregate::Mean => sum / count,
+                    };
+                }
+                Op::Ratio(i) => {
+                    let r = &self.ratios[i];
+                    out[col] = if n < r.min_events.max(1) {
+                        0.0
+                    } else {
+                        let first = self.first_seen.map_or(0, |o| state[o]) as f64;
+                        let age = (seconds(now) as f64 - first).max(1.0);
+                        // Each sum over the time it could have gathered in,
+                        // so a young key is not judged against a long-run
+                        // sum it had no time to build.
+                        let reach = |w: u64| w as f64 * -(-age / w as f64).exp_m1();
+                        let (fast, slow) = p.ratio_vals[i];
+                        let (recent, usual) = (fast / reach(r.fast), slow / reach(r.slow));
+                        if usual > 0.0 && recent > 0.0 {
+                            (recent / usual).ln().clamp(-RATIO_CAP, RATIO_CAP)
+                        } else if recent > 0.0 {
+                            RATIO_CAP
+                        } else {
+                            0.0
+                        }
+                    };
+                }
+                Op::Age { cap_seconds } => {
+                    out[col] = match self.first_seen {
+                        Some(o) if n > 0 => {
+                            (seconds(now) as f64 - state[o] as f64).clamp(0.0, cap_seconds as f64)
+                        }
+                        _ => 0.0,
+                    };
+                }
+                Op::Distinct(i) => {
+                    let r = &self.recents[i];
+                    let h = p.recent_hash[i];
+                    let horizon = seconds(now) as i64 - r.window as i64;
+                    let others = state[r.offset..r.offset + r.cap]
+                        .iter()
+                        .filter(|&&w| recent_seen(w) as i64 > horizon.max(0) && recent_hash(w) != h)
+                        .count();
+                    out[col] = (others + 1).min(r.cap) as f64;
+                }
             }
-            col += op_width(op, &self.lags);
         }
     }
 
@@ -543,16 +765,39 @@ impl Plan {
         for l in &self.lags {
             state[l.offset + n as usize % l.k] = self.number(record, l.field).to_bits();
         }
+        let mut vals = p.win_vals.iter();
+        for w in &self.wins {
+            for i in 0..w.windows.len() {
+                if let Some(v) = vals.next() {
+                    for (k, x) in v.iter().enumerate() {
+                        state[w.offset + 3 * i + k] = x.to_bits();
+                    }
+                }
+            }
+        }
+        for (r, &(fast, slow)) in self.ratios.iter().zip(&p.ratio_vals) {
+            let x = self.amount(record, r.field, r.log1p);
+            state[r.offset] = fast.to_bits();
+            state[r.offset + 1] = (slow + x).to_bits();
+        }
+        let now_secs = seconds(now).max(1);
+        for (r, &h) in self.recents.iter().zip(&p.recent_hash) {
+            let slots = &mut state[r.offset..r.offset + r.cap];
+            // This value's slot, else the longest unseen (empty ones first).
+            let at = slots
+                .iter()
+                .position(|&w| recent_seen(w) > 0 && recent_hash(w) == h)
+                .or_else(|| (0..slots.len()).min_by_key(|&i| recent_seen(slots[i])))
+                .unwrap_or(0);
+            slots[at] = pack_recent(h, now_secs);
+        }
+        if let Some(o) = self.first_seen
+            && n == 0
+        {
+            state[o] = now_secs as u64;
+        }
         state[LAST_TS] = now as u64;
         state[HEADER] = (state[HEADER] & !0xFFFF_FFFF) | n.saturating_add(1) as u64;
-    }
-}
-
-fn op_width(op: &Op, lags: &[Lag]) -> usize {
-    match op {
-        Op::HourOfDay | Op::DayOfWeek => 2,
-        Op::Lag(i) => lags[*i].k,
-        _ => 1,
     }
 }
 
@@ -608,6 +853,23 @@ fn set_count(w: u64) -> u32 {
 fn pack_set(hash: u32, count: u32) -> u64 {
     (count as u64) << 32 | hash as u64
 }
+#[inline]
+fn recent_hash(w: u64) -> u32 {
+    w as u32
+}
+/// Seconds when last seen; 0 for an empty slot.
+#[inline]
+fn recent_seen(w: u64) -> u32 {
+    (w >> 32) as u32
+}
+#[inline]
+fn pack_recent(hash: u32, seen: u32) -> u64 {
+    (seen as u64) << 32 | hash as u64
+}
+
+/// The largest |ln ratio| a `baseline_ratio` reports (e^30 ≈ 10^13).
+const RATIO_CAP: f64 = 30.0;
+
 fn pack_loc(lat: f64, lon: f64) -> u64 {
     ((lon as f32).to_bits() as u64) << 32 | (lat as f32).to_bits() as u64
 }
@@ -831,6 +1093,9 @@ impl EntityStore {
 const CHECKPOINT: Envelope = Envelope {
     magic: *b"RADARFST",
     what: "radar feature-state checkpoint",
+    // The payload's layout is covered by the fingerprint (one entity
+    // store per key, then the rarity sketches): a checkpoint of another
+    // layout is refused as made for a different declaration.
     version: 1,
 };
 
@@ -844,24 +1109,122 @@ pub enum CheckpointError {
     WrongStream { expected: u64, found: u64 },
 }
 
+/// A fixed-size count sketch (count-min, conservative update) of a
+/// category over the whole stream: how often each value was seen, never
+/// under-counted, over-counted only by collisions.
+#[derive(Debug, Clone, PartialEq)]
+struct Sketch {
+    source: CategorySource,
+    /// `SKETCH_ROWS` rows of `SKETCH_WIDTH` counters.
+    counts: Vec<u32>,
+    total: u64,
+    /// Output columns of the features reading this sketch.
+    cols: Vec<usize>,
+}
+
+const SKETCH_WIDTH: usize = 1 << 14;
+const SKETCH_ROWS: usize = 2;
+
+impl Sketch {
+    fn slots(h: u32) -> [usize; SKETCH_ROWS] {
+        let x = h as u64;
+        let shift = 64 - SKETCH_WIDTH.trailing_zeros();
+        [
+            (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift) as usize,
+            SKETCH_WIDTH + (x.wrapping_mul(0xC2B2_AE3D_27D4_EB4F) >> shift) as usize,
+        ]
+    }
+
+    fn estimate(&self, h: u32) -> u32 {
+        Sketch::slots(h)
+            .iter()
+            .map(|&i| self.counts[i])
+            .min()
+            .unwrap_or(0)
+    }
+
+    fn add(&mut self, h: u32) {
+        let slots = Sketch::slots(h);
+        let min = self.estimate(h);
+        for i in slots {
+            if self.counts[i] == min {
+                self.counts[i] += 1;
+            }
+        }
+        self.total += 1;
+        // Halving keeps the counters bounded and lets old values fade.
+        if min + 1 >= u32::MAX / 2 {
+            self.counts.iter_mut().for_each(|c| *c /= 2);
+            self.total /= 2;
+        }
+    }
+}
+
+/// The features that share a key (the stream's entity, or a field) with
+/// their compiled plan and that key's state.
+#[derive(Debug, Clone)]
+struct Group {
+    /// None: the stream's entity.
+    key: Option<usize>,
+    plan: Plan,
+    store: EntityStore,
+}
+
 /// The feature engine of one stream.
 #[derive(Debug, Clone)]
 pub struct FeatureEngine {
     schema: StreamSchema,
-    plan: Plan,
-    store: EntityStore,
+    /// The stream's entity first (always present: it holds the history
+    /// length), then one group per other key field.
+    groups: Vec<Group>,
+    sketches: Vec<Sketch>,
     stats: EngineStats,
     scratch: Prepared,
 }
 
 impl FeatureEngine {
     pub fn new(schema: StreamSchema) -> Self {
-        let plan = Plan::new(&schema);
-        let store = EntityStore::new(plan.words, schema.max_entities);
+        let mut starts = Vec::with_capacity(schema.features.len());
+        let mut col = 0;
+        for f in &schema.features {
+            starts.push(col);
+            col += f.width();
+        }
+        let mut keys: Vec<Option<usize>> = vec![None];
+        for k in schema.feature_keys.iter().flatten() {
+            if !keys.contains(&Some(*k)) {
+                keys.push(Some(*k));
+            }
+        }
+        let groups = keys
+            .into_iter()
+            .map(|key| {
+                let members: Vec<usize> = (0..schema.features.len())
+                    .filter(|&i| schema.feature_keys.get(i).copied().flatten() == key)
+                    .collect();
+                let plan = Plan::new(&schema, &members, &starts);
+                let store = EntityStore::new(plan.words, schema.max_entities);
+                Group { key, plan, store }
+            })
+            .collect();
+        let mut sketches: Vec<Sketch> = Vec::new();
+        for (f, &start) in schema.features.iter().zip(&starts) {
+            if let Feature::Rarity { source } = *f {
+                match sketches.iter_mut().find(|s| s.source == source) {
+                    Some(s) => s.cols.push(start),
+                    None => sketches.push(Sketch {
+                        source,
+                        counts: vec![0; SKETCH_ROWS * SKETCH_WIDTH],
+                        total: 0,
+                        cols: vec![start],
+                    }),
+                }
+            }
+        }
         FeatureEngine {
             schema,
-            plan,
-            store,
+            groups,
+            sketches,
             stats: EngineStats::default(),
             scratch: Prepared::default(),
         }
@@ -883,22 +1246,43 @@ impl FeatureEngine {
         self.stats
     }
 
+    /// Entities of the stream's own key with state.
     pub fn entities(&self) -> usize {
-        self.store.len()
+        self.groups[0].store.len()
     }
 
-    /// Bytes of state per entity in the layout (without table overhead).
+    /// Words of state per entity of the stream's own key (without table
+    /// overhead).
     pub fn state_words_per_entity(&self) -> usize {
-        self.plan.words
+        self.groups[0].plan.words
     }
 
-    /// Heap bytes the entity state holds now (all vectors' capacities).
+    /// Heap bytes all feature state holds now: every key's entities (all
+    /// vectors' capacities) and the stream-wide sketches.
     pub fn state_heap_bytes(&self) -> usize {
-        self.store.heap_bytes()
+        self.groups
+            .iter()
+            .map(|g| g.store.heap_bytes())
+            .sum::<usize>()
+            + self
+                .sketches
+                .iter()
+                .map(|s| s.counts.capacity() * 4)
+                .sum::<usize>()
     }
 
-    fn key(&self, record: &Record) -> u64 {
-        record.entity.as_deref().map_or(0, |e| hash64(e.as_bytes()))
+    fn key(record: &Record, key: Option<usize>) -> u64 {
+        match key {
+            None => record.entity.as_deref().map_or(0, |e| hash64(e.as_bytes())),
+            Some(f) => match &record.values[f] {
+                Value::Str(s) => hash64(s.as_bytes()),
+                Value::Int(v) => hash64(&v.to_le_bytes()),
+                Value::Bool(b) => *b as u64 + 1,
+                Value::Float(v) => hash64(&v.to_bits().to_le_bytes()),
+                // Events without the key field share one history.
+                Value::Missing => 0,
+            },
+        }
     }
 
     /// Incremental driver: features of `record` into `out` (one slot per
@@ -907,50 +1291,64 @@ impl FeatureEngine {
     /// 0 for an entity's first event), which tells cold-start rows apart.
     pub fn process(&mut self, record: &Record, out: &mut [f64]) -> u32 {
         debug_assert_eq!(out.len(), self.width());
-        let key = self.key(record);
-        let idx = self.store.get_or_insert(key, &mut self.stats);
-        let plan = &self.plan;
-        let state = self.store.state_mut(idx);
-        if let Some(ttl) = plan.ttl_micros
-            && n_events(state) > 0
-            && record.ts.saturating_sub(state[LAST_TS] as i64) > ttl
-        {
-            state.fill(0);
-            self.stats.entity_resets += 1;
+        let mut history = 0;
+        for (g, group) in self.groups.iter_mut().enumerate() {
+            let key = FeatureEngine::key(record, group.key);
+            let idx = group.store.get_or_insert(key, &mut self.stats);
+            let plan = &group.plan;
+            let state = group.store.state_mut(idx);
+            if let Some(ttl) = plan.ttl_micros
+                && n_events(state) > 0
+                && record.ts.saturating_sub(state[LAST_TS] as i64) > ttl
+            {
+                state.fill(0);
+                self.stats.entity_resets += 1;
+            }
+            if g == 0 {
+                history = n_events(state);
+            }
+            let p = &mut self.scratch;
+            plan.prepare(state, record, p);
+            plan.compute(state, record, p, out);
+            plan.update(state, record, p, &mut self.stats);
         }
-        let history = n_events(state);
-        let p = &mut self.scratch;
-        plan.prepare(state, record, p);
-        plan.compute(state, record, p, out);
-        plan.update(state, record, p, &mut self.stats);
+        for sk in &mut self.sketches {
+            let h = self.groups[0].plan.category(record, sk.source);
+            let rarity = share(sk.estimate(h), sk.total.min(u32::MAX as u64) as u32, true);
+            for &c in &sk.cols {
+                out[c] = rarity;
+            }
+            sk.add(h);
+        }
         history
     }
 
     /// Features of `record` from the current state, without changing it
     /// (scoring an event that is not stored).
     pub fn peek(&self, record: &Record, out: &mut [f64]) {
-        let fresh;
-        let state = match self.store.find(self.key(record)) {
-            Ok(idx) => {
-                let s = self.store.state(idx);
-                let expired = self.plan.ttl_micros.is_some_and(|ttl| {
-                    n_events(s) > 0 && record.ts.saturating_sub(s[LAST_TS] as i64) > ttl
-                });
-                if expired {
-                    fresh = vec![0; self.plan.words];
-                    &fresh[..]
-                } else {
-                    s
-                }
-            }
-            Err(_) => {
-                fresh = vec![0; self.plan.words];
-                &fresh[..]
-            }
-        };
         let mut p = Prepared::default();
-        self.plan.prepare(state, record, &mut p);
-        self.plan.compute(state, record, &p, out);
+        for group in &self.groups {
+            let fresh = vec![0; group.plan.words];
+            let state = match group.store.find(FeatureEngine::key(record, group.key)) {
+                Ok(idx) => {
+                    let s = group.store.state(idx);
+                    let expired = group.plan.ttl_micros.is_some_and(|ttl| {
+                        n_events(s) > 0 && record.ts.saturating_sub(s[LAST_TS] as i64) > ttl
+                    });
+                    if expired { &fresh[..] } else { s }
+                }
+                Err(_) => &fresh[..],
+            };
+            group.plan.prepare(state, record, &mut p);
+            group.plan.compute(state, record, &p, out);
+        }
+        for sk in &self.sketches {
+            let h = self.groups[0].plan.category(record, sk.source);
+            let rarity = share(sk.estimate(h), sk.total.min(u32::MAX as u64) as u32, true);
+            for &c in &sk.cols {
+                out[c] = rarity;
+            }
+        }
     }
 
     /// Batch driver: the rows of `records` in order, as `process` gives them.
@@ -973,31 +1371,46 @@ impl FeatureEngine {
         Ok((m, history))
     }
 
-    /// A fingerprint of what the state means: the features and the layout.
+    /// A fingerprint of what the state means: the features, their keys
+    /// and the layout.
     fn fingerprint(&self) -> u64 {
-        hash64(format!("{:?}|{:?}", self.schema.features, self.plan).as_bytes())
+        let plans: Vec<&Plan> = self.groups.iter().map(|g| &g.plan).collect();
+        hash64(
+            format!(
+                "{:?}|{:?}|{:?}",
+                self.schema.features, self.schema.feature_keys, plans
+            )
+            .as_bytes(),
+        )
     }
 
-    /// Serializes all entity state.
+    /// Serializes all feature state.
     pub fn checkpoint(&self) -> Vec<u8> {
-        let s = &self.store;
         let mut w = Writer::new();
         w.u64(self.fingerprint());
-        w.u64(s.words_per as u64);
-        w.u64(s.cap as u64);
-        w.u32(s.head);
-        w.u32(s.tail);
-        w.u64s(&s.keys);
-        w.u64s(&s.words);
-        w.u32s(&s.prev);
-        w.u32s(&s.next);
+        w.u64(self.groups.len() as u64);
+        for g in &self.groups {
+            let s = &g.store;
+            w.u64(s.words_per as u64);
+            w.u64(s.cap as u64);
+            w.u32(s.head);
+            w.u32(s.tail);
+            w.u64s(&s.keys);
+            w.u64s(&s.words);
+            w.u32s(&s.prev);
+            w.u32s(&s.next);
+        }
         w.u64(self.stats.entity_evictions);
         w.u64(self.stats.category_evictions);
         w.u64(self.stats.entity_resets);
+        for sk in &self.sketches {
+            w.u64(sk.total);
+            w.u32s(&sk.counts);
+        }
         CHECKPOINT.seal(1, &w.into_bytes())
     }
 
-    /// Replaces all entity state with a checkpoint's.
+    /// Replaces all feature state with a checkpoint's.
     pub fn restore(&mut self, bytes: &[u8]) -> Result<(), CheckpointError> {
         let (_, payload) = CHECKPOINT.open(bytes)?;
         let mut r = Reader::new(payload);
@@ -1007,53 +1420,75 @@ impl FeatureEngine {
             return Err(CheckpointError::WrongStream { expected, found });
         }
         let invalid = |m: &str| CheckpointError::Decode(DecodeError::Invalid(m.to_owned()));
-        let words_per = r.u64()? as usize;
-        let cap = r.u64()? as usize;
-        let (head, tail) = (r.u32()?, r.u32()?);
-        let keys = r.u64s()?;
-        let words = r.u64s()?;
-        let prev = r.u32s()?;
-        let next = r.u32s()?;
+        if r.u64()? != self.groups.len() as u64 {
+            return Err(invalid("the number of keys disagrees"));
+        }
+        let mut stores = Vec::with_capacity(self.groups.len());
+        for g in &self.groups {
+            let words_per = r.u64()? as usize;
+            let cap = r.u64()? as usize;
+            let (head, tail) = (r.u32()?, r.u32()?);
+            let keys = r.u64s()?;
+            let words = r.u64s()?;
+            let prev = r.u32s()?;
+            let next = r.u32s()?;
+            let n = keys.len();
+            if words_per != g.plan.words
+                || words.len() != n * words_per
+                || prev.len() != n
+                || next.len() != n
+                || n > cap
+            {
+                return Err(invalid("entity arrays disagree in length"));
+            }
+            let link_ok = |v: u32| v == EMPTY || (v as usize) < n;
+            if !prev.iter().chain(&next).all(|&v| link_ok(v)) || !link_ok(head) || !link_ok(tail) {
+                return Err(invalid("entity list points outside the entities"));
+            }
+            let mut store = EntityStore::new(words_per, self.schema.max_entities.max(n));
+            store.keys = keys;
+            store.words = words;
+            store.prev = prev;
+            store.next = next;
+            store.head = head;
+            store.tail = tail;
+            let mut size = 1024;
+            while size < n * 2 + 2 {
+                size *= 2;
+            }
+            store.rehash(size);
+            if store
+                .keys
+                .iter()
+                .enumerate()
+                .any(|(i, &k)| store.find(k) != Ok(i as u32))
+            {
+                return Err(invalid("duplicate entity keys"));
+            }
+            stores.push(store);
+        }
         let stats = EngineStats {
             entity_evictions: r.u64()?,
             category_evictions: r.u64()?,
             entity_resets: r.u64()?,
         };
+        let mut sketches = Vec::with_capacity(self.sketches.len());
+        for _ in &self.sketches {
+            let total = r.u64()?;
+            let counts = r.u32s()?;
+            if counts.len() != SKETCH_ROWS * SKETCH_WIDTH {
+                return Err(invalid("a rarity sketch has the wrong size"));
+            }
+            sketches.push((total, counts));
+        }
         r.finish()?;
-        let n = keys.len();
-        if words_per != self.plan.words
-            || words.len() != n * words_per
-            || prev.len() != n
-            || next.len() != n
-            || n > cap
-        {
-            return Err(invalid("entity arrays disagree in length"));
+        for (g, store) in self.groups.iter_mut().zip(stores) {
+            g.store = store;
         }
-        let link_ok = |v: u32| v == EMPTY || (v as usize) < n;
-        if !prev.iter().chain(&next).all(|&v| link_ok(v)) || !link_ok(head) || !link_ok(tail) {
-            return Err(invalid("entity list points outside the entities"));
+        for (sk, (total, counts)) in self.sketches.iter_mut().zip(sketches) {
+            sk.total = total;
+            sk.counts = counts;
         }
-        let mut store = EntityStore::new(words_per, self.schema.max_entities.max(n));
-        store.keys = keys;
-        store.words = words;
-        store.prev = prev;
-        store.next = next;
-        store.head = head;
-        store.tail = tail;
-        let mut size = 1024;
-        while size < n * 2 + 2 {
-            size *= 2;
-        }
-        store.rehash(size);
-        if store
-            .keys
-            .iter()
-            .enumerate()
-            .any(|(i, &k)| store.find(k) != Ok(i as u32))
-        {
-            return Err(invalid("duplicate entity keys"));
-        }
-        self.store = store;
         self.stats = stats;
         Ok(())
     }

@@ -101,6 +101,11 @@ pub enum FeatureKind {
     Frequency,
     HourFrequency,
     Lag,
+    Window,
+    BaselineRatio,
+    Age,
+    Distinct,
+    Rarity,
 }
 
 impl FeatureKind {
@@ -121,6 +126,11 @@ impl FeatureKind {
             FeatureKind::Frequency => "frequency",
             FeatureKind::HourFrequency => "hour_frequency",
             FeatureKind::Lag => "lag",
+            FeatureKind::Window => "window",
+            FeatureKind::BaselineRatio => "baseline_ratio",
+            FeatureKind::Age => "age",
+            FeatureKind::Distinct => "distinct",
+            FeatureKind::Rarity => "rarity",
         }
     }
 
@@ -129,15 +139,27 @@ impl FeatureKind {
         match self {
             FeatureKind::Raw | FeatureKind::Log1p => &["field"],
             FeatureKind::HourOfDay | FeatureKind::DayOfWeek => &[],
-            FeatureKind::HourFrequency => &["surprise"],
-            FeatureKind::Count => &["window_seconds"],
-            FeatureKind::EwmaMean | FeatureKind::EwmaStd => &["field", "alpha", "log1p"],
-            FeatureKind::Zscore => &["field", "alpha", "log1p", "min_events"],
-            FeatureKind::TimeSinceLast => &["cap_seconds"],
-            FeatureKind::Distance | FeatureKind::Speed => &["lat", "lon"],
-            FeatureKind::Novelty => &["field", "max_categories"],
-            FeatureKind::Frequency => &["field", "max_categories", "surprise"],
-            FeatureKind::Lag => &["field", "k"],
+            FeatureKind::HourFrequency => &["surprise", "key"],
+            FeatureKind::Count => &["window_seconds", "key"],
+            FeatureKind::EwmaMean | FeatureKind::EwmaStd => &["field", "alpha", "log1p", "key"],
+            FeatureKind::Zscore => &["field", "alpha", "log1p", "min_events", "key"],
+            FeatureKind::TimeSinceLast => &["cap_seconds", "key"],
+            FeatureKind::Distance | FeatureKind::Speed => &["lat", "lon", "key"],
+            FeatureKind::Novelty => &["field", "max_categories", "key"],
+            FeatureKind::Frequency => &["field", "max_categories", "surprise", "key"],
+            FeatureKind::Lag => &["field", "k", "key"],
+            FeatureKind::Window => &["field", "windows", "aggregates", "log1p", "key"],
+            FeatureKind::BaselineRatio => &[
+                "field",
+                "window_seconds",
+                "baseline_seconds",
+                "log1p",
+                "min_events",
+                "key",
+            ],
+            FeatureKind::Age => &["cap_seconds", "key"],
+            FeatureKind::Distinct => &["field", "window_seconds", "max_categories", "key"],
+            FeatureKind::Rarity => &["field"],
         }
     }
 }
@@ -165,6 +187,48 @@ pub struct FeatureConfig {
     /// Frequencies as surprise, −ln((count + ½) / (events + 1)): rare
     /// values stretch out, common ones bunch near 0.
     pub surprise: Option<bool>,
+    /// `window`: the windows in seconds, all computed at once.
+    pub windows: Option<Vec<u64>>,
+    /// `window`: what each window reports (`sum`, `mean`, `max`, `count`).
+    pub aggregates: Option<Vec<Aggregate>>,
+    /// `baseline_ratio`: the long-run window the recent one is compared
+    /// with.
+    pub baseline_seconds: Option<u64>,
+    /// Whose history the feature follows: a field (merchant, terminal,
+    /// device, IP) instead of the stream's entity. Each key has its own
+    /// bounded state.
+    pub key: Option<String>,
+}
+
+/// What a `window` feature reports of each window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregate {
+    Sum,
+    Mean,
+    Max,
+    Count,
+}
+
+impl Aggregate {
+    pub fn name(self) -> &'static str {
+        match self {
+            Aggregate::Sum => "sum",
+            Aggregate::Mean => "mean",
+            Aggregate::Max => "max",
+            Aggregate::Count => "count",
+        }
+    }
+}
+
+/// A duration as a column suffix: `90s`, `10m`, `1h`, `7d`.
+pub fn duration_suffix(seconds: u64) -> String {
+    match seconds {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }
 
 /// One stream's declaration.
@@ -648,6 +712,40 @@ pub enum Feature {
         field: usize,
         k: usize,
     },
+    /// Exponentially decayed aggregates over several windows: an event
+    /// Δt ago weighs e^{−Δt/W}. Without a field, each event counts 1.
+    Window {
+        field: Option<usize>,
+        log1p: bool,
+        windows: Vec<u64>,
+        aggregates: Vec<Aggregate>,
+    },
+    /// ln of the recent rate (decayed over `window_seconds`, this event
+    /// included) over the long-run rate (over `baseline_seconds`, earlier
+    /// events only).
+    BaselineRatio {
+        field: Option<usize>,
+        log1p: bool,
+        window_seconds: u64,
+        baseline_seconds: u64,
+        min_events: u32,
+    },
+    /// Seconds since the key was first seen.
+    Age {
+        cap_seconds: u64,
+    },
+    /// Distinct values of a category in the last `window_seconds`, this
+    /// event's included (saturating at `max_categories`).
+    Distinct {
+        source: CategorySource,
+        window_seconds: u64,
+        max_categories: usize,
+    },
+    /// How rare the value is across the whole stream: −ln((count + ½) /
+    /// (events + 1)) from a fixed-size count sketch of earlier events.
+    Rarity {
+        source: CategorySource,
+    },
 }
 
 impl Feature {
@@ -656,8 +754,26 @@ impl Feature {
         match self {
             Feature::HourOfDay | Feature::DayOfWeek => 2,
             Feature::Lag { k, .. } => *k,
+            Feature::Window {
+                windows,
+                aggregates,
+                ..
+            } => windows.len() * aggregates.len(),
             _ => 1,
         }
+    }
+
+    /// Whether the feature reads or keeps per-key state (only those take a
+    /// `key`).
+    pub fn is_keyed(&self) -> bool {
+        !matches!(
+            self,
+            Feature::Raw { .. }
+                | Feature::Log1p { .. }
+                | Feature::HourOfDay
+                | Feature::DayOfWeek
+                | Feature::Rarity { .. }
+        )
     }
 }
 
@@ -671,6 +787,9 @@ pub struct StreamSchema {
     pub id: Option<String>,
     pub fields: Vec<Field>,
     pub features: Vec<Feature>,
+    /// Per feature: the field whose value keys its state, or None for the
+    /// stream's entity.
+    pub feature_keys: Vec<Option<usize>>,
     pub detector: DetectorConfig,
     /// Column names, one per feature column.
     pub columns: Vec<String>,
@@ -779,6 +898,7 @@ impl StreamConfig {
             });
         }
         let mut features = Vec::new();
+        let mut feature_keys = Vec::new();
         let mut columns: Vec<String> = Vec::new();
         for (i, fc) in self.features.iter().enumerate() {
             let what = format!(
@@ -788,7 +908,11 @@ impl StreamConfig {
             );
             let ferr = |message: String| err(format!("{what}: {message}"));
             // Options that do not apply to this kind.
-            let given: [(&str, bool); 11] = [
+            let given: [(&str, bool); 15] = [
+                ("windows", fc.windows.is_some()),
+                ("aggregates", fc.aggregates.is_some()),
+                ("baseline_seconds", fc.baseline_seconds.is_some()),
+                ("key", fc.key.is_some()),
                 ("surprise", fc.surprise.is_some()),
                 ("field", fc.field.is_some()),
                 ("window_seconds", fc.window_seconds.is_some()),
@@ -864,6 +988,22 @@ impl StreamConfig {
                 }
                 Ok(CategorySource::Field(idx))
             };
+            // A numeric field, or none (each event counts 1).
+            let amount = |name: &Option<String>| -> Result<Option<usize>, SchemaError> {
+                match name {
+                    None => Ok(None),
+                    Some(_) => numeric("field", name).map(Some),
+                }
+            };
+            let positive = |opt: &str, v: Option<u64>| -> Result<u64, SchemaError> {
+                match v {
+                    Some(w) if w > 0 => Ok(w),
+                    _ => Err(ferr(format!(
+                        "kind `{}` needs `{opt}` of at least 1 second",
+                        fc.kind.name()
+                    ))),
+                }
+            };
             let alpha = fc.alpha.unwrap_or(DEFAULT_ALPHA);
             if !(alpha > 0.0 && alpha <= 1.0) {
                 return Err(ferr(format!("alpha must be in (0, 1], got {alpha}")));
@@ -937,6 +1077,73 @@ impl StreamConfig {
                     },
                     _ => return Err(ferr("kind `lag` needs `k` between 1 and 64".into())),
                 },
+                FeatureKind::Window => {
+                    let windows = fc.windows.clone().unwrap_or_default();
+                    if windows.is_empty() || windows.len() > 8 || windows.contains(&0) {
+                        return Err(ferr(
+                            "kind `window` needs `windows`: 1 to 8 durations in seconds, each at least 1"
+                                .into(),
+                        ));
+                    }
+                    let aggregates = fc.aggregates.clone().unwrap_or(vec![Aggregate::Sum]);
+                    if aggregates.is_empty() {
+                        return Err(ferr("`aggregates` lists none".into()));
+                    }
+                    if fc.field.is_none() && aggregates.iter().any(|a| *a != Aggregate::Count) {
+                        return Err(ferr(
+                            "without a `field` a window can only `count` events".into(),
+                        ));
+                    }
+                    Feature::Window {
+                        field: amount(&fc.field)?,
+                        log1p: fc.log1p.unwrap_or(false),
+                        windows,
+                        aggregates,
+                    }
+                }
+                FeatureKind::BaselineRatio => {
+                    let window_seconds = positive("window_seconds", fc.window_seconds)?;
+                    let baseline_seconds = positive("baseline_seconds", fc.baseline_seconds)?;
+                    if baseline_seconds <= window_seconds {
+                        return Err(ferr(format!(
+                            "`baseline_seconds` ({baseline_seconds}) must be longer than `window_seconds` ({window_seconds})"
+                        )));
+                    }
+                    Feature::BaselineRatio {
+                        field: amount(&fc.field)?,
+                        log1p: fc.log1p.unwrap_or(false),
+                        window_seconds,
+                        baseline_seconds,
+                        min_events: fc.min_events.unwrap_or(DEFAULT_MIN_EVENTS),
+                    }
+                }
+                FeatureKind::Age => Feature::Age {
+                    cap_seconds: fc.cap_seconds.unwrap_or(u32::MAX as u64).max(1),
+                },
+                FeatureKind::Distinct => Feature::Distinct {
+                    source: category(&fc.field)?,
+                    window_seconds: positive("window_seconds", fc.window_seconds)?,
+                    max_categories,
+                },
+                FeatureKind::Rarity => Feature::Rarity {
+                    source: category(&fc.field)?,
+                },
+            };
+            let key = match &fc.key {
+                None => None,
+                Some(k) if Some(k) == self.entity.as_ref() => None,
+                Some(k) => {
+                    let idx = fields.iter().position(|f| &f.name == k).ok_or_else(|| {
+                        ferr(format!("`key` names field `{k}`, which is not declared"))
+                    })?;
+                    let f = &fields[idx];
+                    if f.label || f.ty == FieldType::Float {
+                        return Err(ferr(format!(
+                            "`key` field `{k}` must be a category, int or bool (not a float or a label)"
+                        )));
+                    }
+                    Some(idx)
+                }
             };
             let base = fc.name.clone().unwrap_or_else(|| match &fc.field {
                 Some(f) => format!("{}_{}", fc.kind.name(), f.trim_start_matches('@')),
@@ -947,6 +1154,19 @@ impl StreamConfig {
                     vec![format!("{base}_sin"), format!("{base}_cos")]
                 }
                 Feature::Lag { k, .. } => (1..=*k).map(|j| format!("{base}_{j}")).collect(),
+                Feature::Window {
+                    windows,
+                    aggregates,
+                    ..
+                } => windows
+                    .iter()
+                    .flat_map(|w| {
+                        aggregates
+                            .iter()
+                            .map(|a| format!("{base}_{}_{}", a.name(), duration_suffix(*w)))
+                            .collect::<Vec<_>>()
+                    })
+                    .collect(),
                 _ => vec![base],
             };
             for n in names {
@@ -958,6 +1178,7 @@ impl StreamConfig {
                 columns.push(n);
             }
             features.push(feature);
+            feature_keys.push(key);
         }
         self.detector.check(&columns).map_err(err)?;
         let bound = |key: &str, v: &Option<String>, default: i64| -> Result<i64, SchemaError> {
@@ -991,6 +1212,7 @@ impl StreamConfig {
             id: self.id.clone(),
             fields,
             features,
+            feature_keys,
             columns,
             max_event_bytes: self.max_event_bytes,
             max_entities: self.max_entities,

@@ -7,16 +7,19 @@
 //! - the first 15% of each series (at most 750 rows) is a probationary
 //!   period: detections there are ignored;
 //! - a row inside a window of W rows ending at row R scores, if detected,
-//!   `tp_weight · σ(−(R − i + 1)/W)` where σ(y) = 2/(1 + e^{5y}) − 1; only a
-//!   window's best (earliest) detection counts, and an undetected window
-//!   costs `fn_weight`;
+//!   `tp_weight · σ(−(R − i + 1)/W) / σ(−1)` where σ(y) = 2/(1 + e^{5y}) − 1
+//!   (NAB's own code divides by σ(−1) ≈ 0.9866, so a detection at a
+//!   window's first row earns exactly `tp_weight`); only a window's best
+//!   (earliest) detection counts, and an undetected window costs
+//!   `fn_weight`;
 //! - a detection outside windows costs `fp_weight · σ(d)` (negative), with
 //!   d its distance past the previous window over that window's width − 1,
 //!   or the full `fp_weight` before any window;
 //! - the threshold is chosen over all series at once to maximise the raw
 //!   score; 100 · (raw − null) / (perfect − null) normalises it, where the
 //!   null detector detects nothing and the perfect one detects every window
-//!   at its first row.
+//!   at its first row (`tp_weight` per window). These are NAB's
+//!   conventions, so normalised scores compare with its scoreboard.
 
 use std::collections::HashMap;
 
@@ -114,6 +117,7 @@ pub fn score(corpus: &[Series], profile: &Profile) -> NabScore {
                 let (l, r) = windows[w];
                 let width = (r - l + 1) as f64;
                 profile.tp_weight * scaled_sigmoid(-((r - i + 1) as f64) / width)
+                    / scaled_sigmoid(-1.0)
             } else if w == 0 {
                 -profile.fp_weight
             } else {
@@ -134,7 +138,7 @@ pub fn score(corpus: &[Series], profile: &Profile) -> NabScore {
         }
     }
     let null = -profile.fn_weight * windows_total as f64;
-    let perfect = profile.tp_weight * scaled_sigmoid(-1.0) * windows_total as f64;
+    let perfect = profile.tp_weight * windows_total as f64;
     // Sweep thresholds from the highest score down; ties enter together.
     points.sort_by(|a, b| b.score.total_cmp(&a.score));
     let mut best_window: HashMap<(usize, usize), f64> = HashMap::new();
@@ -223,11 +227,12 @@ mod tests {
 
     #[test]
     fn a_late_detection_earns_less() {
-        // At the window's last row: σ(−1/10) = 2/(1 + e^{−0.5}) − 1.
+        // At the window's last row: σ(−1/10) = 2/(1 + e^{−0.5}) − 1, over
+        // σ(−1) as NAB credits it; the perfect score is 1 per window.
         let s = series(100, &[49], &[(40, 49)]);
         let r = score(&[s], &STANDARD);
-        let tp = 2.0 / (1.0 + (-0.5f64).exp()) - 1.0;
-        let expected = 100.0 * (tp + 1.0) / (scaled_sigmoid(-1.0) + 1.0);
+        let tp = (2.0 / (1.0 + (-0.5f64).exp()) - 1.0) / scaled_sigmoid(-1.0);
+        let expected = 100.0 * (tp + 1.0) / 2.0;
         assert!(
             (r.normalized - expected).abs() < EPS,
             "{} vs {expected}",
@@ -242,12 +247,12 @@ mod tests {
         let s = series(100, &[20, 40, 59], &[(40, 49)]);
         let r = score(std::slice::from_ref(&s), &STANDARD);
         let fp_after = 0.11 * scaled_sigmoid(10.0 / 9.0);
-        let raw = scaled_sigmoid(-1.0) - 0.11 + fp_after;
+        let raw = 1.0 - 0.11 + fp_after;
         // Not detecting at all scores the null −1; detecting gives `raw` > −1.
         assert!((r.raw - raw).abs() < EPS, "{} vs {raw}", r.raw);
         assert_eq!(r.false_positives, 2);
         let low_fp = score(&[s], &REWARD_LOW_FP);
-        assert!((low_fp.raw - (scaled_sigmoid(-1.0) - 0.22 + 2.0 * fp_after)).abs() < EPS);
+        assert!((low_fp.raw - (1.0 - 0.22 + 2.0 * fp_after)).abs() < EPS);
     }
 
     #[test]
@@ -273,8 +278,8 @@ mod tests {
         let r = score(&[a, b], &STANDARD);
         assert_eq!(r.threshold, 0.8);
         assert_eq!((r.true_positives, r.false_positives), (2, 0));
-        let tp_a = scaled_sigmoid(-8.0 / 10.0);
-        let expected_raw = tp_a + scaled_sigmoid(-1.0);
+        let tp_a = scaled_sigmoid(-8.0 / 10.0) / scaled_sigmoid(-1.0);
+        let expected_raw = tp_a + 1.0;
         assert!((r.raw - expected_raw).abs() < EPS);
     }
 }

@@ -68,6 +68,39 @@ kind = "hour_frequency"
 kind = "lag"
 field = "x"
 k = 3
+[[streams.s.features]]
+kind = "window"
+field = "x"
+windows = [60, 3600]
+aggregates = ["sum", "mean", "max", "count"]
+[[streams.s.features]]
+kind = "baseline_ratio"
+field = "x"
+log1p = true
+window_seconds = 60
+baseline_seconds = 3600
+min_events = 1
+[[streams.s.features]]
+kind = "age"
+[[streams.s.features]]
+kind = "distinct"
+field = "c"
+window_seconds = 120
+max_categories = 4
+[[streams.s.features]]
+kind = "rarity"
+field = "c"
+[[streams.s.features]]
+kind = "count"
+window_seconds = 60
+key = "c"
+name = "count_by_c"
+[[streams.s.features]]
+kind = "window"
+windows = [300]
+aggregates = ["count"]
+key = "c"
+name = "c_rate"
 "#;
 
 fn schema(text: &str) -> StreamSchema {
@@ -177,6 +210,90 @@ fn features_follow_their_definitions() {
 }
 
 #[test]
+fn windows_ratios_age_distinct_rarity_and_second_keys_follow_their_definitions() {
+    let mut e = FeatureEngine::new(schema(ALL_KINDS));
+    let mut row = vec![0.0; e.width()];
+    let t0 = 1_795_564_800;
+    e.process(&record("a", t0, 10.0, "food", 0.0, 0.0), &mut row);
+    assert_eq!(col(&e, &row, "window_x_sum_1m"), 10.0);
+    assert_eq!(col(&e, &row, "window_x_max_1h"), 10.0);
+    assert_eq!(col(&e, &row, "age"), 0.0);
+    assert_eq!(col(&e, &row, "distinct_c"), 1.0);
+    // Nothing seen yet: −ln(½ / 1).
+    assert!((col(&e, &row, "rarity_c") - 2f64.ln()).abs() < 1e-12);
+    assert_eq!(col(&e, &row, "baseline_ratio_x"), 0.0);
+
+    e.process(&record("a", t0 + 60, 20.0, "fuel", 0.0, 0.0), &mut row);
+    let d = (-1.0f64).exp();
+    assert!((col(&e, &row, "window_x_sum_1m") - (10.0 * d + 20.0)).abs() < 1e-12);
+    assert!((col(&e, &row, "window_x_count_1m") - (d + 1.0)).abs() < 1e-12);
+    assert!((col(&e, &row, "window_x_mean_1m") - (10.0 * d + 20.0) / (d + 1.0)).abs() < 1e-12);
+    assert_eq!(col(&e, &row, "window_x_max_1m"), 20.0);
+    assert_eq!(col(&e, &row, "age"), 60.0);
+    assert_eq!(col(&e, &row, "distinct_c"), 2.0);
+    // `fuel` is new to the stream: 0 of 1 earlier events.
+    assert!((col(&e, &row, "rarity_c") - (1.0f64 / 0.25).ln()).abs() < 1e-12);
+
+    // Another entity buying `food`: its own history is empty, the
+    // category's (the second key) is not, and `food` is not rare.
+    e.process(&record("b", t0 + 70, 5.0, "food", 0.0, 0.0), &mut row);
+    assert_eq!(col(&e, &row, "age"), 0.0);
+    assert_eq!(col(&e, &row, "count"), 0.0);
+    assert_eq!(col(&e, &row, "count_by_c"), 0.0);
+    let c_rate = (-70.0f64 / 300.0).exp() + 1.0;
+    assert!((col(&e, &row, "c_rate_count_5m") - c_rate).abs() < 1e-12);
+    assert!((col(&e, &row, "rarity_c") - (3.0f64 / 1.5).ln()).abs() < 1e-12);
+
+    // A steady card, then a spike: the recent rate jumps above the usual.
+    let mut e = FeatureEngine::new(schema(ALL_KINDS));
+    for i in 0..50 {
+        e.process(&record("a", t0 + 60 * i, 10.0, "food", 0.0, 0.0), &mut row);
+    }
+    let steady = col(&e, &row, "baseline_ratio_x");
+    e.process(
+        &record("a", t0 + 60 * 50, 5000.0, "food", 0.0, 0.0),
+        &mut row,
+    );
+    let spike = col(&e, &row, "baseline_ratio_x");
+    assert!(steady.abs() < 1.0, "steady {steady}");
+    assert!(spike > steady + 0.5, "spike {spike} vs steady {steady}");
+    // Values last seen over two minutes ago leave the distinct count.
+    e.process(
+        &record("a", t0 + 60 * 50 + 10, 1.0, "fuel", 0.0, 0.0),
+        &mut row,
+    );
+    assert_eq!(col(&e, &row, "distinct_c"), 2.0);
+    e.process(&record("a", t0 + 60 * 60, 1.0, "fuel", 0.0, 0.0), &mut row);
+    assert_eq!(col(&e, &row, "distinct_c"), 1.0);
+}
+
+#[test]
+fn keys_must_be_declared_category_fields_on_stateful_kinds() {
+    let base = "[streams.s]\nentity = \"e\"\n[streams.s.fields]\nx = { type = \"float\" }\nm = { type = \"category\" }\n[[streams.s.features]]\n";
+    let err = |feature: &str| {
+        let text = format!("{base}{feature}");
+        let (name, config) = parse_streams(&text).unwrap().into_iter().next().unwrap();
+        config.build(&name).unwrap_err().to_string()
+    };
+    assert!(
+        err("kind = \"count\"\nwindow_seconds = 60\nkey = \"nope\"")
+            .contains("`key` names field `nope`")
+    );
+    assert!(
+        err("kind = \"count\"\nwindow_seconds = 60\nkey = \"x\"").contains("must be a category")
+    );
+    assert!(
+        err("kind = \"raw\"\nfield = \"x\"\nkey = \"m\"").contains("option `key` does not apply")
+    );
+    assert!(err("kind = \"window\"\nwindows = [60]").contains("can only `count`"));
+    assert!(err("kind = \"window\"\nfield = \"x\"").contains("needs `windows`"));
+    assert!(
+        err("kind = \"baseline_ratio\"\nwindow_seconds = 600\nbaseline_seconds = 60")
+            .contains("must be longer")
+    );
+}
+
+#[test]
 fn late_events_are_processed_at_the_entitys_latest_time() {
     let mut e = FeatureEngine::new(schema(ALL_KINDS));
     let mut row = vec![0.0; e.width()];
@@ -223,7 +340,8 @@ fn category_sets_and_ttl_are_bounded() {
     // Unseen for longer than the TTL (1000 s): a fresh history.
     e.process(&record("a", 5000, 1.0, "p", 0.0, 0.0), &mut row);
     assert_eq!(col(&e, &row, "time_since_last"), 500.0);
-    assert_eq!(e.stats().entity_resets, 1);
+    // Both the card and the category `p` (the second key) start afresh.
+    assert_eq!(e.stats().entity_resets, 2);
 }
 
 #[test]

@@ -81,7 +81,7 @@ fn declaration_mistakes_are_explained() {
     let cases: &[(&str, &str)] = &[
         (
             "[streams.s.fields]\nx = { type = \"float\" }\n[[streams.s.features]]\nkind = \"count\"\nfield = \"x\"\nwindow_seconds = 60\n",
-            "option `field` does not apply to kind `count` (it takes: window_seconds)",
+            "option `field` does not apply to kind `count` (it takes: window_seconds, key)",
         ),
         (
             "[streams.s]\n[[streams.s.features]]\nkind = \"raw\"\nfield = \"y\"\n",
