@@ -11,6 +11,7 @@ mod soak;
 mod speed;
 mod streaming;
 mod supervised;
+mod tail;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -47,6 +48,8 @@ enum Command {
     /// Radar's boosted trees (the hybrid's supervised part) against
     /// LightGBM and XGBoost on the generated stream's labels.
     Supervised(supervised::Args),
+    /// ECOD and COPOD against PyOD's on the ODDS tables (AUC, fit + score time).
+    JointTail(tail::Args),
     /// Repeats one Isolation Forest operation in a loop, for profilers.
     IforestLoop(speed::LoopArgs),
 }
@@ -62,5 +65,6 @@ fn main() -> Result<()> {
         Command::Streaming(args) => streaming::run(args),
         Command::Soak(args) => soak::run(args),
         Command::Supervised(args) => supervised::run(args),
+        Command::JointTail(args) => tail::run(args),
     }
 }

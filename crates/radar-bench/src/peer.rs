@@ -13,6 +13,7 @@ const REQUIREMENTS: &[&str] = &[
     "krcf==0.4.0",
     "lightgbm",
     "xgboost",
+    "pyod==3.6.7",
 ];
 
 /// `$RADAR_PYTHON`, else a venv under ~/.cache/radar/venv (created and filled
@@ -28,7 +29,7 @@ pub fn python() -> Result<PathBuf> {
         && Command::new(&py)
             .args([
                 "-c",
-                "import sklearn, pandas, river, krcf, lightgbm, xgboost",
+                "import sklearn, pandas, river, krcf, lightgbm, xgboost, pyod",
             ])
             .status()
             .is_ok_and(|s| s.success());
