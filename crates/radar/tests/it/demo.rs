@@ -39,7 +39,9 @@ fn demo_runs_the_whole_loop_and_reports() {
     assert_eq!(r["live_events_scored"], sent, "every live event was scored");
     assert!(r["bootstrap_events"].as_u64().unwrap() > 10_000);
     let rate = r["live_events_per_second"].as_f64().unwrap();
-    assert!((800.0..1200.0).contains(&rate), "rate {rate}");
+    // The pacer never sends faster than asked (1,000/s); how close it
+    // comes depends on the machine's load, which a test must not assert.
+    assert!(rate > 0.0 && rate < 1200.0, "rate {rate}");
     let frauds = r["frauds_in_live_events"].as_u64().unwrap();
     let tp = r["true_positives"].as_u64().unwrap();
     let alerts = r["alerts_on_live_events"].as_u64().unwrap();
