@@ -33,6 +33,18 @@ pub fn signed_log1p(x: f64) -> f64 {
     x.signum() * x.abs().ln_1p()
 }
 
+/// The hash of a field's value as a category or a key (a missing value
+/// hashes to 0).
+fn value_hash(v: &Value) -> u64 {
+    match v {
+        Value::Str(s) => hash64(s.as_bytes()),
+        Value::Int(v) => hash64(&v.to_le_bytes()),
+        Value::Bool(b) => *b as u64,
+        Value::Float(v) => hash64(&v.to_bits().to_le_bytes()),
+        Value::Missing => 0,
+    }
+}
+
 /// Great-circle distance in km (haversine).
 pub fn haversine_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
     let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
@@ -434,13 +446,7 @@ impl Plan {
         match source {
             CategorySource::Hour => time::hour_index(record.ts) as u32,
             CategorySource::Field(i) => {
-                let h = match &record.values[i] {
-                    Value::Str(s) => hash64(s.as_bytes()),
-                    Value::Int(v) => hash64(&v.to_le_bytes()),
-                    Value::Bool(b) => *b as u64,
-                    Value::Float(v) => hash64(&v.to_bits().to_le_bytes()),
-                    Value::Missing => 0,
-                };
+                let h = value_hash(&record.values[i]);
                 (h ^ (h >> 32)) as u32
             }
         }
@@ -511,7 +517,7 @@ impl Plan {
             p.set_pos.push(
                 state[s.offset..s.offset + s.cap]
                     .iter()
-                    .position(|&w| set_count(w) > 0 && set_hash(w) == h),
+                    .position(|&w| slot_value(w) > 0 && slot_hash(w) == h),
             );
         }
     }
@@ -609,7 +615,7 @@ impl Plan {
                 }
                 Op::Novelty(set) | Op::Frequency { set, .. } => {
                     let s = &self.sets[set];
-                    let count = p.set_pos[set].map_or(0, |i| set_count(state[s.offset + i]));
+                    let count = p.set_pos[set].map_or(0, |i| slot_value(state[s.offset + i]));
                     out[col] = match op {
                         Op::Frequency { surprise, .. } => share(count, n, surprise),
                         _ => (count == 0) as u8 as f64,
@@ -683,7 +689,7 @@ impl Plan {
                     let horizon = seconds(now) as i64 - r.window as i64;
                     let others = state[r.offset..r.offset + r.cap]
                         .iter()
-                        .filter(|&&w| recent_seen(w) as i64 > horizon.max(0) && recent_hash(w) != h)
+                        .filter(|&&w| slot_value(w) as i64 > horizon.max(0) && slot_hash(w) != h)
                         .count();
                     out[col] = (others + 1).min(r.cap) as f64;
                 }
@@ -747,14 +753,14 @@ impl Plan {
             let slots = &mut state[s.offset..s.offset + s.cap];
             let found = slots
                 .iter()
-                .position(|&w| set_count(w) > 0 && set_hash(w) == h);
+                .position(|&w| slot_value(w) > 0 && slot_hash(w) == h);
             let entry = match found {
-                Some(i) => pack_set(h, set_count(slots[i]).saturating_add(1)),
+                Some(i) => pack_slot(h, slot_value(slots[i]).saturating_add(1)),
                 None => {
-                    if set_count(slots[s.cap - 1]) > 0 {
+                    if slot_value(slots[s.cap - 1]) > 0 {
                         stats.category_evictions += 1;
                     }
-                    pack_set(h, 1)
+                    pack_slot(h, 1)
                 }
             };
             // Most recently used first.
@@ -786,10 +792,10 @@ impl Plan {
             // This value's slot, else the longest unseen (empty ones first).
             let at = slots
                 .iter()
-                .position(|&w| recent_seen(w) > 0 && recent_hash(w) == h)
-                .or_else(|| (0..slots.len()).min_by_key(|&i| recent_seen(slots[i])))
+                .position(|&w| slot_value(w) > 0 && slot_hash(w) == h)
+                .or_else(|| (0..slots.len()).min_by_key(|&i| slot_value(slots[i])))
                 .unwrap_or(0);
-            slots[at] = pack_recent(h, now_secs);
+            slots[at] = pack_slot(h, now_secs);
         }
         if let Some(o) = self.first_seen
             && n == 0
@@ -841,30 +847,20 @@ fn hour_profile(state: &[u64], offset: usize) -> [u8; 24] {
     }
     p
 }
+/// A category slot: the value's hash in the low half, and in the high half
+/// its count (category sets) or the second it was last seen (`distinct`);
+/// 0 in the high half is an empty slot.
 #[inline]
-fn set_hash(w: u64) -> u32 {
+fn slot_hash(w: u64) -> u32 {
     w as u32
 }
 #[inline]
-fn set_count(w: u64) -> u32 {
+fn slot_value(w: u64) -> u32 {
     (w >> 32) as u32
 }
 #[inline]
-fn pack_set(hash: u32, count: u32) -> u64 {
-    (count as u64) << 32 | hash as u64
-}
-#[inline]
-fn recent_hash(w: u64) -> u32 {
-    w as u32
-}
-/// Seconds when last seen; 0 for an empty slot.
-#[inline]
-fn recent_seen(w: u64) -> u32 {
-    (w >> 32) as u32
-}
-#[inline]
-fn pack_recent(hash: u32, seen: u32) -> u64 {
-    (seen as u64) << 32 | hash as u64
+fn pack_slot(hash: u32, value: u32) -> u64 {
+    (value as u64) << 32 | hash as u64
 }
 
 /// The largest |ln ratio| a `baseline_ratio` reports (e^30 ≈ 10^13).
@@ -1274,14 +1270,8 @@ impl FeatureEngine {
     fn key(record: &Record, key: Option<usize>) -> u64 {
         match key {
             None => record.entity.as_deref().map_or(0, |e| hash64(e.as_bytes())),
-            Some(f) => match &record.values[f] {
-                Value::Str(s) => hash64(s.as_bytes()),
-                Value::Int(v) => hash64(&v.to_le_bytes()),
-                Value::Bool(b) => *b as u64 + 1,
-                Value::Float(v) => hash64(&v.to_bits().to_le_bytes()),
-                // Events without the key field share one history.
-                Value::Missing => 0,
-            },
+            // Events without the key field share one history.
+            Some(f) => value_hash(&record.values[f]),
         }
     }
 

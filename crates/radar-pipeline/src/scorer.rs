@@ -301,14 +301,16 @@ pub fn run(
         if batch.is_empty() {
             if dirty && last_checkpoint.elapsed() >= options.checkpoint_every {
                 last_checkpoint = Instant::now();
-                // A failed checkpoint (a full disk) is tried again at the
-                // next one; the events it would cover are replayed at worst.
-                match retry.attempt(|| checkpoint(shared, options, &positions, consumer.as_mut())) {
-                    Ok(()) => dirty = false,
-                    Err(e) if e.is_transient() => {}
-                    Err(e) => return Err(e),
+                if periodic_checkpoint(
+                    &mut retry,
+                    log,
+                    shared,
+                    options,
+                    &positions,
+                    consumer.as_mut(),
+                )? {
+                    dirty = false;
                 }
-                update_lag(log, &topic, &positions, &shared.metrics);
                 last_lag = Some(Instant::now());
             } else if last_lag.is_none_or(|t| t.elapsed() >= options.checkpoint_every) {
                 // Idle with nothing to checkpoint (e.g. restarted with all
@@ -407,12 +409,16 @@ pub fn run(
         counters.sent(meta.len() as u64);
         if last_checkpoint.elapsed() >= options.checkpoint_every {
             last_checkpoint = Instant::now();
-            match retry.attempt(|| checkpoint(shared, options, &positions, consumer.as_mut())) {
-                Ok(()) => dirty = false,
-                Err(e) if e.is_transient() => {}
-                Err(e) => return Err(e),
+            if periodic_checkpoint(
+                &mut retry,
+                log,
+                shared,
+                options,
+                &positions,
+                consumer.as_mut(),
+            )? {
+                dirty = false;
             }
-            update_lag(log, &topic, &positions, &shared.metrics);
             last_lag = Some(Instant::now());
         }
     }
@@ -528,6 +534,26 @@ fn update_lag(log: &dyn EventLog, topic: &str, positions: &BTreeMap<u32, u64>, m
 
 /// State and positions durable first, then the group's commit (which only
 /// serves lag reporting and a fallback).
+/// The scorer's regular checkpoint, then the lag it leaves. A failed
+/// checkpoint (a full disk) is tried again at the next one (the events it
+/// would cover are replayed at worst): Ok(false). Ok(true) once written.
+fn periodic_checkpoint(
+    retry: &mut Retry<'_>,
+    log: &dyn EventLog,
+    shared: &Shared,
+    options: &ScorerOptions,
+    positions: &BTreeMap<u32, u64>,
+    consumer: &mut dyn radar_log::Consumer,
+) -> Result<bool, ScorerError> {
+    let written = match retry.attempt(|| checkpoint(shared, options, positions, &mut *consumer)) {
+        Ok(()) => true,
+        Err(e) if e.is_transient() => false,
+        Err(e) => return Err(e),
+    };
+    update_lag(log, &shared.schema.name, positions, &shared.metrics);
+    Ok(written)
+}
+
 fn checkpoint(
     shared: &Shared,
     options: &ScorerOptions,
