@@ -112,6 +112,34 @@ struct Recent {
     window: u64,
 }
 
+/// Decayed known-fraud and event masses of a `label_rate` feature, and
+/// the time they were decayed to (labels move it as well as events).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Rate {
+    offset: usize,
+    window: u64,
+}
+
+impl Rate {
+    /// (fraud, events) decayed to `at` (never back in time), and that time.
+    fn decayed(&self, state: &[u64], at: i64) -> (f64, f64, i64) {
+        let clock = state[self.offset + 2] as i64;
+        let now = at.max(clock);
+        let d = (-((now - clock) as f64) / (self.window as f64 * MICROS_PER_SECOND as f64)).exp();
+        (
+            f64::from_bits(state[self.offset]) * d,
+            f64::from_bits(state[self.offset + 1]) * d,
+            now,
+        )
+    }
+
+    fn store(&self, state: &mut [u64], fraud: f64, events: f64, at: i64) {
+        state[self.offset] = fraud.to_bits();
+        state[self.offset + 1] = events.to_bits();
+        state[self.offset + 2] = at as u64;
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Op {
     Raw(usize),
@@ -151,6 +179,7 @@ enum Op {
         cap_seconds: u64,
     },
     Distinct(usize),
+    LabelRate(usize),
 }
 
 /// A share count/n as itself, or as surprise −ln((count + ½) / (n + 1)).
@@ -200,6 +229,7 @@ struct Plan {
     wins: Vec<Win>,
     ratios: Vec<Ratio>,
     recents: Vec<Recent>,
+    rates: Vec<Rate>,
     first_seen: Option<usize>,
     /// Each op with the first output column it writes.
     ops: Vec<(Op, usize)>,
@@ -231,6 +261,7 @@ impl Plan {
         let mut wins: Vec<Win> = Vec::new();
         let mut ratios: Vec<Ratio> = Vec::new();
         let mut recents: Vec<Recent> = Vec::new();
+        let mut rates: Vec<Rate> = Vec::new();
         let mut ewmas: Vec<Ewma> = Vec::new();
         let mut locs: Vec<Loc> = Vec::new();
         let mut sets: Vec<CategorySet> = Vec::new();
@@ -405,6 +436,19 @@ impl Plan {
                     });
                     Op::Distinct(recents.len() - 1)
                 }
+                Feature::LabelRate { window_seconds } => {
+                    // Same window, same state: two declarations are one rate.
+                    match rates.iter().position(|r| r.window == window_seconds) {
+                        Some(i) => Op::LabelRate(i),
+                        None => {
+                            rates.push(Rate {
+                                offset: alloc(3),
+                                window: window_seconds,
+                            });
+                            Op::LabelRate(rates.len() - 1)
+                        }
+                    }
+                }
                 // Stream-wide state, kept by the engine.
                 Feature::Rarity { .. } => continue,
             };
@@ -421,6 +465,7 @@ impl Plan {
             wins,
             ratios,
             recents,
+            rates,
             first_seen,
             ops,
             defaults: schema
@@ -693,6 +738,10 @@ impl Plan {
                         .count();
                     out[col] = (others + 1).min(r.cap) as f64;
                 }
+                Op::LabelRate(i) => {
+                    let (fraud, events, _) = self.rates[i].decayed(state, record.ts);
+                    out[col] = fraud / (events + 1.0);
+                }
             }
         }
     }
@@ -796,6 +845,10 @@ impl Plan {
                 .or_else(|| (0..slots.len()).min_by_key(|&i| slot_value(slots[i])))
                 .unwrap_or(0);
             slots[at] = pack_slot(h, now_secs);
+        }
+        for r in &self.rates {
+            let (fraud, events, at) = r.decayed(state, record.ts);
+            r.store(state, fraud, events + 1.0, at);
         }
         if let Some(o) = self.first_seen
             && n == 0
@@ -1166,10 +1219,64 @@ struct Group {
     store: EntityStore,
 }
 
+/// Which keys a label moves: the keys of the stream's `label_rate`
+/// features, read from the labelled event. Kept with an event (the labels
+/// index stores them) so that a label arriving weeks later needs no lookup
+/// of the event itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelKeyer {
+    keys: Vec<Option<usize>>,
+}
+
+impl LabelKeyer {
+    pub fn new(schema: &StreamSchema) -> LabelKeyer {
+        let mut keys = Vec::new();
+        for (f, k) in schema.features.iter().zip(&schema.feature_keys) {
+            if matches!(f, Feature::LabelRate { .. }) && !keys.contains(k) {
+                keys.push(*k);
+            }
+        }
+        LabelKeyer { keys }
+    }
+
+    /// No `label_rate` features: labels move nothing.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The key hashes of `record` a label of it moves, in a fixed order.
+    pub fn keys(&self, record: &Record) -> Vec<u64> {
+        self.keys
+            .iter()
+            .map(|&k| FeatureEngine::key(record, k))
+            .collect()
+    }
+}
+
+/// What a label tells the `label_rate` features.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LabelChange {
+    /// The event became known as fraud.
+    Fraud,
+    /// The event, known as fraud since `since` (µs), is now known genuine:
+    /// what that fraud still weighs is taken back.
+    Retracted { since: i64 },
+}
+
+/// One label change for the batch driver: the row of the labelled event,
+/// when the change became known.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LabelFeed {
+    pub row: usize,
+    pub at: i64,
+    pub change: LabelChange,
+}
+
 /// The feature engine of one stream.
 #[derive(Debug, Clone)]
 pub struct FeatureEngine {
     schema: StreamSchema,
+    labels: LabelKeyer,
     /// The stream's entity first (always present: it holds the history
     /// length), then one group per other key field.
     groups: Vec<Group>,
@@ -1218,6 +1325,7 @@ impl FeatureEngine {
             }
         }
         FeatureEngine {
+            labels: LabelKeyer::new(&schema),
             schema,
             groups,
             sketches,
@@ -1311,6 +1419,77 @@ impl FeatureEngine {
             sk.add(h);
         }
         history
+    }
+
+    /// The keys a label of an event moves (see [`LabelKeyer`]).
+    pub fn label_keyer(&self) -> &LabelKeyer {
+        &self.labels
+    }
+
+    /// Folds a label known at `at` into the `label_rate` state of the keys
+    /// its event had (`keys` from [`LabelKeyer::keys`]). A key without
+    /// state gets some (its label counts before its next event does).
+    pub fn apply_label(&mut self, keys: &[u64], at: i64, change: LabelChange) {
+        for (&key, want) in keys.iter().zip(&self.labels.keys) {
+            let Some(group) = self.groups.iter_mut().find(|g| g.key == *want) else {
+                continue;
+            };
+            let idx = group.store.get_or_insert(key, &mut self.stats);
+            let state = group.store.state_mut(idx);
+            for r in &group.plan.rates {
+                let (fraud, events, now) = r.decayed(state, at);
+                let fraud = match change {
+                    LabelChange::Fraud => fraud + 1.0,
+                    LabelChange::Retracted { since } => {
+                        let secs = (now - since).max(0) as f64 / MICROS_PER_SECOND as f64;
+                        (fraud - (-secs / r.window as f64).exp()).max(0.0)
+                    }
+                };
+                r.store(state, fraud, events, now);
+            }
+        }
+    }
+
+    /// Batch driver with labels: before each record, the labels known by
+    /// its time (`at` ≤ its timestamp) about earlier rows are folded in, in
+    /// the order they became known — what a live scorer fed labels as they
+    /// arrive computes. `labels` must be sorted by `at`.
+    pub fn batch_with_labels(
+        &mut self,
+        records: &[Record],
+        labels: &[LabelFeed],
+    ) -> Result<(Matrix, Vec<u32>), MatrixError> {
+        debug_assert!(labels.windows(2).all(|w| w[0].at <= w[1].at));
+        let mut m = Matrix::with_columns(self.width())?;
+        let mut history = Vec::with_capacity(records.len());
+        let mut row = vec![0.0; self.width()];
+        let mut next = 0;
+        for (i, r) in records.iter().enumerate() {
+            self.apply_labels_before(records, i, labels, &mut next);
+            history.push(self.process(r, &mut row));
+            m.push_row(&row)?;
+        }
+        Ok((m, history))
+    }
+
+    /// The batch driver's step before row `i`: folds in `labels[*next..]`
+    /// known by row i's time about rows before it, advancing `next`.
+    pub fn apply_labels_before(
+        &mut self,
+        records: &[Record],
+        i: usize,
+        labels: &[LabelFeed],
+        next: &mut usize,
+    ) {
+        let Some(r) = records.get(i) else { return };
+        while let Some(l) = labels.get(*next)
+            && l.at <= r.ts
+            && l.row < i
+        {
+            let keys = self.labels.keys(&records[l.row]);
+            self.apply_label(&keys, l.at, l.change);
+            *next += 1;
+        }
     }
 
     /// Features of `record` from the current state, without changing it

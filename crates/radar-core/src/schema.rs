@@ -106,6 +106,7 @@ pub enum FeatureKind {
     Age,
     Distinct,
     Rarity,
+    LabelRate,
 }
 
 impl FeatureKind {
@@ -131,6 +132,7 @@ impl FeatureKind {
             FeatureKind::Age => "age",
             FeatureKind::Distinct => "distinct",
             FeatureKind::Rarity => "rarity",
+            FeatureKind::LabelRate => "label_rate",
         }
     }
 
@@ -160,6 +162,7 @@ impl FeatureKind {
             FeatureKind::Age => &["cap_seconds", "key"],
             FeatureKind::Distinct => &["field", "window_seconds", "max_categories", "key"],
             FeatureKind::Rarity => &["field"],
+            FeatureKind::LabelRate => &["window_seconds", "key"],
         }
     }
 }
@@ -746,6 +749,14 @@ pub enum Feature {
     Rarity {
         source: CategorySource,
     },
+    /// The key's known-fraud rate: fraud labels known before the event
+    /// (decayed from when each became known, over `window_seconds`) over
+    /// the key's events (decayed alike) + 1. Labels are fed with
+    /// [`crate::features::FeatureEngine::apply_label`]; without labels the
+    /// feature is 0.
+    LabelRate {
+        window_seconds: u64,
+    },
 }
 
 impl Feature {
@@ -1128,6 +1139,9 @@ impl StreamConfig {
                 FeatureKind::Rarity => Feature::Rarity {
                     source: category(&fc.field)?,
                 },
+                FeatureKind::LabelRate => Feature::LabelRate {
+                    window_seconds: positive("window_seconds", fc.window_seconds)?,
+                },
             };
             let key = match &fc.key {
                 None => None,
@@ -1145,10 +1159,17 @@ impl StreamConfig {
                     Some(idx)
                 }
             };
-            let base = fc.name.clone().unwrap_or_else(|| match &fc.field {
-                Some(f) => format!("{}_{}", fc.kind.name(), f.trim_start_matches('@')),
-                None => fc.kind.name().to_owned(),
-            });
+            let base = fc
+                .name
+                .clone()
+                .unwrap_or_else(|| match (&fc.field, &fc.key) {
+                    (Some(f), _) => format!("{}_{}", fc.kind.name(), f.trim_start_matches('@')),
+                    // A label rate has no field: its key tells columns apart.
+                    (None, Some(k)) if fc.kind == FeatureKind::LabelRate => {
+                        format!("{}_{k}", fc.kind.name())
+                    }
+                    (None, _) => fc.kind.name().to_owned(),
+                });
             let names: Vec<String> = match &feature {
                 Feature::HourOfDay | Feature::DayOfWeek => {
                     vec![format!("{base}_sin"), format!("{base}_cos")]

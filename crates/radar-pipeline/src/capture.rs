@@ -68,11 +68,11 @@ pub fn run(
         options,
         &stop,
         rt.handle(),
-        &crate::labels::Indexing {
-            stream: schema.name.clone(),
-            labels: config.open_labels()?,
-            health: std::sync::Arc::new(Health::default()),
-            metrics: None,
-        },
+        &crate::labels::Indexing::new(
+            &schema,
+            config.open_labels()?,
+            std::sync::Arc::new(Health::default()),
+            None,
+        ),
     )?)
 }

@@ -103,12 +103,12 @@ pub fn bootstrap(
         &options,
         &std::sync::atomic::AtomicBool::new(false),
         rt.handle(),
-        &crate::labels::Indexing {
-            stream: schema.name.clone(),
-            labels: config.open_labels()?,
-            health: std::sync::Arc::new(radar_core::health::Health::default()),
-            metrics: None,
-        },
+        &crate::labels::Indexing::new(
+            &schema,
+            config.open_labels()?,
+            std::sync::Arc::new(radar_core::health::Health::default()),
+            None,
+        ),
     )?;
     Ok(Bootstrap {
         events: appended,

@@ -690,7 +690,9 @@ pub fn prepare_supervised(
         )));
     }
     let mut engine = FeatureEngine::new(schema.clone());
-    let (features, history) = engine.batch_with_history(&records)?;
+    // Label-derived features see each label from when it became known.
+    let feeds = book.feeds(records.iter().map(|r| r.id.as_deref()));
+    let (features, history) = engine.batch_with_labels(&records, &feeds)?;
     let cut = time_cut(&records, spec.train_fraction);
     let learn_until = time_cut(
         &records,

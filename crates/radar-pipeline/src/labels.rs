@@ -76,6 +76,48 @@ impl LabelBook {
         self.as_of(event_id, at).is_some_and(|l| l.fraud)
     }
 
+    /// What the labels tell `label_rate` features about the rows whose
+    /// event ids are `ids`, sorted by when it became known: a row turns
+    /// fraud, or (re-labelled genuine) stops being fraud. Labels of events
+    /// not among the rows move nothing.
+    pub fn feeds<'a>(
+        &self,
+        ids: impl IntoIterator<Item = Option<&'a str>>,
+    ) -> Vec<radar_core::features::LabelFeed> {
+        use radar_core::features::{LabelChange, LabelFeed};
+        let mut out = Vec::new();
+        for (row, id) in ids.into_iter().enumerate() {
+            let Some(labels) = id.and_then(|id| self.by_event.get(id)) else {
+                continue;
+            };
+            let mut fraud_since: Option<i64> = None;
+            for l in labels {
+                match (l.fraud, fraud_since) {
+                    (true, None) => {
+                        fraud_since = Some(l.known_at);
+                        out.push(LabelFeed {
+                            row,
+                            at: l.known_at,
+                            change: LabelChange::Fraud,
+                        });
+                    }
+                    (false, Some(since)) => {
+                        fraud_since = None;
+                        out.push(LabelFeed {
+                            row,
+                            at: l.known_at,
+                            change: LabelChange::Retracted { since },
+                        });
+                    }
+                    // Saying again what is known changes nothing.
+                    _ => {}
+                }
+            }
+        }
+        out.sort_by_key(|f| f.at);
+        out
+    }
+
     /// Event ids with at least one label.
     pub fn event_ids(&self) -> impl Iterator<Item = &str> {
         self.by_event.keys().map(String::as_str)
@@ -112,6 +154,82 @@ mod tests {
         assert!(!book.fraud_as_of("c", i64::MAX));
         assert_eq!(book.len(), 3);
     }
+
+    #[test]
+    fn moves_since_reads_new_labels_once_with_their_events_keys() {
+        use radar_core::features::LabelChange;
+        let dir = tempfile::tempdir().unwrap();
+        let store = LabelStore::open(&dir.path().join("labels.db")).unwrap();
+        let event = |id: &str, keys: Vec<u64>| IndexedEvent {
+            id: id.into(),
+            ts: 10,
+            entity: None,
+            keys,
+        };
+        store
+            .index_events("s", &[event("a", vec![7, 8]), event("b", vec![])])
+            .unwrap();
+        store
+            .record(
+                "s",
+                &[
+                    label("a", true, 100),
+                    label("b", true, 110),
+                    label("a", true, 120),
+                ],
+            )
+            .unwrap();
+        let (seq, moves) = store.moves_since("s", 0, 100).unwrap();
+        assert_eq!(seq, 3);
+        assert_eq!(
+            moves,
+            vec![LabelMove {
+                keys: vec![7, 8],
+                at: 100,
+                change: LabelChange::Fraud
+            }],
+            "b has no keys; a's second fraud verdict repeats the first"
+        );
+        store.record("s", &[label("a", false, 200)]).unwrap();
+        let (seq, moves) = store.moves_since("s", seq, 100).unwrap();
+        assert_eq!(seq, 4);
+        assert_eq!(moves[0].change, LabelChange::Retracted { since: 100 });
+        assert_eq!(store.moves_since("s", seq, 100).unwrap(), (4, vec![]));
+    }
+
+    #[test]
+    fn feeds_follow_each_events_verdicts_in_time() {
+        use radar_core::features::{LabelChange, LabelFeed};
+        let book = LabelBook::new([
+            label("a", true, 300),
+            label("a", true, 350),
+            label("a", false, 400),
+            label("b", false, 100),
+            label("b", true, 200),
+            label("zz", true, 50),
+        ]);
+        let feeds = book.feeds([Some("b"), None, Some("a")]);
+        assert_eq!(
+            feeds,
+            vec![
+                LabelFeed {
+                    row: 0,
+                    at: 200,
+                    change: LabelChange::Fraud
+                },
+                LabelFeed {
+                    row: 2,
+                    at: 300,
+                    change: LabelChange::Fraud
+                },
+                LabelFeed {
+                    row: 2,
+                    at: 400,
+                    change: LabelChange::Retracted { since: 300 }
+                },
+            ]
+        );
+    }
 }
 
 /// The id alerts and labels give an event: its own, else
@@ -128,13 +246,32 @@ pub fn event_id(
         .map_or_else(|| format!("{stream}-{partition}-{offset}"), str::to_owned)
 }
 
-/// Capture's observer that indexes the ids of captured events (and keeps
-/// capture's health, counts through `metrics` when given).
+/// Capture's observer that indexes the ids of captured events, with the
+/// keys a label of each moves (and keeps capture's health, counts through
+/// `metrics` when given).
 pub struct Indexing {
-    pub stream: String,
-    pub labels: LabelStore,
-    pub health: std::sync::Arc<radar_core::health::Health>,
-    pub metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+    stream: String,
+    keyer: radar_core::features::LabelKeyer,
+    labels: LabelStore,
+    health: std::sync::Arc<radar_core::health::Health>,
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+}
+
+impl Indexing {
+    pub fn new(
+        schema: &radar_core::schema::StreamSchema,
+        labels: LabelStore,
+        health: std::sync::Arc<radar_core::health::Health>,
+        metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+    ) -> Indexing {
+        Indexing {
+            stream: schema.name.clone(),
+            keyer: radar_core::features::LabelKeyer::new(schema),
+            labels,
+            health,
+            metrics,
+        }
+    }
 }
 
 impl radar_lake::capture::Observer for Indexing {
@@ -157,25 +294,40 @@ impl radar_lake::capture::Observer for Indexing {
         }
     }
     fn captured(&self, rows: &[radar_lake::Row]) {
-        let ids: Vec<(String, i64, Option<&str>)> = rows
+        let ids: Vec<IndexedEvent<'_>> = rows
             .iter()
-            .map(|r| {
-                (
-                    event_id(&self.stream, &r.record, r.partition, r.offset),
-                    r.record.ts,
-                    r.record.entity.as_deref(),
-                )
+            .map(|r| IndexedEvent {
+                id: event_id(&self.stream, &r.record, r.partition, r.offset),
+                ts: r.record.ts,
+                entity: r.record.entity.as_deref(),
+                keys: self.keyer.keys(&r.record),
             })
             .collect();
         // The index serves label checks only: a failure is said, capture
         // goes on (labels of these events would be refused as unknown).
-        if let Err(e) = self.labels.index_events(
-            &self.stream,
-            ids.iter().map(|(id, ts, e)| (id.as_str(), *ts, *e)),
-        ) {
+        if let Err(e) = self.labels.index_events(&self.stream, &ids) {
             tracing::warn!(error = %e, "indexing captured event ids failed");
         }
     }
+}
+
+/// One captured event in the labels index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexedEvent<'a> {
+    pub id: String,
+    pub ts: i64,
+    pub entity: Option<&'a str>,
+    /// What a label of it moves ([`radar_core::features::LabelKeyer`]).
+    pub keys: Vec<u64>,
+}
+
+/// What a label newly recorded does to `label_rate` features, for a live
+/// scorer (see [`LabelStore::moves_since`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelMove {
+    pub keys: Vec<u64>,
+    pub at: i64,
+    pub change: radar_core::features::LabelChange,
 }
 
 /// What became of one label handed to [`LabelStore::record`].
@@ -220,6 +372,7 @@ CREATE TABLE IF NOT EXISTS events (
     event_id TEXT NOT NULL,
     ts INTEGER NOT NULL,
     entity TEXT,
+    keys BLOB,
     PRIMARY KEY (stream, event_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS exported (
@@ -245,6 +398,15 @@ impl LabelStore {
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(db_err)?;
         conn.execute_batch(LABELS_SCHEMA).map_err(db_err)?;
+        // Indexes made before events kept their label keys gain the column.
+        let has_keys = conn
+            .prepare("SELECT 1 FROM pragma_table_info('events') WHERE name = 'keys'")
+            .and_then(|mut st| st.exists([]))
+            .map_err(db_err)?;
+        if !has_keys {
+            conn.execute_batch("ALTER TABLE events ADD COLUMN keys BLOB")
+                .map_err(db_err)?;
+        }
         Ok(LabelStore {
             db: std::sync::Arc::new(std::sync::Mutex::new(conn)),
         })
@@ -258,21 +420,19 @@ impl LabelStore {
 
     /// Remembers the ids of events the lake holds (capture calls this), so
     /// that a label naming an unknown event can be told apart.
-    pub fn index_events<'a>(
-        &self,
-        stream: &str,
-        events: impl Iterator<Item = (&'a str, i64, Option<&'a str>)>,
-    ) -> Result<()> {
+    pub fn index_events(&self, stream: &str, events: &[IndexedEvent<'_>]) -> Result<()> {
         let mut db = self.db()?;
         let tx = db.transaction().map_err(db_err)?;
         {
             let mut st = tx
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO events (stream, event_id, ts, entity) VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT OR IGNORE INTO events (stream, event_id, ts, entity, keys) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
                 .map_err(db_err)?;
-            for (id, ts, entity) in events {
-                st.execute(rusqlite::params![stream, id, ts, entity])
+            for e in events {
+                let keys: Option<Vec<u8>> = (!e.keys.is_empty())
+                    .then(|| e.keys.iter().flat_map(|k| k.to_le_bytes()).collect());
+                st.execute(rusqlite::params![stream, e.id, e.ts, e.entity, keys])
                     .map_err(db_err)?;
             }
         }
@@ -374,6 +534,66 @@ impl LabelStore {
             )
             .map_err(db_err)?;
         rows.collect::<std::result::Result<_, _>>().map_err(db_err)
+    }
+
+    /// What the labels of `stream` recorded after label `after_seq` (at
+    /// most `limit` of them) do to `label_rate` features, in the order they
+    /// were recorded; and the last seq read (`after_seq` when none).
+    /// A label that repeats what its event's earlier labels said moves
+    /// nothing; so does one of an event indexed without keys.
+    pub fn moves_since(
+        &self,
+        stream: &str,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<(u64, Vec<LabelMove>)> {
+        use radar_core::features::LabelChange;
+        let rows = self.list(stream, None, after_seq, limit)?;
+        let last = rows.last().map_or(after_seq, |r| r.seq);
+        let mut moves = Vec::new();
+        for row in rows {
+            let keys: Option<Vec<u8>> = {
+                let db = self.db()?;
+                let mut st = db
+                    .prepare_cached("SELECT keys FROM events WHERE stream = ?1 AND event_id = ?2")
+                    .map_err(db_err)?;
+                let mut found = st
+                    .query(rusqlite::params![stream, row.label.event_id])
+                    .map_err(db_err)?;
+                match found.next().map_err(db_err)? {
+                    Some(r) => r.get(0).map_err(db_err)?,
+                    None => None,
+                }
+            };
+            let Some(keys) = keys else { continue };
+            let keys: Vec<u64> = keys
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                .collect();
+            // The event's verdict before this label, in recorded order.
+            let mut fraud_since = None;
+            for earlier in self.list(stream, Some(&row.label.event_id), 0, usize::MAX)? {
+                if earlier.seq >= row.seq {
+                    break;
+                }
+                fraud_since = match (earlier.label.fraud, fraud_since) {
+                    (true, None) => Some(earlier.label.known_at),
+                    (false, _) => None,
+                    (true, since) => since,
+                };
+            }
+            let change = match (row.label.fraud, fraud_since) {
+                (true, None) => LabelChange::Fraud,
+                (false, Some(since)) => LabelChange::Retracted { since },
+                _ => continue,
+            };
+            moves.push(LabelMove {
+                keys,
+                at: row.label.known_at,
+                change,
+            });
+        }
+        Ok((last, moves))
     }
 
     /// Every label of `stream`.

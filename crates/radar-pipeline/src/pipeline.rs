@@ -177,12 +177,12 @@ impl Pipeline {
                 stop.clone(),
                 rt.handle().clone(),
             );
-            let observer = crate::labels::Indexing {
-                stream: schema.name.clone(),
-                labels: labels.clone(),
-                health: shared.health.clone(),
-                metrics: Some(metrics.clone()),
-            };
+            let observer = crate::labels::Indexing::new(
+                &schema,
+                labels.clone(),
+                shared.health.clone(),
+                Some(metrics.clone()),
+            );
             let capture_options = CaptureOptions {
                 max_age: options.capture_every,
                 ..CaptureOptions::default()
@@ -243,6 +243,7 @@ impl Pipeline {
                 checkpoint: local.join("scorer").join(format!("{}.ckpt", schema.name)),
                 checkpoint_every: options.checkpoint_every,
                 explain_top: options.explain_top,
+                labels: Some(labels.clone()),
             };
             threads.push(spawn(
                 "scorer",

@@ -7,6 +7,13 @@
 //! on restart records before the checkpoint's positions are skipped, so
 //! feature state counts every event exactly once, while alerts of replayed
 //! events are deduplicated by the alerts table.
+//!
+//! Labels reach `label_rate` features as the labels store records them:
+//! before each batch the scorer folds in the labels recorded since the last
+//! one it applied (that label's seq is checkpointed with the positions), so
+//! each label counts once across restarts. Live, a label counts from when
+//! it is read, which is when it became known for labels given as they are
+//! made; training replays each at its `known_at`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -66,6 +73,16 @@ pub struct ScorerOptions {
     pub checkpoint_every: Duration,
     /// Top contributions attached to an alert.
     pub explain_top: usize,
+    /// Where labels are recorded, for `label_rate` features.
+    pub labels: Option<crate::labels::LabelStore>,
+}
+
+/// How far the scorer's state goes: the next offset of each partition,
+/// and the last label folded in.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Progress {
+    positions: BTreeMap<u32, u64>,
+    labels_seq: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,10 +129,10 @@ fn load_checkpoint(
     path: &PathBuf,
     engine: &mut FeatureEngine,
     online: Option<&Mutex<OnlineModel>>,
-) -> Result<BTreeMap<u32, u64>, ScorerError> {
+) -> Result<Progress, ScorerError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Progress::default()),
         Err(e) => {
             return Err(ScorerError::Checkpoint(format!(
                 "reading `{}`: {e}",
@@ -153,18 +170,27 @@ fn load_checkpoint(
         }
         _ => {}
     }
-    Ok(positions)
+    // Checkpoints written before label features end here.
+    let labels_seq = if r.remaining() > 0 {
+        r.u64().map_err(|e| err(e.to_string()))?
+    } else {
+        0
+    };
+    Ok(Progress {
+        positions,
+        labels_seq,
+    })
 }
 
 fn save_checkpoint(
     path: &PathBuf,
     engine: &FeatureEngine,
     online: Option<&Mutex<OnlineModel>>,
-    positions: &BTreeMap<u32, u64>,
+    progress: &Progress,
 ) -> Result<(), ScorerError> {
     let mut w = Writer::new();
     w.bytes(
-        serde_json::to_string(positions)
+        serde_json::to_string(&progress.positions)
             .unwrap_or_default()
             .as_bytes(),
     );
@@ -174,6 +200,7 @@ fn save_checkpoint(
         None => Vec::new(),
     };
     w.bytes(&model);
+    w.u64(progress.labels_seq);
     let bytes = CHECKPOINT.seal(1, &w.into_bytes());
     let err = |source: std::io::Error| ScorerError::CheckpointWrite {
         path: path.display().to_string(),
@@ -274,7 +301,7 @@ pub fn run(
 ) -> Result<u64, ScorerError> {
     let topic = shared.schema.name.clone();
     let mut retry = Retry::new("scorer", &shared.health, stop);
-    let mut positions = {
+    let mut progress = {
         let mut engine = shared.engine.write().map_err(|_| ScorerError::Poisoned)?;
         load_checkpoint(&options.checkpoint, &mut engine, shared.online.as_deref())?
     };
@@ -306,7 +333,7 @@ pub fn run(
                     log,
                     shared,
                     options,
-                    &positions,
+                    &progress,
                     consumer.as_mut(),
                 )? {
                     dirty = false;
@@ -315,7 +342,7 @@ pub fn run(
             } else if last_lag.is_none_or(|t| t.elapsed() >= options.checkpoint_every) {
                 // Idle with nothing to checkpoint (e.g. restarted with all
                 // caught up): lag is still reported.
-                update_lag(log, &topic, &positions, &shared.metrics);
+                update_lag(log, &topic, &progress.positions, &shared.metrics);
                 last_lag = Some(Instant::now());
             }
             continue;
@@ -324,15 +351,26 @@ pub fn run(
         let mut meta = Vec::with_capacity(batch.len());
         {
             let mut engine = shared.engine.write().map_err(|_| ScorerError::Poisoned)?;
+            if let Some(store) = &options.labels
+                && !engine.label_keyer().is_empty()
+            {
+                // A labels store that cannot be read now is read next time;
+                // scoring does not wait for it.
+                match fold_labels(store, &topic, &mut engine, progress.labels_seq) {
+                    Ok(seq) => progress.labels_seq = seq,
+                    Err(e) => tracing::warn!(error = %e, "reading new labels failed"),
+                }
+            }
             for s in &batch {
                 // Already folded into the restored state.
-                if positions
+                if progress
+                    .positions
                     .get(&s.partition)
                     .is_some_and(|&next| s.offset < next)
                 {
                     continue;
                 }
-                positions.insert(s.partition, s.offset + 1);
+                progress.positions.insert(s.partition, s.offset + 1);
                 // Invalid events were answered at ingest and go to the
                 // dead-letter table through capture (which counts them);
                 // a door's refusal stands even when the bytes would decode.
@@ -414,7 +452,7 @@ pub fn run(
                 log,
                 shared,
                 options,
-                &positions,
+                &progress,
                 consumer.as_mut(),
             )? {
                 dirty = false;
@@ -423,7 +461,7 @@ pub fn run(
         }
     }
     if dirty {
-        retry.run(|| checkpoint(shared, options, &positions, consumer.as_mut()))?;
+        retry.run(|| checkpoint(shared, options, &progress, consumer.as_mut()))?;
     }
     Ok(scored_total)
 }
@@ -520,6 +558,21 @@ impl Scoring<'_> {
     }
 }
 
+/// Folds the labels recorded after label `after` into `engine`; returns
+/// the last label read.
+fn fold_labels(
+    store: &crate::labels::LabelStore,
+    stream: &str,
+    engine: &mut FeatureEngine,
+    after: u64,
+) -> crate::error::Result<u64> {
+    let (last, moves) = store.moves_since(stream, after, 10_000)?;
+    for m in moves {
+        engine.apply_label(&m.keys, m.at, m.change);
+    }
+    Ok(last)
+}
+
 fn update_lag(log: &dyn EventLog, topic: &str, positions: &BTreeMap<u32, u64>, metrics: &Metrics) {
     let partitions = log.partitions(topic).unwrap_or(0);
     let lag: Vec<(u32, u64)> = (0..partitions)
@@ -542,22 +595,27 @@ fn periodic_checkpoint(
     log: &dyn EventLog,
     shared: &Shared,
     options: &ScorerOptions,
-    positions: &BTreeMap<u32, u64>,
+    progress: &Progress,
     consumer: &mut dyn radar_log::Consumer,
 ) -> Result<bool, ScorerError> {
-    let written = match retry.attempt(|| checkpoint(shared, options, positions, &mut *consumer)) {
+    let written = match retry.attempt(|| checkpoint(shared, options, progress, &mut *consumer)) {
         Ok(()) => true,
         Err(e) if e.is_transient() => false,
         Err(e) => return Err(e),
     };
-    update_lag(log, &shared.schema.name, positions, &shared.metrics);
+    update_lag(
+        log,
+        &shared.schema.name,
+        &progress.positions,
+        &shared.metrics,
+    );
     Ok(written)
 }
 
 fn checkpoint(
     shared: &Shared,
     options: &ScorerOptions,
-    positions: &BTreeMap<u32, u64>,
+    progress: &Progress,
     consumer: &mut dyn radar_log::Consumer,
 ) -> Result<(), ScorerError> {
     {
@@ -566,10 +624,10 @@ fn checkpoint(
             &options.checkpoint,
             &engine,
             shared.online.as_deref(),
-            positions,
+            progress,
         )?;
     }
-    let commits: Vec<(u32, u64)> = positions.iter().map(|(&p, &o)| (p, o)).collect();
+    let commits: Vec<(u32, u64)> = progress.positions.iter().map(|(&p, &o)| (p, o)).collect();
     match consumer.commit(&commits) {
         // The checkpoint holds the positions; records the group hands out
         // again after a rebalance are skipped by them.

@@ -245,13 +245,34 @@ pub fn train(config: &Config, spec: &TrainSpec, progress: Progress<'_>) -> Resul
         )));
     }
 
-    // 2. Features, with the same engine the scorer runs.
+    // 2. Labels as known when the model is trained; features, with the
+    // same engine the scorer runs (label-derived ones fed each label from
+    // when it became known).
+    let labels_as_of = spec
+        .labels_as_of
+        .unwrap_or_else(radar_core::time::now_micros);
+    let book = crate::labels::LabelBook::new(
+        rt.block_on(lake.labels(&schema.name))?
+            .into_iter()
+            .map(|r| r.label)
+            .filter(|l| l.known_at <= labels_as_of),
+    );
+    let ids: Vec<String> = records
+        .iter()
+        .zip(&positions)
+        .map(|(r, &(partition, offset))| {
+            crate::labels::event_id(&schema.name, r, partition, offset)
+        })
+        .collect();
+    let feeds = book.feeds(ids.iter().map(|id| Some(id.as_str())));
+    let mut next_label = 0;
     let mut engine = FeatureEngine::new(schema.clone());
     let width = engine.width();
     let mut all = Matrix::with_columns(width)?;
     let mut history = Vec::with_capacity(records.len());
     let mut row = vec![0.0; width];
     for (i, r) in records.iter().enumerate() {
+        engine.apply_labels_before(&records, i, &feeds, &mut next_label);
         history.push(engine.process(r, &mut row));
         all.push_row(&row)?;
         if i % 10_000 == 0 {
@@ -271,15 +292,6 @@ pub fn train(config: &Config, spec: &TrainSpec, progress: Progress<'_>) -> Resul
     let train_records: Vec<Record> = in_train.iter().map(|&i| records[i].clone()).collect();
     let calib_cut = evaluate::time_cut(&train_records, 1.0 - THRESHOLD_SLICE);
     let truth = Labels::of(schema);
-    let book = rt.block_on(lake.labels(&schema.name))?;
-    let labels_as_of = spec
-        .labels_as_of
-        .unwrap_or_else(radar_core::time::now_micros);
-    let book = crate::labels::LabelBook::new(
-        book.into_iter()
-            .map(|r| r.label)
-            .filter(|l| l.known_at <= labels_as_of),
-    );
     let (mut train_m, mut learn_m, mut calib_m, mut hold_m) = (
         Matrix::with_columns(width)?,
         Matrix::with_columns(width)?,
@@ -300,9 +312,7 @@ pub fn train(config: &Config, spec: &TrainSpec, progress: Progress<'_>) -> Resul
         if r.ts < calib_cut {
             learn_m.push_row(all.row(i))?;
             // Point in time: the labels known when the model is trained.
-            let (partition, offset) = positions[i];
-            let id = crate::labels::event_id(&schema.name, r, partition, offset);
-            learn_labels.push(book.fraud_as_of(&id, labels_as_of));
+            learn_labels.push(book.fraud_as_of(&ids[i], labels_as_of));
         } else {
             calib_m.push_row(all.row(i))?;
         }

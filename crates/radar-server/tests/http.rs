@@ -342,7 +342,12 @@ async fn labels_are_recorded_with_history_and_bad_ones_named() {
     s.labels
         .index_events(
             "tx",
-            [("e1", 1, Some("c1")), ("e2", 2, Some("c1"))].into_iter(),
+            &[("e1", 1), ("e2", 2)].map(|(id, ts)| radar_pipeline::labels::IndexedEvent {
+                id: id.into(),
+                ts,
+                entity: Some("c1"),
+                keys: Vec::new(),
+            }),
         )
         .unwrap();
     let (status, body) = post(

@@ -101,6 +101,13 @@ windows = [300]
 aggregates = ["count"]
 key = "c"
 name = "c_rate"
+[[streams.s.features]]
+kind = "label_rate"
+window_seconds = 600
+[[streams.s.features]]
+kind = "label_rate"
+window_seconds = 300
+key = "c"
 "#;
 
 fn schema(text: &str) -> StreamSchema {
@@ -265,6 +272,83 @@ fn windows_ratios_age_distinct_rarity_and_second_keys_follow_their_definitions()
     assert_eq!(col(&e, &row, "distinct_c"), 2.0);
     e.process(&record("a", t0 + 60 * 60, 1.0, "fuel", 0.0, 0.0), &mut row);
     assert_eq!(col(&e, &row, "distinct_c"), 1.0);
+}
+
+#[test]
+fn label_rates_count_only_labels_known_before_the_event() {
+    let s = schema(ALL_KINDS);
+    let mut e = FeatureEngine::new(s);
+    let mut row = vec![0.0; e.width()];
+    let window = 600.0f64;
+    // Two events of card a at merchant category m, the first labelled fraud
+    // at t = 150 s, retracted at t = 400 s.
+    let r0 = record("a", 100, 1.0, "m", 0.0, 0.0);
+    e.process(&r0, &mut row);
+    assert_eq!(col(&e, &row, "label_rate"), 0.0);
+    assert_eq!(col(&e, &row, "label_rate_c"), 0.0);
+    let keys = e.label_keyer().keys(&r0);
+    assert_eq!(keys.len(), 2, "the entity and `c`");
+    e.apply_label(&keys, 150 * MICROS_PER_SECOND, LabelChange::Fraud);
+
+    // Card b at the same category sees the category's rate, not card a's.
+    e.process(&record("b", 200, 1.0, "m", 0.0, 0.0), &mut row);
+    assert_eq!(col(&e, &row, "label_rate"), 0.0, "b has no fraud");
+    let fraud = (-50.0f64 / 300.0).exp();
+    let events = (-100.0f64 / 300.0).exp();
+    assert!((col(&e, &row, "label_rate_c") - fraud / (events + 1.0)).abs() < 1e-12);
+
+    e.process(&record("a", 300, 1.0, "n", 0.0, 0.0), &mut row);
+    let fraud = (-150.0 / window).exp();
+    let events = (-200.0 / window).exp();
+    assert!((col(&e, &row, "label_rate") - fraud / (events + 1.0)).abs() < 1e-12);
+    assert_eq!(col(&e, &row, "label_rate_c"), 0.0, "category n is clean");
+
+    e.apply_label(
+        &keys,
+        400 * MICROS_PER_SECOND,
+        LabelChange::Retracted {
+            since: 150 * MICROS_PER_SECOND,
+        },
+    );
+    e.process(&record("a", 500, 1.0, "n", 0.0, 0.0), &mut row);
+    assert!(col(&e, &row, "label_rate").abs() < 1e-12, "taken back");
+}
+
+/// Regression: a label known after an event must not change that event's
+/// features in the batch driver (the point-in-time rule), while one known
+/// before must.
+#[test]
+fn regression_batch_labels_known_after_an_event_do_not_reach_it() {
+    let s = schema(ALL_KINDS);
+    let recs: Vec<Record> = (0..4)
+        .map(|i| record("a", 100 + 100 * i, 1.0, "m", 0.0, 0.0))
+        .collect();
+    let rate = |at: i64| {
+        let (m, _) = FeatureEngine::new(s.clone())
+            .batch_with_labels(
+                &recs,
+                &[LabelFeed {
+                    row: 0,
+                    at: at * MICROS_PER_SECOND,
+                    change: LabelChange::Fraud,
+                }],
+            )
+            .unwrap();
+        let e = FeatureEngine::new(s.clone());
+        (0..4)
+            .map(|i| col(&e, m.row(i), "label_rate"))
+            .collect::<Vec<_>>()
+    };
+    let known_at_250 = rate(250);
+    assert_eq!(known_at_250[1], 0.0, "the event at 200 s came before");
+    assert!(known_at_250[2] > 0.0, "the event at 300 s came after");
+    let known_at_300 = rate(300);
+    assert!(
+        known_at_300[2] > 0.0,
+        "known at the event's own time counts"
+    );
+    let known_later = rate(10_000);
+    assert!(known_later.iter().all(|&v| v == 0.0));
 }
 
 #[test]
@@ -463,6 +547,54 @@ proptest! {
         let a: Vec<u64> = whole.data().iter().map(|v| v.to_bits()).collect();
         let b: Vec<u64> = rows.iter().map(|v| v.to_bits()).collect();
         prop_assert_eq!(a, b);
+    }
+
+    /// Labels fed to a live engine as they become known (with checkpoints
+    /// in between) give the batch driver's rows, bit for bit.
+    #[test]
+    fn live_labels_equal_batch_labels(
+        evs in events(),
+        marks in prop::collection::vec((any::<prop::sample::Index>(), 0i64..2000, any::<bool>()), 0..20),
+        restore_every in 1usize..50,
+    ) {
+        let s = schema(ALL_KINDS);
+        let recs = records(&evs);
+        let mut feed: Vec<LabelFeed> = marks
+            .iter()
+            .map(|(i, delay, fraud)| {
+                let row = i.index(recs.len());
+                let at = recs[row].ts + delay * MICROS_PER_SECOND;
+                let change = if *fraud {
+                    LabelChange::Fraud
+                } else {
+                    LabelChange::Retracted { since: recs[row].ts }
+                };
+                LabelFeed { row, at, change }
+            })
+            .collect();
+        feed.sort_by_key(|l| l.at);
+        let (whole, _) = FeatureEngine::new(s.clone()).batch_with_labels(&recs, &feed).unwrap();
+
+        let mut e = FeatureEngine::new(s.clone());
+        let mut row = vec![0.0; e.width()];
+        let mut next = 0;
+        for (i, r) in recs.iter().enumerate() {
+            while let Some(l) = feed.get(next) && l.at <= r.ts && l.row < i {
+                let keys = e.label_keyer().keys(&recs[l.row]);
+                e.apply_label(&keys, l.at, l.change);
+                next += 1;
+            }
+            e.process(r, &mut row);
+            prop_assert!(row.iter().all(|v| v.is_finite()));
+            let expected: Vec<u64> = whole.row(i).iter().map(|v| v.to_bits()).collect();
+            let got: Vec<u64> = row.iter().map(|v| v.to_bits()).collect();
+            prop_assert_eq!(expected, got);
+            if i % restore_every == 0 {
+                let mut fresh = FeatureEngine::new(s.clone());
+                fresh.restore(&e.checkpoint()).unwrap();
+                e = fresh;
+            }
+        }
     }
 
     /// The incremental driver, one record at a time, equals the batch driver.

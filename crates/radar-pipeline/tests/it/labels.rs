@@ -9,11 +9,13 @@ use radar_pipeline::Config;
 use radar_pipeline::train::{self, TrainSpec};
 
 const DECLARATION: &str = include_str!("../../../../examples/transactions.toml");
+/// With windowed and label-derived (`label_rate`) features.
+const WINDOWS: &str = include_str!("../../../../examples/transactions-windows.toml");
 
 /// A stream with history captured to the lake and its team labels
 /// recorded; returns the config, every event id and the labels.
-fn stream(dir: &std::path::Path) -> (Config, Vec<Label>) {
-    let mut config: Config = toml::from_str(DECLARATION).unwrap();
+fn stream(dir: &std::path::Path, declaration: &str) -> (Config, Vec<Label>) {
+    let mut config: Config = toml::from_str(declaration).unwrap();
     config.storage.root = dir.to_str().unwrap().to_owned();
     let schema = config.stream(None).unwrap();
     let spec = TransactionSpec {
@@ -105,8 +107,19 @@ fn trained(config: &Config, as_of: i64, model: &str) -> (Vec<u8>, f64) {
 
 #[test]
 fn a_label_known_after_t_never_reaches_a_model_trained_as_of_t() {
+    label_known_after_t_never_reaches_a_model_trained_as_of_t(DECLARATION);
+}
+
+/// The same with label-derived features, which read labels for every
+/// event's features too.
+#[test]
+fn a_label_known_after_t_never_reaches_label_features_of_a_model_trained_as_of_t() {
+    label_known_after_t_never_reaches_a_model_trained_as_of_t(WINDOWS);
+}
+
+fn label_known_after_t_never_reaches_a_model_trained_as_of_t(declaration: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let (config, labels) = stream(dir.path());
+    let (config, labels) = stream(dir.path(), declaration);
     let mut known_at: Vec<i64> = labels.iter().map(|l| l.known_at).collect();
     known_at.sort();
     // T: when 60% of the labels were known.
@@ -144,7 +157,7 @@ fn a_label_known_after_t_never_reaches_a_model_trained_as_of_t() {
 #[test]
 fn too_few_labels_train_the_detector_alone_and_say_why() {
     let dir = tempfile::tempdir().unwrap();
-    let (config, labels) = stream(dir.path());
+    let (config, labels) = stream(dir.path(), DECLARATION);
     record(&config, &labels[..5]);
     let schema = config.stream(None).unwrap();
     let mut spec = TrainSpec::for_stream(&schema);

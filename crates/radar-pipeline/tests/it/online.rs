@@ -109,6 +109,7 @@ fn score_with_restart(
         checkpoint: dir.path().join("scorer.ckpt"),
         checkpoint_every: Duration::from_secs(1),
         explain_top: 3,
+        labels: None,
     };
     let mut done = 0u64;
     let targets = match restart_after {
