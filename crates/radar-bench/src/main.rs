@@ -2,6 +2,7 @@
 //! Each command prints JSON on stdout and a readable table on stderr.
 
 mod datasets;
+mod eif;
 mod features;
 mod lake;
 mod log;
@@ -50,6 +51,9 @@ enum Command {
     Supervised(supervised::Args),
     /// ECOD and COPOD against PyOD's on the ODDS tables (AUC, fit + score time).
     JointTail(tail::Args),
+    /// Extended Isolation Forest against isotree's extended mode on the
+    /// ODDS tables (AUC over seeds, fit + score time).
+    Eif(eif::Args),
     /// Repeats one Isolation Forest operation in a loop, for profilers.
     IforestLoop(speed::LoopArgs),
 }
@@ -66,5 +70,6 @@ fn main() -> Result<()> {
         Command::Soak(args) => soak::run(args),
         Command::Supervised(args) => supervised::run(args),
         Command::JointTail(args) => tail::run(args),
+        Command::Eif(args) => eif::run(args),
     }
 }

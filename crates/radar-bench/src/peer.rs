@@ -14,6 +14,7 @@ const REQUIREMENTS: &[&str] = &[
     "lightgbm",
     "xgboost",
     "pyod==3.6.7",
+    "isotree==0.6.1.post10",
 ];
 
 /// `$RADAR_PYTHON`, else a venv under ~/.cache/radar/venv (created and filled
@@ -29,7 +30,7 @@ pub fn python() -> Result<PathBuf> {
         && Command::new(&py)
             .args([
                 "-c",
-                "import sklearn, pandas, river, krcf, lightgbm, xgboost, pyod",
+                "import sklearn, pandas, river, krcf, lightgbm, xgboost, pyod, isotree",
             ])
             .status()
             .is_ok_and(|s| s.success());
@@ -55,6 +56,26 @@ pub fn python() -> Result<PathBuf> {
         }
     }
     Ok(py)
+}
+
+/// Runs `bench/<script>` with the peer's Python; its standard output.
+pub fn run_python(script: &str, args: &[&str]) -> Result<Vec<u8>> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../bench")
+        .join(script);
+    let out = Command::new(python()?)
+        .arg(&script)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} failed: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(out.stdout)
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]

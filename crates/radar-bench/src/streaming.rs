@@ -8,7 +8,7 @@
 //! Also reports memory per tree and per detector at the defaults.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -128,25 +128,6 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-fn run_python(script: &str, args: &[&str]) -> Result<Vec<u8>> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../bench")
-        .join(script);
-    let out = Command::new(peer::python()?)
-        .arg(&script)
-        .args(args)
-        .output()
-        .with_context(|| format!("running {}", script.display()))?;
-    if !out.status.success() {
-        bail!(
-            "{} failed: {}",
-            script.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(out.stdout)
-}
-
 fn run_hst(args: &Args, root: &Path) -> Result<Vec<HstFigure>> {
     let names = if args.sets.is_empty() {
         datasets::tabular_names(root)?
@@ -170,7 +151,7 @@ fn run_hst(args: &Args, root: &Path) -> Result<Vec<HstFigure>> {
             "--order-out",
             order_file.to_str().context("temp path")?,
         ];
-        let shape: RiverRun = serde_json::from_slice(&run_python(
+        let shape: RiverRun = serde_json::from_slice(&peer::run_python(
             "river_hst.py",
             &[&order_args[..], &["--skip-river"]].concat(),
         )?)?;
@@ -259,7 +240,7 @@ fn run_hst(args: &Args, root: &Path) -> Result<Vec<HstFigure>> {
         let path = datasets::tabular_file(root, name)?;
         let order_file = tmp.path().join(format!("{name}.order"));
         let seeds = args.seeds.to_string();
-        let river: RiverRun = serde_json::from_slice(&run_python(
+        let river: RiverRun = serde_json::from_slice(&peer::run_python(
             "river_hst.py",
             &[
                 "--data",
@@ -335,7 +316,7 @@ fn run_rcf(args: &Args, root: &Path) -> Result<RcfReport> {
         std::fs::write(&list, paths.join("\n"))?;
         let out_dir = tmp.path().join("scores");
         std::fs::create_dir_all(&out_dir)?;
-        let run: KrcfRun = serde_json::from_slice(&run_python(
+        let run: KrcfRun = serde_json::from_slice(&peer::run_python(
             "krcf_nab.py",
             &[
                 "--files",

@@ -3,10 +3,10 @@
 //! rows as PyOD's `decision_scores_`, peer run in the same invocation.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use radar_detect::{JointTail, JointTailParams, TailRule, metrics};
 use serde::{Deserialize, Serialize};
 
@@ -48,19 +48,16 @@ struct Row {
 }
 
 fn pyod(data: &Path, repeats: usize) -> Result<Peer> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/pyod_tail.py");
-    let out = Command::new(peer::python()?)
-        .arg(&script)
-        .arg("--data")
-        .arg(data)
-        .arg("--repeats")
-        .arg(repeats.to_string())
-        .output()
-        .context("running the PyOD peer")?;
-    if !out.status.success() {
-        bail!("PyOD peer failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    serde_json::from_slice(&out.stdout).context("reading the PyOD peer's output")
+    let out = peer::run_python(
+        "pyod_tail.py",
+        &[
+            "--data",
+            &data.display().to_string(),
+            "--repeats",
+            &repeats.to_string(),
+        ],
+    )?;
+    serde_json::from_slice(&out).context("reading the PyOD peer's output")
 }
 
 pub fn run(args: Args) -> Result<()> {

@@ -356,6 +356,29 @@ pub struct JointTailOptions {
     pub max_knots: Option<usize>,
 }
 
+/// Extended Isolation Forest's options (Hariri et al.'s names).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendedIsolationForestOptions {
+    /// Default 100.
+    pub n_trees: Option<usize>,
+    /// Rows per tree (default 256).
+    pub sample_size: Option<usize>,
+    /// Features a split combines, minus one (default: all of them; 0 is
+    /// the classic forest's axis-parallel cut).
+    pub extension_level: Option<usize>,
+    /// `auto` or the expected anomaly share in (0, 0.5].
+    pub contamination: Option<NumberOrAuto>,
+}
+
+/// A rank-averaging ensemble's members, each a batch kind with its
+/// options: `members = [{ kind = "isolation_forest" }, { kind = "ecod" }]`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnsembleOptions {
+    pub members: Vec<DetectorKind>,
+}
+
 /// The detector kinds, each with its own options.
 ///
 /// Adding a kind: its module in `radar-detect` (behind the `Detector`
@@ -375,6 +398,11 @@ pub enum DetectorKind {
     Ecod(JointTailOptions),
     /// Copula-based outlier detection (Li et al., 2020).
     Copod(JointTailOptions),
+    /// Isolation by random hyperplanes (Hariri et al., 2021).
+    ExtendedIsolationForest(ExtendedIsolationForestOptions),
+    /// Batch detectors as one: the mean of each one's rank of the row
+    /// among its training scores.
+    Ensemble(EnsembleOptions),
 }
 
 impl DetectorKind {
@@ -385,6 +413,8 @@ impl DetectorKind {
             DetectorKind::RandomCutForest(_) => "random_cut_forest",
             DetectorKind::Ecod(_) => "ecod",
             DetectorKind::Copod(_) => "copod",
+            DetectorKind::ExtendedIsolationForest(_) => "extended_isolation_forest",
+            DetectorKind::Ensemble(_) => "ensemble",
         }
     }
 
@@ -396,6 +426,8 @@ impl DetectorKind {
             DetectorKind::RandomCutForest(_) => "rcf",
             DetectorKind::Ecod(_) => "ecod",
             DetectorKind::Copod(_) => "copod",
+            DetectorKind::ExtendedIsolationForest(_) => "eif",
+            DetectorKind::Ensemble(_) => "ensemble",
         }
     }
 
@@ -403,16 +435,18 @@ impl DetectorKind {
     /// are; online kinds learn in the scorer.
     pub fn default_serve(&self) -> Serve {
         match self {
-            DetectorKind::IsolationForest(_) | DetectorKind::Ecod(_) | DetectorKind::Copod(_) => {
-                Serve::Registry
-            }
+            DetectorKind::IsolationForest(_)
+            | DetectorKind::Ecod(_)
+            | DetectorKind::Copod(_)
+            | DetectorKind::ExtendedIsolationForest(_)
+            | DetectorKind::Ensemble(_) => Serve::Registry,
             DetectorKind::HalfSpaceTrees(_) | DetectorKind::RandomCutForest(_) => Serve::Online,
         }
     }
 
     /// Every kind's option names (for naming an option given to the wrong
     /// kind).
-    const OPTIONS: [(&'static str, &'static [&'static str]); 5] = [
+    const OPTIONS: [(&'static str, &'static [&'static str]); 7] = [
         (
             "isolation_forest",
             &[
@@ -433,6 +467,11 @@ impl DetectorKind {
         ),
         ("ecod", &["max_knots"]),
         ("copod", &["max_knots"]),
+        (
+            "extended_isolation_forest",
+            &["n_trees", "sample_size", "extension_level", "contamination"],
+        ),
+        ("ensemble", &["members"]),
     ];
 }
 

@@ -21,6 +21,8 @@ pub enum ModelKind {
     RandomCutForest = 3,
     Gbdt = 4,
     JointTail = 5,
+    ExtendedIsolationForest = 6,
+    Ensemble = 7,
 }
 
 impl ModelKind {
@@ -31,6 +33,8 @@ impl ModelKind {
             3 => Some(ModelKind::RandomCutForest),
             4 => Some(ModelKind::Gbdt),
             5 => Some(ModelKind::JointTail),
+            6 => Some(ModelKind::ExtendedIsolationForest),
+            7 => Some(ModelKind::Ensemble),
             _ => None,
         }
     }
@@ -42,6 +46,8 @@ impl ModelKind {
             ModelKind::RandomCutForest => "random_cut_forest",
             ModelKind::Gbdt => "gradient_boosted_trees",
             ModelKind::JointTail => "joint_tail",
+            ModelKind::ExtendedIsolationForest => "extended_isolation_forest",
+            ModelKind::Ensemble => "rank_ensemble",
         }
     }
 }

@@ -114,6 +114,10 @@ pub fn load(bytes: &[u8]) -> Result<Box<dyn Detector>, DetectError> {
         }
         ModelKind::Gbdt => Box::new(Gbdt::from_bytes(bytes)?),
         ModelKind::JointTail => Box::new(JointTail::from_bytes(bytes)?),
+        ModelKind::ExtendedIsolationForest => {
+            Box::new(crate::eif::ExtendedIsolationForest::from_bytes(bytes)?)
+        }
+        ModelKind::Ensemble => Box::new(crate::ensemble::RankEnsemble::from_bytes(bytes)?),
     })
 }
 

@@ -3,6 +3,8 @@
 
 pub mod codec;
 pub mod detector;
+pub mod eif;
+pub mod ensemble;
 mod error;
 pub mod gbdt;
 pub mod hst;
@@ -14,6 +16,8 @@ pub mod rcf;
 pub mod tail;
 
 pub use detector::{Detector, LearnPolicy, load};
+pub use eif::{EifParams, ExtendedIsolationForest};
+pub use ensemble::RankEnsemble;
 pub use error::DetectError;
 pub use gbdt::{Gbdt, GbdtParams};
 pub use hst::{HalfSpaceTrees, HstParams};

@@ -13,12 +13,13 @@
 //! take it as they take the others.
 
 use radar_core::schema::{
-    DetectorConfig, DetectorKind, HalfSpaceTreesOptions, IsolationForestOptions, JointTailOptions,
-    NumberOrAuto, RandomCutForestOptions,
+    DetectorConfig, DetectorKind, ExtendedIsolationForestOptions, HalfSpaceTreesOptions,
+    IsolationForestOptions, JointTailOptions, NumberOrAuto, RandomCutForestOptions, Serve,
 };
 use radar_detect::{
-    Contamination, Detector, HalfSpaceTrees, HstParams, IsolationForest, IsolationForestParams,
-    JointTail, JointTailParams, MaxFeatures, MaxSamples, RandomCutForest, RcfParams, TailRule,
+    Contamination, Detector, EifParams, ExtendedIsolationForest, HalfSpaceTrees, HstParams,
+    IsolationForest, IsolationForestParams, JointTail, JointTailParams, MaxFeatures, MaxSamples,
+    RandomCutForest, RankEnsemble, RcfParams, TailRule,
 };
 
 use crate::error::{PipelineError, Result};
@@ -50,6 +51,16 @@ pub fn build(config: &DetectorConfig, columns: &[String]) -> Result<Box<dyn Dete
             tail_params(o, TailRule::Copod),
             columns.len(),
         )?),
+        DetectorKind::ExtendedIsolationForest(o) => Box::new(ExtendedIsolationForest::new(
+            eif_params(o, seed)?,
+            columns.len(),
+        )?),
+        DetectorKind::Ensemble(_) => {
+            return Err(PipelineError::input(
+                "an ensemble is fitted in batch (radar train) and served from the registry; \
+                 it cannot learn online",
+            ));
+        }
     })
 }
 
@@ -63,6 +74,32 @@ pub fn fit(
     if let DetectorKind::IsolationForest(o) = &config.kind {
         let params = iforest_params(o, config.seed.unwrap_or(0))?;
         return Ok(Box::new(IsolationForest::fit(&params, train)?));
+    }
+    if let DetectorKind::Ensemble(o) = &config.kind {
+        if o.members.is_empty() {
+            return Err(PipelineError::input("ensemble: `members` lists none"));
+        }
+        let mut members = Vec::with_capacity(o.members.len());
+        for (i, kind) in o.members.iter().enumerate() {
+            if matches!(kind, DetectorKind::Ensemble(_)) || kind.default_serve() == Serve::Online {
+                return Err(PipelineError::input(format!(
+                    "ensemble: member {} is `{}`; members are batch detectors \
+                     (isolation_forest, extended_isolation_forest, ecod, copod)",
+                    i + 1,
+                    kind.name()
+                )));
+            }
+            let member = DetectorConfig {
+                kind: kind.clone(),
+                // Members differ in their randomness.
+                seed: Some(config.seed.unwrap_or(0).wrapping_add(i as u64)),
+                ..DetectorConfig::default()
+            };
+            members.push(fit(&member, columns, train)?);
+        }
+        let mut ensemble = RankEnsemble::new(members)?;
+        ensemble.calibrate(train)?;
+        return Ok(Box::new(ensemble));
     }
     let mut d = build(config, columns)?;
     d.fit(train)?;
@@ -86,16 +123,7 @@ pub fn iforest_params(o: &IsolationForestOptions, seed: u64) -> Result<Isolation
             )));
         }
     };
-    let contamination = match &o.contamination {
-        None => d.contamination,
-        Some(NumberOrAuto::Text(t)) if t == "auto" => Contamination::Auto,
-        Some(NumberOrAuto::Number(f)) => Contamination::Fraction(*f),
-        Some(NumberOrAuto::Text(t)) => {
-            return Err(PipelineError::input(format!(
-                "contamination: expected `auto` or a fraction in (0, 0.5], got `{t}`"
-            )));
-        }
-    };
+    let contamination = contamination(&o.contamination)?;
     let max_features = match o.max_features {
         None => d.max_features,
         Some(n) if n >= 1.0 && n.fract() == 0.0 => MaxFeatures::Count(n as usize),
@@ -108,6 +136,35 @@ pub fn iforest_params(o: &IsolationForestOptions, seed: u64) -> Result<Isolation
         bootstrap: o.bootstrap.unwrap_or(d.bootstrap),
         contamination,
         random_state: Some(seed),
+    };
+    params.validate()?;
+    Ok(params)
+}
+
+/// `auto` (the default) or a fraction.
+fn contamination(o: &Option<NumberOrAuto>) -> Result<Contamination> {
+    Ok(match o {
+        None => Contamination::Auto,
+        Some(NumberOrAuto::Text(t)) if t == "auto" => Contamination::Auto,
+        Some(NumberOrAuto::Number(f)) => Contamination::Fraction(*f),
+        Some(NumberOrAuto::Text(t)) => {
+            return Err(PipelineError::input(format!(
+                "contamination: expected `auto` or a fraction in (0, 0.5], got `{t}`"
+            )));
+        }
+    })
+}
+
+/// Extended Isolation Forest's parameters from its options (Hariri et
+/// al.'s defaults where unset).
+pub fn eif_params(o: &ExtendedIsolationForestOptions, seed: u64) -> Result<EifParams> {
+    let d = EifParams::default();
+    let params = EifParams {
+        n_trees: o.n_trees.unwrap_or(d.n_trees),
+        sample_size: o.sample_size.unwrap_or(d.sample_size),
+        extension_level: o.extension_level,
+        contamination: contamination(&o.contamination)?,
+        seed,
     };
     params.validate()?;
     Ok(params)

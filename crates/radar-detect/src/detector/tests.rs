@@ -55,12 +55,30 @@ fn detectors() -> Vec<Box<dyn Detector>> {
         train.view(),
     )
     .unwrap();
+    let eif = crate::ExtendedIsolationForest::fit(
+        &crate::EifParams {
+            n_trees: 10,
+            sample_size: 64,
+            contamination: crate::Contamination::Fraction(0.1),
+            ..crate::EifParams::default()
+        },
+        train.view(),
+    )
+    .unwrap();
+    let mut ensemble = crate::RankEnsemble::new(vec![
+        Box::new(iforest.clone()),
+        Box::new(crate::JointTail::new(crate::JointTailParams::default(), 2).unwrap()),
+    ])
+    .unwrap();
+    ensemble.fit(train.view()).unwrap();
     vec![
         Box::new(iforest),
         Box::new(hst),
         Box::new(rcf),
         Box::new(ecod),
         Box::new(copod),
+        Box::new(eif),
+        Box::new(ensemble),
     ]
 }
 

@@ -20,6 +20,8 @@ use crate::error::{DetectError, invalid};
 use crate::metrics::quantile;
 use layout::Layout;
 
+pub(crate) use build::sample_without_replacement;
+
 /// Number of rows drawn to grow each tree.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum MaxSamples {

@@ -242,4 +242,23 @@ fn stream_eval_reports_recall_per_kind_and_beats_raw_features() {
         "{}",
         stderr(&out)
     );
+    // A rank-averaging ensemble of an extended forest and ECOD is one
+    // declared detector like any other.
+    std::fs::write(
+        &ecod,
+        text.replace(
+            "[streams.transactions.fields]",
+            "[streams.transactions.detector]\nkind = \"ensemble\"\nmembers = [{ kind = \"extended_isolation_forest\", n_trees = 50 }, { kind = \"ecod\" }]\n\n[streams.transactions.fields]",
+        ),
+    )
+    .unwrap();
+    let out = args(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["detector"].as_str().unwrap().starts_with("ensemble"));
+    assert!(
+        ap(&report) > 0.2,
+        "ensemble average precision {}",
+        ap(&report)
+    );
 }
