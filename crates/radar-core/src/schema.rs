@@ -275,6 +275,55 @@ pub struct StreamConfig {
     /// What scores the stream; default: the registry's champion.
     #[serde(default)]
     pub detector: DetectorConfig,
+    /// How the served model's drift is watched.
+    #[serde(default)]
+    pub drift: DriftOptions,
+}
+
+/// `[streams.<name>.drift]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DriftOptions {
+    /// Events per window.
+    pub window_events: usize,
+    /// Normed Wasserstein distance at which a feature drifts.
+    pub wasserstein: f64,
+    /// Share of drifted features at which the window drifts.
+    pub drifted_share: f64,
+}
+
+impl Default for DriftOptions {
+    fn default() -> Self {
+        DriftOptions {
+            window_events: 1000,
+            wasserstein: 0.1,
+            drifted_share: 0.5,
+        }
+    }
+}
+
+impl DriftOptions {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.window_events < 10 {
+            return Err(format!(
+                "drift.window_events must be at least 10, got {}",
+                self.window_events
+            ));
+        }
+        if !(self.wasserstein > 0.0 && self.wasserstein.is_finite()) {
+            return Err(format!(
+                "drift.wasserstein must be a positive number, got {}",
+                self.wasserstein
+            ));
+        }
+        if !(self.drifted_share > 0.0 && self.drifted_share <= 1.0) {
+            return Err(format!(
+                "drift.drifted_share must be in (0, 1], got {}",
+                self.drifted_share
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Which scored events an online detector learns from.
@@ -841,6 +890,7 @@ pub struct StreamSchema {
     /// stream's entity.
     pub feature_keys: Vec<Option<usize>>,
     pub detector: DetectorConfig,
+    pub drift: DriftOptions,
     /// Column names, one per feature column.
     pub columns: Vec<String>,
     pub max_event_bytes: usize,
@@ -1264,6 +1314,7 @@ impl StreamConfig {
                 "`event_time_min` must be before `event_time_max`".to_owned()
             ));
         }
+        self.drift.validate().map_err(err)?;
         Ok(StreamSchema {
             name: name.to_owned(),
             timestamp: self.timestamp.clone(),
@@ -1280,6 +1331,7 @@ impl StreamConfig {
             history: self.history,
             event_time_bounds,
             detector: self.detector.clone(),
+            drift: self.drift.clone(),
         })
     }
 }

@@ -6,17 +6,23 @@
 //!
 //! Each split draws a normal vector over `extension_level + 1` features
 //! (all of them by default; 0 is the classic forest) with N(0, 1)
-//! components, and an intercept point uniformly inside the node's
-//! bounding box on those features; a row goes left when
-//! `Σ w_j (x_j − p_j) ≤ 0`. A hyperplane may miss the node's rows: one side
-//! is then an empty leaf, as in the paper. Scores are
+//! components divided by each feature's standard deviation in the node
+//! (as isotree's `standardize_data`: without it, a feature counted in
+//! thousands sets every direction and the others are never looked at),
+//! and a cut drawn uniformly between the smallest and the largest
+//! projection `Σ w_j (x_j − c_j)` of the node's rows (c: the node's mean);
+//! a row goes left when its projection is at most the cut. (Hariri et al.
+//! draw an intercept point in the node's bounding box instead; in many
+//! dimensions that hyperplane mostly misses the rows and the split is
+//! wasted — isotree cuts the projection, and so does radar.) Scores are
 //! `2^(−E[h(x)] / c(ψ))`, higher = more anomalous, as the Isolation
 //! Forest's.
 //!
 //! Invariants: each tree is stored in preorder (an internal node's left
 //! child follows it, its right child is `right[i]`, strictly after it and
 //! inside the tree; `right[i] == 0` marks a leaf), every internal node has
-//! exactly `k = extension_level + 1` (feature, weight, intercept) triples,
+//! exactly `k = extension_level + 1` (feature, weight, centre) triples and
+//! a cut,
 //! features are distinct and in range, and every number is finite. Model
 //! files are checked against all of this when read.
 
@@ -100,10 +106,11 @@ struct Nodes {
     /// Training rows that reached the node.
     n: Vec<u32>,
     /// Per node (leaves too, unused there): `k` features, weights and
-    /// intercept coordinates.
+    /// centre coordinates, and the cut on the projection.
     feature: Vec<u32>,
     weight: Vec<f32>,
     point: Vec<f32>,
+    cut: Vec<f32>,
 }
 
 /// A fitted (or, before `fit`, empty) Extended Isolation Forest.
@@ -144,27 +151,62 @@ impl Grower<'_> {
         let mut spread = false;
         for &f in &features {
             let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+            let (mut sum, mut sum_sq) = (0.0, 0.0);
             for &r in rows.iter() {
                 let v = self.x.row(r as usize)[f as usize];
                 lo = lo.min(v);
                 hi = hi.max(v);
+                sum += v;
+                sum_sq += v * v;
             }
             spread |= hi > lo;
-            weight.push(self.rng.normal() as f32);
-            let p = lo + (hi - lo) * self.rng.next_f64();
-            point.push(if p.is_finite() { p as f32 } else { 0.0 });
+            // Each coefficient over the node's deviation of its feature, so
+            // the hyperplane's direction does not follow the features'
+            // units; a feature constant here takes no part.
+            let n = rows.len().max(1) as f64;
+            let sd = (sum_sq / n - (sum / n).powi(2)).max(0.0).sqrt();
+            let w = if hi > lo && sd > 0.0 {
+                self.rng.normal() / sd
+            } else {
+                self.rng.normal();
+                0.0
+            };
+            weight.push(if (w as f32).is_finite() {
+                w as f32
+            } else {
+                0.0
+            });
+            let centre = sum / n;
+            point.push(if (centre as f32).is_finite() {
+                centre as f32
+            } else {
+                0.0
+            });
         }
+        // The cut, uniform over the projections of the node's rows (as
+        // stored, so scoring routes training rows as growing did).
+        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+        if spread {
+            for &r in rows.iter() {
+                let v = side(self.x.row(r as usize), &features, &weight, &point);
+                lo = lo.min(v);
+                hi = hi.max(v);
+            }
+        }
+        let cut = (lo + (hi - lo) * self.rng.next_f64()) as f32;
+        let cut = if cut.is_finite() { cut } else { 0.0 };
         self.nodes.feature.extend_from_slice(&features);
         self.nodes.weight.extend_from_slice(&weight);
         self.nodes.point.extend_from_slice(&point);
-        if depth >= self.max_depth || rows.len() <= 1 || !spread {
+        self.nodes.cut.push(cut);
+        if depth >= self.max_depth || rows.len() <= 1 || !spread || hi <= lo {
             return;
         }
-        // Partition: rows on the hyperplane's low side first.
+        // Partition: rows at or below the cut first.
         let mut split = 0;
         for i in 0..rows.len() {
             let row = self.x.row(rows[i] as usize);
-            if side(row, &features, &weight, &point) <= 0.0 {
+            if side(row, &features, &weight, &point) <= cut as f64 {
                 rows.swap(i, split);
                 split += 1;
             }
@@ -176,7 +218,7 @@ impl Grower<'_> {
     }
 }
 
-/// Σ w_j (x_j − p_j): which side of the hyperplane the row is on.
+/// Σ w_j (x_j − c_j): the row's projection, compared with the node's cut.
 #[inline]
 fn side(row: &[f64], features: &[u32], weight: &[f32], point: &[f32]) -> f64 {
     features
@@ -257,6 +299,7 @@ impl ExtendedIsolationForest {
             nodes.feature.extend_from_slice(&t.feature);
             nodes.weight.extend_from_slice(&t.weight);
             nodes.point.extend_from_slice(&t.point);
+            nodes.cut.extend_from_slice(&t.cut);
             nodes.tree_start.push(nodes.right.len() as u32);
         }
         self.nodes = nodes;
@@ -294,7 +337,7 @@ impl ExtendedIsolationForest {
         let mut i = self.nodes.tree_start[t] as usize;
         while self.nodes.right[i] != 0 {
             let (f, w, p) = self.split(i);
-            let next = if side(row, f, w, p) <= 0.0 {
+            let next = if side(row, f, w, p) <= self.nodes.cut[i] as f64 {
                 i + 1
             } else {
                 self.nodes.right[i] as usize
@@ -321,7 +364,7 @@ impl ExtendedIsolationForest {
     /// Per-feature shares of the row's isolation: at each split on the
     /// row's path, the bits it isolated the row by (log2 of the node's rows
     /// over the child's, an empty child counting half a row) are shared
-    /// among the split's features by |w_j (x_j − p_j)|, each one's pull on
+    /// among the split's features by |w_j (x_j − c_j)|, each one's pull on
     /// which side the row fell.
     fn explain_unchecked(&self, row: &[f64]) -> Vec<f64> {
         let mut bits = vec![0.0; self.n_features];
@@ -374,6 +417,7 @@ impl ExtendedIsolationForest {
         w.u32s(&self.nodes.feature);
         w.f32s(&self.nodes.weight);
         w.f32s(&self.nodes.point);
+        w.f32s(&self.nodes.cut);
         codec::seal(ModelKind::ExtendedIsolationForest, &w.into_bytes())
     }
 
@@ -420,6 +464,7 @@ impl ExtendedIsolationForest {
             feature: r.u32s()?,
             weight: r.f32s()?,
             point: r.f32s()?,
+            cut: r.f32s()?,
         };
         r.finish()?;
         let len = nodes.right.len();
@@ -435,6 +480,7 @@ impl ExtendedIsolationForest {
             || nodes.feature.len() != len * k
             || nodes.weight.len() != len * k
             || nodes.point.len() != len * k
+            || nodes.cut.len() != len
         {
             return Err(bad("node arrays of different lengths"));
         }
@@ -443,6 +489,7 @@ impl ExtendedIsolationForest {
                 .weight
                 .iter()
                 .chain(&nodes.point)
+                .chain(&nodes.cut)
                 .any(|v| !v.is_finite())
         {
             return Err(bad("a split names a missing feature or is not finite"));

@@ -3,6 +3,7 @@
 
 pub mod codec;
 pub mod detector;
+pub mod drift;
 pub mod eif;
 pub mod ensemble;
 mod error;

@@ -5,6 +5,24 @@
 //! series and alarming on a smooth one); after this, one threshold means
 //! "this many deviations above what this stream usually scores".
 
+/// P(Z > z) for a standard normal Z, with relative error below 2e-7
+/// (the Chebyshev-fitted complementary error function of Press et al.,
+/// Numerical Recipes §6.2); 0.5 at 0, tending to 0 and 1 at the ends.
+pub fn upper_tail(z: f64) -> f64 {
+    let x = z / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.5 * x.abs());
+    let poly = -x * x - 1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let erfc = t * poly.exp();
+    0.5 * if x >= 0.0 { erfc } else { 2.0 - erfc }
+}
+
 /// Online standardisation of one stream's scores.
 #[derive(Debug, Clone)]
 pub struct ScoreNormaliser {
@@ -104,6 +122,24 @@ pub fn normalise(raw: &[f64], warmup: u64, alpha: f64) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upper_tail_matches_known_normal_probabilities() {
+        // (z, P(Z > z)) from the standard normal table.
+        for (z, p) in [
+            (0.0, 0.5),
+            (1.0, 0.158_655_253_9),
+            (1.96, 0.024_997_895_1),
+            (-1.0, 0.841_344_746_1),
+            (3.0, 0.001_349_898_0),
+            (6.0, 9.865_876_45e-10),
+        ] {
+            let got = upper_tail(z);
+            assert!((got - p).abs() / p < 2e-6, "z {z}: {got} vs {p}");
+        }
+        assert_eq!(upper_tail(f64::INFINITY), 0.0);
+        assert!(upper_tail(40.0) >= 0.0);
+    }
 
     #[test]
     fn quiet_in_warmup_then_a_spike_stands_out_whatever_the_scale() {

@@ -12,7 +12,8 @@
 //! - [`scorer`]: the streaming scorer (features, detector, decision,
 //!   alerts, checkpoints); [`online`]: detectors learning in the scorer;
 //! - [`sinks`]: where alerts go, one trait, one folder per sink;
-//! - [`metrics`]: the counters every component keeps;
+//! - [`metrics`]: the counters every component keeps; [`drift`]: the
+//!   served model's live windows against its reference profile;
 //! - [`pipeline`]: [`pipeline::Pipeline::start`] wires capture, the scorer,
 //!   the model watch and the sinks for one stream.
 //!
@@ -24,6 +25,7 @@ pub mod config;
 pub mod data;
 pub mod demo;
 pub mod detectors;
+pub mod drift;
 pub mod error;
 pub mod evaluate;
 pub mod events;

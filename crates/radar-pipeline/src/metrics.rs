@@ -142,6 +142,13 @@ struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FeatureLabel {
+    feature: String,
+}
+
+type GaugeF64 = Gauge<f64, AtomicU64>;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PartitionLabel {
     partition: u32,
 }
@@ -220,6 +227,12 @@ pub struct Metrics {
     component_dropped: Family<DropLabels, Counter>,
     up: Family<ComponentLabel, Gauge>,
     health_errors: Family<ComponentLabel, Gauge>,
+    drift_wasserstein: Family<FeatureLabel, GaugeF64>,
+    drift_psi: Family<FeatureLabel, GaugeF64>,
+    drifted_share: GaugeF64,
+    alert_rate_ratio: GaugeF64,
+    drift_windows: Counter,
+    drift_detected: Counter,
     /// The webhook's own series (older than the component counters, kept
     /// for dashboards that read them).
     pub webhook_sent: Counter,
@@ -248,6 +261,12 @@ impl Metrics {
             component_dropped: Family::default(),
             up: Family::default(),
             health_errors: Family::default(),
+            drift_wasserstein: Family::default(),
+            drift_psi: Family::default(),
+            drifted_share: GaugeF64::default(),
+            alert_rate_ratio: GaugeF64::default(),
+            drift_windows: Counter::default(),
+            drift_detected: Counter::default(),
             webhook_sent: Counter::default(),
             webhook_failed: Counter::default(),
             webhook_dropped: Counter::default(),
@@ -286,6 +305,36 @@ impl Metrics {
                 "consumer_lag",
                 "Records not yet scored, per partition.",
                 m.lag.clone(),
+            );
+            r.register(
+                "feature_drift_wasserstein",
+                "Normed Wasserstein distance of each feature (and `score`) in the last drift window from the model's reference.",
+                m.drift_wasserstein.clone(),
+            );
+            r.register(
+                "feature_drift_psi",
+                "Population stability index of each feature (and `score`) in the last drift window.",
+                m.drift_psi.clone(),
+            );
+            r.register(
+                "drifted_feature_share",
+                "Share of features that drifted in the last window.",
+                m.drifted_share.clone(),
+            );
+            r.register(
+                "alert_rate_ratio",
+                "Alert rate of the last drift window over the rate the model's reference expects.",
+                m.alert_rate_ratio.clone(),
+            );
+            r.register(
+                "drift_windows",
+                "Drift windows finished.",
+                m.drift_windows.clone(),
+            );
+            r.register(
+                "drift_detected",
+                "Drift windows in which the stream drifted.",
+                m.drift_detected.clone(),
             );
             r.register(
                 "webhook_sent",
@@ -397,6 +446,25 @@ impl Metrics {
             self.lag
                 .get_or_create(&PartitionLabel { partition })
                 .set(l.min(i64::MAX as u64) as i64);
+        }
+    }
+
+    /// Sets the drift gauges from a finished window.
+    pub fn set_drift(&self, w: &crate::drift::DriftWindow) {
+        for c in w.features.iter().chain(&w.score) {
+            let label = FeatureLabel {
+                feature: c.column.clone(),
+            };
+            self.drift_wasserstein
+                .get_or_create(&label)
+                .set(c.wasserstein);
+            self.drift_psi.get_or_create(&label).set(c.psi);
+        }
+        self.drifted_share.set(w.drifted_share);
+        self.alert_rate_ratio.set(w.alert_rate_ratio());
+        self.drift_windows.inc();
+        if w.drift {
+            self.drift_detected.inc();
         }
     }
 

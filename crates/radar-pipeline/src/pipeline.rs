@@ -120,6 +120,9 @@ impl Pipeline {
             online,
             metrics: metrics.clone(),
             health: Arc::new(Health::default()),
+            drift: Arc::new(Mutex::new(crate::drift::DriftMonitor::new(
+                schema.drift.clone(),
+            ))),
         };
         let stop = Arc::new(AtomicBool::new(false));
 

@@ -58,6 +58,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// What capture, the scorer and the sinks last said about themselves.
     pub health: Arc<Health>,
+    /// The served model's drift windows.
+    pub drift: Arc<Mutex<crate::drift::DriftMonitor>>,
 }
 
 const CHECKPOINT: Envelope = Envelope {
@@ -396,6 +398,31 @@ pub fn run(
         let mut scoring = source.lock()?;
         let scores = scoring.score(&matrix)?;
         let threshold = scoring.threshold();
+        if let Scoring::Champion(served) = &scoring {
+            let finished = shared
+                .drift
+                .lock()
+                .map_err(|_| ScorerError::Poisoned)?
+                .observe(
+                    (&served.name, served.version),
+                    &shared.schema.columns,
+                    &served.bundle.reference,
+                    threshold,
+                    matrix.view(),
+                    &scores,
+                );
+            if let Some(w) = finished {
+                shared.metrics.set_drift(&w);
+                if w.drift {
+                    tracing::warn!(
+                        model = %w.model, version = w.version,
+                        drifted_share = w.drifted_share,
+                        alert_rate_ratio = w.alert_rate_ratio(),
+                        "the stream drifted from the model's reference"
+                    );
+                }
+            }
+        }
         let (model_name, model_version, _) = scoring.model();
         let decided = now_micros();
         let mut alerts = Vec::new();

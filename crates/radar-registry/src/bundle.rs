@@ -15,7 +15,8 @@ const ENVELOPE: Envelope = Envelope {
     version: 1,
 };
 
-/// Deciles of each feature and of the score over the training rows.
+/// Percentiles of each feature and of the score over the training rows
+/// (bundles written before kept deciles; drift reads either).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Reference {
     pub feature_quantiles: Vec<Vec<f64>>,
@@ -23,15 +24,16 @@ pub struct Reference {
 }
 
 impl Reference {
-    /// Deciles (0, 10, …, 100%) of each column of `rows` and of `scores`.
+    /// Percentiles (0, 1, …, 100%) of each column of `rows` and of
+    /// `scores`.
     pub fn of(rows: radar_core::MatrixView<'_>, scores: &[f64]) -> Reference {
         let q = |mut v: Vec<f64>| -> Vec<f64> {
             v.sort_by(f64::total_cmp);
             if v.is_empty() {
                 return Vec::new();
             }
-            (0..=10)
-                .map(|i| v[((v.len() - 1) as f64 * i as f64 / 10.0).round() as usize])
+            (0..=100)
+                .map(|i| v[((v.len() - 1) as f64 * i as f64 / 100.0).round() as usize])
                 .collect()
         };
         Reference {

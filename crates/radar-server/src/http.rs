@@ -51,6 +51,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/v1/streams/{stream}/events", post(ingest))
         .route("/v1/streams/{stream}/score", post(score))
+        .route("/v1/streams/{stream}/drift", get(drift))
         .route("/v1/alerts", get(alerts))
         .route("/v1/labels", post(post_labels).get(get_labels))
         .route("/v1/models", get(models))
@@ -218,6 +219,38 @@ async fn score(
     // The scorer holds the feature state's lock for a batch: wait for it
     // off the async threads.
     blocking(move || score_events(&state.shared, &events)).await?
+}
+
+/// The served model's drift: the window being filled, the last finished
+/// one per feature, and the history (oldest first).
+async fn drift(
+    State(state): State<AppState>,
+    Path(stream): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    check_stream(&state, &stream)?;
+    let monitor = state
+        .shared
+        .drift
+        .lock()
+        .map_err(|_| ApiError::internal("the drift monitor's lock is poisoned"))?;
+    let history: Vec<Value> = monitor
+        .history()
+        .map(|w| {
+            json!({
+                "ended_at": w.ended_at, "model": w.model, "version": w.version,
+                "events": w.events, "drift": w.drift, "drifted_share": w.drifted_share,
+                "alert_rate": w.alert_rate, "expected_alert_rate": w.expected_alert_rate,
+                "score_wasserstein": w.score.as_ref().map(|s| s.wasserstein),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "stream": stream,
+        "options": monitor.options(),
+        "pending_events": monitor.pending(),
+        "latest": monitor.latest(),
+        "history": history,
+    })))
 }
 
 fn score_events(shared: &Shared, events: &[Vec<u8>]) -> Result<Json<Value>, ApiError> {

@@ -63,6 +63,7 @@ async fn server() -> Server {
         model: Arc::new(ArcSwapOption::empty()),
         metrics: Arc::new(Metrics::new("tx")),
         health: Default::default(),
+        drift: Default::default(),
     };
     let labels = LabelStore::open(&dir.path().join("labels.db")).unwrap();
     let state = AppState {

@@ -61,6 +61,8 @@ pub enum Command {
     Models(cmd::models::ModelsArgs),
     /// Training runs.
     Runs(cmd::models::RunsArgs),
+    /// The served model's drift, from a running `radar up`.
+    Monitor(cmd::monitor::MonitorArgs),
     /// Run ingest, capture, the scorer and the HTTP API together.
     Up(cmd::up::UpArgs),
     /// The whole loop on one machine, from nothing: history, training,
@@ -83,6 +85,7 @@ pub fn main() -> ExitCode {
         Command::Labels(args) => cmd::labels::run(args),
         Command::Models(args) => cmd::models::run_models(args),
         Command::Runs(args) => cmd::models::run_runs(args),
+        Command::Monitor(args) => cmd::monitor::run(args),
         Command::Up(args) => cmd::up::run(args),
         Command::Demo(args) => cmd::demo::run(args),
     };

@@ -127,6 +127,7 @@ fn score_with_restart(
                 .map(|m| Arc::new(Mutex::new(m))),
             metrics: metrics.clone(),
             health: Default::default(),
+            drift: Default::default(),
         };
         if let Some(forest) = &champion {
             let x = Matrix::from_rows(&[vec![0.0, 0.0]]).unwrap();

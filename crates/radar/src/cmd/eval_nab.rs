@@ -32,6 +32,10 @@ pub struct NabArgs {
     /// timestamp,value,anomaly_score,label).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// With --out: write each detector's raw scores in the anomaly_score
+    /// column instead of NAB anomaly scores (to study post-processing).
+    #[arg(long, requires = "out")]
+    pub raw_scores: bool,
     /// Print one JSON document instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -87,14 +91,17 @@ pub fn run(args: NabArgs) -> Result<()> {
     for &detector in &args.detector {
         let start = Instant::now();
         let mut scores = Vec::with_capacity(corpus.len());
+        let mut raws = Vec::with_capacity(corpus.len());
         for series in &corpus {
             let raw = nab::raw_scores(detector, series, args.seed)
                 .with_context(|| format!("{} on `{}`", detector.name(), series.name))?;
             scores.push(nab::anomaly_scores(&raw));
+            raws.push(raw);
         }
         let seconds = start.elapsed().as_secs_f64();
         if let Some(out) = &args.out {
-            for (series, s) in corpus.iter().zip(&scores) {
+            let written = if args.raw_scores { &raws } else { &scores };
+            for (series, s) in corpus.iter().zip(written) {
                 nab::write_results(out, detector.name(), series, s)?;
             }
         }

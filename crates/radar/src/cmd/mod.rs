@@ -12,6 +12,7 @@ pub mod labels;
 pub mod lake;
 pub mod log;
 pub mod models;
+pub mod monitor;
 pub mod render;
 pub mod report;
 pub mod train;
