@@ -438,9 +438,12 @@ impl ExtendedIsolationForest {
             u64::MAX => None,
             e => Some(e as usize),
         };
-        let contamination = match r.f64()? {
-            c if c == -1.0 => Contamination::Auto,
-            c => Contamination::Fraction(c),
+        let c = r.f64()?;
+        // −1 marks `auto` in the file.
+        let contamination = if c < 0.0 {
+            Contamination::Auto
+        } else {
+            Contamination::Fraction(c)
         };
         let seed = r.u64()?;
         let n_features = r.u64()? as usize;

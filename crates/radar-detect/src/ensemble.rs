@@ -265,8 +265,8 @@ mod tests {
         let ex = e.explain_row(&[8.0, 0.0, 0.5]).unwrap();
         assert!((ex.iter().sum::<f64>() - 1.0).abs() < 1e-9);
         assert!(ex[0] > 0.5, "feature 0 is what is odd: {ex:?}");
-        for i in 0..20 {
-            assert_eq!(scores[i], e.score_row(train.row(i)).unwrap());
+        for (i, &s) in scores.iter().enumerate().take(20) {
+            assert_eq!(s, e.score_row(train.row(i)).unwrap());
         }
     }
 

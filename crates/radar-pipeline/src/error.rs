@@ -15,6 +15,10 @@ pub enum PipelineError {
     /// Something asked for by name does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// The request conflicts with what is going on (a retrain of the
+    /// stream already running).
+    #[error("{0}")]
+    Conflict(String),
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -70,6 +74,7 @@ impl Classify for PipelineError {
             | PipelineError::Matrix(_)
             | PipelineError::Metric(_) => ErrorKind::Input,
             PipelineError::NotFound(_) => ErrorKind::NotFound,
+            PipelineError::Conflict(_) => ErrorKind::Conflict,
             PipelineError::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => ErrorKind::NotFound,
                 std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput => {

@@ -7,6 +7,7 @@
 //! - [`ingest`]: files into the log, resumable, never doubling a record;
 //! - [`train`]: lake → the one feature engine → split → fit → evaluate →
 //!   register → promote, behind a [`train::TrainSpec`] checked before I/O;
+//!   [`retrain`]: a candidate trained and gated against the champion;
 //! - [`evaluate`]: what every evaluation shares (seed loops, time splits,
 //!   recall by kind, summaries);
 //! - [`scorer`]: the streaming scorer (features, detector, decision,
@@ -37,6 +38,7 @@ pub mod nab;
 pub mod online;
 pub mod params;
 pub mod pipeline;
+pub mod retrain;
 pub mod scorer;
 pub mod sinks;
 pub mod train;

@@ -204,12 +204,101 @@ pub struct TrainReport {
 /// Progress of a long step: (step, done, total).
 pub type Progress<'a> = &'a dyn Fn(&str, u64, u64);
 
+/// A window of the lake as training sees it: events in log order with
+/// their ids, the labels known at a time, and every event's features from
+/// the one engine (label-derived ones fed each label from when it became
+/// known).
+pub struct LakeWindow {
+    pub records: Vec<Record>,
+    pub ids: Vec<String>,
+    pub features: Matrix,
+    /// Each row's entity history length.
+    pub history: Vec<u32>,
+    pub book: crate::labels::LabelBook,
+    pub snapshot: radar_lake::Snapshot,
+}
+
+impl LakeWindow {
+    /// Scans `range` (event time from, to; all when `None`) of the stream
+    /// and featurises it; at least 10 events or an error naming the gap.
+    pub fn load(
+        lake: &radar_lake::Lake,
+        rt: &tokio::runtime::Runtime,
+        schema: &StreamSchema,
+        range: (Option<i64>, Option<i64>),
+        labels_as_of: i64,
+        progress: Progress<'_>,
+    ) -> Result<LakeWindow> {
+        let (from, to) = (range.0.unwrap_or(i64::MIN), range.1.unwrap_or(i64::MAX));
+        let mut positions: Vec<(u32, u64)> = Vec::new();
+        let (records, snapshot) = rt.block_on(async {
+            let mut scan = lake.scan(schema, from, to).await?;
+            let files = scan.files().len() as u64;
+            let mut records: Vec<Record> = Vec::new();
+            let mut done = 0;
+            while let Some(rows) = scan.next_file().await? {
+                for r in rows {
+                    positions.push((r.partition, r.offset));
+                    records.push(r.record);
+                }
+                done += 1;
+                progress("scan", done, files);
+            }
+            let bounded = (range.0.is_some() || range.1.is_some()).then_some((from, to));
+            let snapshot = lake.snapshot(&schema.name, bounded).await?;
+            Ok::<_, PipelineError>((records, snapshot))
+        })?;
+        if records.len() < 10 {
+            return Err(PipelineError::input(format!(
+                "the lake holds {} events of stream `{}` in that range; ingest and capture data first (radar ingest, radar capture)",
+                records.len(),
+                schema.name
+            )));
+        }
+        let book = crate::labels::LabelBook::new(
+            rt.block_on(lake.labels(&schema.name))?
+                .into_iter()
+                .map(|r| r.label)
+                .filter(|l| l.known_at <= labels_as_of),
+        );
+        let ids: Vec<String> = records
+            .iter()
+            .zip(&positions)
+            .map(|(r, &(partition, offset))| {
+                crate::labels::event_id(&schema.name, r, partition, offset)
+            })
+            .collect();
+        let feeds = book.feeds(ids.iter().map(|id| Some(id.as_str())));
+        let mut next_label = 0;
+        let mut engine = FeatureEngine::new(schema.clone());
+        let width = engine.width();
+        let mut features = Matrix::with_columns(width)?;
+        let mut history = Vec::with_capacity(records.len());
+        let mut row = vec![0.0; width];
+        for (i, r) in records.iter().enumerate() {
+            engine.apply_labels_before(&records, i, &feeds, &mut next_label);
+            history.push(engine.process(r, &mut row));
+            features.push_row(&row)?;
+            if i % 10_000 == 0 {
+                progress("features", i as u64, records.len() as u64);
+            }
+        }
+        Ok(LakeWindow {
+            records,
+            ids,
+            features,
+            history,
+            book,
+            snapshot,
+        })
+    }
+}
+
 /// Trains, registers and (with `promote`) promotes a model.
 pub fn train(config: &Config, spec: &TrainSpec, progress: Progress<'_>) -> Result<TrainReport> {
     let t0 = Instant::now();
     spec.validate()?;
     let schema = &spec.schema;
-    let (from, to) = (spec.from.unwrap_or(i64::MIN), spec.to.unwrap_or(i64::MAX));
     let lake = config.open_lake()?;
     let registry = config.open_registry()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -218,67 +307,27 @@ pub fn train(config: &Config, spec: &TrainSpec, progress: Progress<'_>) -> Resul
         .build()
         .map_err(PipelineError::io("starting the I/O runtime"))?;
 
-    // 1. Scan the lake in log order.
-    let mut positions: Vec<(u32, u64)> = Vec::new();
-    let (records, snapshot) = rt.block_on(async {
-        let mut scan = lake.scan(schema, from, to).await?;
-        let files = scan.files().len() as u64;
-        let mut records: Vec<Record> = Vec::new();
-        let mut done = 0;
-        while let Some(rows) = scan.next_file().await? {
-            for r in rows {
-                positions.push((r.partition, r.offset));
-                records.push(r.record);
-            }
-            done += 1;
-            progress("scan", done, files);
-        }
-        let range = (spec.from.is_some() || spec.to.is_some()).then_some((from, to));
-        let snapshot = lake.snapshot(&schema.name, range).await?;
-        Ok::<_, PipelineError>((records, snapshot))
-    })?;
-    if records.len() < 10 {
-        return Err(PipelineError::input(format!(
-            "the lake holds {} events of stream `{}` in that range; ingest and capture data first (radar ingest, radar capture)",
-            records.len(),
-            schema.name
-        )));
-    }
-
-    // 2. Labels as known when the model is trained; features, with the
-    // same engine the scorer runs (label-derived ones fed each label from
-    // when it became known).
+    // 1–2. The lake's events, the labels then known, the features.
     let labels_as_of = spec
         .labels_as_of
         .unwrap_or_else(radar_core::time::now_micros);
-    let book = crate::labels::LabelBook::new(
-        rt.block_on(lake.labels(&schema.name))?
-            .into_iter()
-            .map(|r| r.label)
-            .filter(|l| l.known_at <= labels_as_of),
-    );
-    let ids: Vec<String> = records
-        .iter()
-        .zip(&positions)
-        .map(|(r, &(partition, offset))| {
-            crate::labels::event_id(&schema.name, r, partition, offset)
-        })
-        .collect();
-    let feeds = book.feeds(ids.iter().map(|id| Some(id.as_str())));
-    let mut next_label = 0;
-    let mut engine = FeatureEngine::new(schema.clone());
-    let width = engine.width();
-    let mut all = Matrix::with_columns(width)?;
-    let mut history = Vec::with_capacity(records.len());
-    let mut row = vec![0.0; width];
-    for (i, r) in records.iter().enumerate() {
-        engine.apply_labels_before(&records, i, &feeds, &mut next_label);
-        history.push(engine.process(r, &mut row));
-        all.push_row(&row)?;
-        if i % 10_000 == 0 {
-            progress("features", i as u64, records.len() as u64);
-        }
-    }
+    let window = LakeWindow::load(
+        &lake,
+        &rt,
+        schema,
+        (spec.from, spec.to),
+        labels_as_of,
+        progress,
+    )?;
+    let LakeWindow {
+        records,
+        ids,
+        features: all,
+        history,
+        book,
+        snapshot,
+    } = window;
+    let width = all.cols();
 
     // 3. Time-based split: the holdout is judged; of the rest, the
     // detector learns every row with enough history, the supervised part

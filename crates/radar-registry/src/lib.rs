@@ -127,6 +127,16 @@ CREATE TABLE IF NOT EXISTS aliases (
     version INTEGER NOT NULL,
     PRIMARY KEY (name, alias)
 );
+CREATE TABLE IF NOT EXISTS model_events (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    figures TEXT NOT NULL DEFAULT '{}',
+    at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS model_events_name ON model_events(name, id);
 CREATE TABLE IF NOT EXISTS alias_history (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL,
@@ -174,6 +184,19 @@ pub struct AliasMove {
     pub to_version: i64,
     pub at: i64,
     pub reason: String,
+}
+
+/// One step of a version's life (trained, gated, shadowed, canaried,
+/// promoted, rejected, rolled back), with why and the figures that
+/// decided it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ModelEvent {
+    pub name: String,
+    pub version: i64,
+    pub event: String,
+    pub reason: String,
+    pub figures: serde_json::Value,
+    pub at: i64,
 }
 
 pub use radar_core::time::now_micros;
@@ -485,6 +508,43 @@ impl Registry {
         };
         self.set_alias(name, alias, v, reason)?;
         Ok(v)
+    }
+
+    /// Records a step of `name` v`version`'s life in the audit trail.
+    pub fn record_event(
+        &self,
+        name: &str,
+        version: i64,
+        event: &str,
+        reason: &str,
+        figures: &serde_json::Value,
+    ) -> Result<(), RegistryError> {
+        self.version(name, version)?;
+        self.db()?.execute(
+            "INSERT INTO model_events (name, version, event, reason, figures, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![name, version, event, reason, figures.to_string(), now_micros()],
+        )?;
+        Ok(())
+    }
+
+    /// `name`'s audit trail, oldest first.
+    pub fn events(&self, name: &str) -> Result<Vec<ModelEvent>, RegistryError> {
+        let db = self.db()?;
+        let mut st = db.prepare(
+            "SELECT name, version, event, reason, figures, at FROM model_events WHERE name = ?1 ORDER BY id",
+        )?;
+        let rows = st.query_map([name], |r| {
+            let figures: String = r.get(4)?;
+            Ok(ModelEvent {
+                name: r.get(0)?,
+                version: r.get(1)?,
+                event: r.get(2)?,
+                reason: r.get(3)?,
+                figures: serde_json::from_str(&figures).unwrap_or(serde_json::Value::Null),
+                at: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     pub fn alias_history(&self, name: &str) -> Result<Vec<AliasMove>, RegistryError> {

@@ -120,6 +120,30 @@ async fn runs_versions_aliases_and_artifacts() {
         reg.rollback("other", "champion", "x"),
         Err(RegistryError::NoRollback { .. })
     ));
+    // The audit trail keeps each step with its reason and figures, in order.
+    reg.record_event(
+        "tx-iforest",
+        2,
+        "gate_failed",
+        "alert rate 9.1× the champion's",
+        &serde_json::json!({"alert_rate_ratio": 9.1}),
+    )
+    .unwrap();
+    reg.record_event("tx-iforest", 1, "rolled_back", "r", &serde_json::json!({}))
+        .unwrap();
+    let events = reg.events("tx-iforest").unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| (e.version, e.event.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(2, "gate_failed"), (1, "rolled_back")]
+    );
+    assert_eq!(events[0].figures["alert_rate_ratio"], 9.1);
+    assert!(matches!(
+        reg.record_event("tx-iforest", 9, "trained", "x", &serde_json::json!({})),
+        Err(RegistryError::NoVersion { .. })
+    ));
     assert!(
         reg.register("bad name!", None, b"x", &serde_json::json!({}))
             .await

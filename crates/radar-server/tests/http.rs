@@ -403,3 +403,42 @@ async fn labels_are_recorded_with_history_and_bad_ones_named() {
     let (status, _) = get(&s, "/v1/labels?limit=0").await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn drift_shows_the_last_window_per_feature_and_the_history() {
+    let s = server().await;
+    let (status, body) = get(&s, "/v1/streams/tx/drift").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["latest"].is_null());
+    assert_eq!(body["options"]["window_events"], 1000);
+    load_model(&s);
+    let served = s.shared.model.load_full().unwrap();
+    // A window whose first feature moved two deviations.
+    let mut rng = Rng::seed_from_u64(5);
+    let x = Matrix::new(
+        (0..2000)
+            .map(|i| rng.normal() + if i % 2 == 0 { 2.0 } else { 0.0 })
+            .collect(),
+        2,
+    )
+    .unwrap();
+    let scores = served.bundle.score_batch(x.view()).unwrap();
+    s.shared.drift.lock().unwrap().observe(
+        (&served.name, served.version),
+        &s.shared.schema.columns,
+        &served.bundle.reference,
+        served.bundle.threshold,
+        x.view(),
+        &scores,
+    );
+    let (status, body) = get(&s, "/v1/streams/tx/drift").await;
+    assert_eq!(status, 200, "{body}");
+    let latest = &body["latest"];
+    assert_eq!(latest["events"], 1000);
+    assert_eq!(latest["features"][0]["drifted"], true, "{latest}");
+    assert_eq!(latest["features"][1]["drifted"], false, "{latest}");
+    assert_eq!(latest["drift"], true);
+    assert_eq!(body["history"].as_array().unwrap().len(), 1);
+    let (status, _) = get(&s, "/v1/streams/other/drift").await;
+    assert_eq!(status, 404);
+}

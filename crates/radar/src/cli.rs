@@ -63,6 +63,9 @@ pub enum Command {
     Runs(cmd::models::RunsArgs),
     /// The served model's drift, from a running `radar up`.
     Monitor(cmd::monitor::MonitorArgs),
+    /// Train a candidate and gate it against the champion; it becomes the
+    /// challenger only if it passes (exit status 3 when it does not).
+    Retrain(cmd::retrain::RetrainArgs),
     /// Run ingest, capture, the scorer and the HTTP API together.
     Up(cmd::up::UpArgs),
     /// The whole loop on one machine, from nothing: history, training,
@@ -86,6 +89,7 @@ pub fn main() -> ExitCode {
         Command::Models(args) => cmd::models::run_models(args),
         Command::Runs(args) => cmd::models::run_runs(args),
         Command::Monitor(args) => cmd::monitor::run(args),
+        Command::Retrain(args) => cmd::retrain::run(args),
         Command::Up(args) => cmd::up::run(args),
         Command::Demo(args) => cmd::demo::run(args),
     };

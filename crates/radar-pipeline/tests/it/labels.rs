@@ -8,13 +8,13 @@ use radar_log::Record;
 use radar_pipeline::Config;
 use radar_pipeline::train::{self, TrainSpec};
 
-const DECLARATION: &str = include_str!("../../../../examples/transactions.toml");
+pub(crate) const DECLARATION: &str = include_str!("../../../../examples/transactions.toml");
 /// With windowed and label-derived (`label_rate`) features.
 const WINDOWS: &str = include_str!("../../../../examples/transactions-windows.toml");
 
 /// A stream with history captured to the lake and its team labels
 /// recorded; returns the config, every event id and the labels.
-fn stream(dir: &std::path::Path, declaration: &str) -> (Config, Vec<Label>) {
+pub(crate) fn stream(dir: &std::path::Path, declaration: &str) -> (Config, Vec<Label>) {
     let mut config: Config = toml::from_str(declaration).unwrap();
     config.storage.root = dir.to_str().unwrap().to_owned();
     let schema = config.stream(None).unwrap();
@@ -61,7 +61,7 @@ fn stream(dir: &std::path::Path, declaration: &str) -> (Config, Vec<Label>) {
     (config, labels)
 }
 
-fn record(config: &Config, labels: &[Label]) {
+pub(crate) fn record(config: &Config, labels: &[Label]) {
     let store = config.open_labels().unwrap();
     let outcomes = store.record("transactions", labels).unwrap();
     assert!(

@@ -4,4 +4,5 @@
 
 mod labels;
 mod online;
+mod retrain;
 mod sinks;

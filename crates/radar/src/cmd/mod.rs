@@ -15,6 +15,7 @@ pub mod models;
 pub mod monitor;
 pub mod render;
 pub mod report;
+pub mod retrain;
 pub mod train;
 pub mod up;
 

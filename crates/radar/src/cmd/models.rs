@@ -11,6 +11,10 @@ pub enum ModelsCommand {
     Ls,
     /// One model's versions and the history of its aliases.
     Show { name: String },
+    /// One model's life in time order: every step recorded (trained,
+    /// gated, shadow, canary, promoted, rolled back) and every alias move,
+    /// with reasons and figures.
+    History { name: String },
     /// Point an alias (default `champion`) at a version.
     Promote {
         name: String,
@@ -101,6 +105,50 @@ pub fn run_models(args: ModelsArgs) -> Result<()> {
                         h.to_version,
                         h.reason
                     );
+                }
+            }
+        }
+        ModelsCommand::History { name } => {
+            let events = reg.events(&name)?;
+            let moves = reg.alias_history(&name)?;
+            if events.is_empty() && moves.is_empty() {
+                anyhow::bail!("no history for a model named `{name}`");
+            }
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"events": events, "alias_moves": moves})
+                    )?
+                );
+            } else {
+                let mut lines: Vec<(i64, String)> = events
+                    .iter()
+                    .map(|e| {
+                        (
+                            e.at,
+                            format!(
+                                "v{:<4} {:<12} {} {}",
+                                e.version, e.event, e.reason, e.figures
+                            ),
+                        )
+                    })
+                    .chain(moves.iter().map(|m| {
+                        (
+                            m.at,
+                            format!(
+                                "v{:<4} {:<12} {} (was {})",
+                                m.to_version,
+                                format!("-> {}", m.alias),
+                                m.reason,
+                                m.from_version.map_or("-".into(), |v| format!("v{v}"))
+                            ),
+                        )
+                    }))
+                    .collect();
+                lines.sort_by_key(|(at, _)| *at);
+                for (at, line) in lines {
+                    println!("{}  {line}", radar_core::time::format_rfc3339(at));
                 }
             }
         }

@@ -1,0 +1,381 @@
+//! Retraining behind a gate: a candidate is trained on a window of the
+//! lake with the one feature engine, then judged against the champion on
+//! the same recent events before it may become the `challenger`.
+//!
+//! The gate, on the most recent [`GateOptions::recent_share`] of the
+//! window's events (both models score the same rows):
+//! - sanity, which needs no labels: the candidate's scores are not
+//!   degenerate (they spread), and its alert rate is within
+//!   [`GateOptions::max_alert_rate_ratio`] of the champion's (either way)
+//!   and under [`GateOptions::max_alert_rate`];
+//! - with at least [`GateOptions::min_frauds`] events labelled fraud among
+//!   those rows (labels known now): the candidate's average precision is
+//!   at least the champion's minus [`GateOptions::ap_tolerance`].
+//!
+//! Every step is recorded in the registry's audit trail with its figures:
+//! `trained`, then `gate_passed` (and the `challenger` alias moves) or
+//! `gate_failed` with the reason. With no champion yet, sanity alone
+//! decides and a passing candidate becomes the champion.
+//!
+//! One retrain at a time per stream, across processes: a lock file under
+//! the storage root's local directory, taken with `create_new` (a lock
+//! older than [`STALE_LOCK`] is a crashed run's and is taken over).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use radar_core::Matrix;
+use radar_detect::metrics;
+use radar_registry::{Bundle, Registry};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::error::{PipelineError, Result};
+use crate::train::{self, LakeWindow, Progress, TrainSpec};
+
+/// A lock untouched this long belongs to a run that died.
+pub const STALE_LOCK: Duration = Duration::from_secs(6 * 3600);
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GateOptions {
+    /// Share of the window's most recent events both models are judged on.
+    pub recent_share: f64,
+    /// The candidate's alert rate may be at most this many times the
+    /// champion's, or that many times smaller.
+    pub max_alert_rate_ratio: f64,
+    /// The candidate may alert on at most this share of events.
+    pub max_alert_rate: f64,
+    /// Labelled frauds among the judged events for the labelled check.
+    pub min_frauds: usize,
+    /// How much lower than the champion's the candidate's average
+    /// precision may be.
+    pub ap_tolerance: f64,
+}
+
+impl Default for GateOptions {
+    fn default() -> Self {
+        GateOptions {
+            recent_share: 0.2,
+            max_alert_rate_ratio: 3.0,
+            max_alert_rate: 0.05,
+            min_frauds: 5,
+            ap_tolerance: 0.02,
+        }
+    }
+}
+
+/// One model's figures on the judged events.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Judged {
+    pub version: i64,
+    pub alert_rate: f64,
+    /// With enough labels.
+    pub average_precision: Option<f64>,
+    /// Distinct scores among the judged events (1: degenerate).
+    pub distinct_scores: usize,
+}
+
+/// What a retrain did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RetrainReport {
+    pub model: String,
+    pub candidate: Judged,
+    pub champion: Option<Judged>,
+    pub judged_events: usize,
+    pub labelled_frauds: usize,
+    pub passed: bool,
+    /// Why it passed or failed, for people.
+    pub reason: String,
+    /// The alias the candidate now holds (`challenger`, or `champion` when
+    /// there was none), if it passed.
+    pub alias: Option<String>,
+}
+
+/// The per-stream retrain lock; released when dropped.
+pub struct RetrainLock {
+    path: PathBuf,
+}
+
+impl RetrainLock {
+    pub fn take(dir: &Path, stream: &str) -> Result<RetrainLock> {
+        std::fs::create_dir_all(dir).map_err(PipelineError::io(dir.display()))?;
+        let path = dir.join(format!("{stream}.lock"));
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    use std::io::Write;
+                    let _ = writeln!(f, "pid {}", std::process::id());
+                    return Ok(RetrainLock { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let age = std::fs::metadata(&path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok());
+                    match age {
+                        Some(age) if age > STALE_LOCK => {
+                            tracing::warn!(lock = %path.display(), "taking over a stale retrain lock");
+                            let _ = std::fs::remove_file(&path);
+                        }
+                        _ => {
+                            return Err(PipelineError::Conflict(format!(
+                                "a retrain of stream `{stream}` is running (lock `{}`)",
+                                path.display()
+                            )));
+                        }
+                    }
+                }
+                Err(e) => return Err(PipelineError::io(path.display())(e)),
+            }
+        }
+        Err(PipelineError::Conflict(format!(
+            "could not take the retrain lock `{}`",
+            path.display()
+        )))
+    }
+}
+
+impl Drop for RetrainLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Trains a candidate of `spec` (never promoting it directly) and gates it
+/// against the champion.
+pub fn retrain(
+    config: &Config,
+    spec: &TrainSpec,
+    gate: &GateOptions,
+    progress: Progress<'_>,
+) -> Result<RetrainReport> {
+    let schema = &spec.schema;
+    let _lock = RetrainLock::take(&config.storage.local_dir().join("retrain"), &schema.name)?;
+    let registry = config.open_registry()?;
+    let champion_version = registry.alias(&spec.model, "champion")?;
+    let mut candidate_spec = spec.clone();
+    candidate_spec.promote = false;
+    let trained = train::train(config, &candidate_spec, progress)?;
+    registry.record_event(
+        &spec.model,
+        trained.version,
+        "trained",
+        &format!("retrained on {} events", trained.rows),
+        &serde_json::json!({"run": trained.run, "metrics": trained.metrics, "snapshot": trained.snapshot}),
+    )?;
+
+    // The same recent events for both.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(PipelineError::io("starting the I/O runtime"))?;
+    let window = LakeWindow::load(
+        &config.open_lake()?,
+        &rt,
+        schema,
+        (spec.from, spec.to),
+        radar_core::time::now_micros(),
+        progress,
+    )?;
+    let cut = crate::evaluate::time_cut(&window.records, 1.0 - gate.recent_share);
+    let recent: Vec<usize> = (0..window.records.len())
+        .filter(|&i| window.records[i].ts >= cut)
+        .collect();
+    let mut rows = Matrix::with_columns(window.features.cols())?;
+    for &i in &recent {
+        rows.push_row(window.features.row(i))?;
+    }
+    let truth: Vec<bool> = recent
+        .iter()
+        .map(|&i| window.book.fraud_as_of(&window.ids[i], i64::MAX))
+        .collect();
+    let frauds = truth.iter().filter(|&&t| t).count();
+    let judge = |version: i64| -> Result<Judged> {
+        let bundle = load_bundle(&registry, &rt, &spec.model, version)?;
+        let scores = bundle.score_batch(rows.view())?;
+        let alerts = scores.iter().filter(|&&s| s > bundle.threshold).count();
+        let mut distinct = scores.clone();
+        distinct.sort_by(f64::total_cmp);
+        distinct.dedup();
+        Ok(Judged {
+            version,
+            alert_rate: alerts as f64 / scores.len().max(1) as f64,
+            average_precision: (frauds >= gate.min_frauds)
+                .then(|| metrics::average_precision(&scores, &truth).ok())
+                .flatten(),
+            distinct_scores: distinct.len(),
+        })
+    };
+    let candidate = judge(trained.version)?;
+    let champion = champion_version.map(judge).transpose()?;
+    let verdict = decide(gate, &candidate, champion.as_ref());
+    let figures = serde_json::json!({
+        "candidate": candidate, "champion": champion,
+        "judged_events": recent.len(), "labelled_frauds": frauds,
+    });
+    let (passed, reason) = match verdict {
+        Ok(reason) => (true, reason),
+        Err(reason) => (false, reason),
+    };
+    let alias = if passed {
+        let alias = if champion.is_some() {
+            "challenger"
+        } else {
+            "champion"
+        };
+        registry.record_event(
+            &spec.model,
+            trained.version,
+            "gate_passed",
+            &reason,
+            &figures,
+        )?;
+        registry.set_alias(
+            &spec.model,
+            alias,
+            trained.version,
+            &format!("gate passed: {reason}"),
+        )?;
+        Some(alias.to_owned())
+    } else {
+        tracing::warn!(model = %spec.model, version = trained.version, %reason, "the retrained candidate failed the gate");
+        registry.record_event(
+            &spec.model,
+            trained.version,
+            "gate_failed",
+            &reason,
+            &figures,
+        )?;
+        None
+    };
+    Ok(RetrainReport {
+        model: spec.model.clone(),
+        candidate,
+        champion,
+        judged_events: recent.len(),
+        labelled_frauds: frauds,
+        passed,
+        reason,
+        alias,
+    })
+}
+
+fn load_bundle(
+    registry: &Registry,
+    rt: &tokio::runtime::Runtime,
+    model: &str,
+    version: i64,
+) -> Result<Bundle> {
+    let mv = registry.version(model, version)?;
+    let bytes = rt.block_on(registry.artifact(&mv))?;
+    Bundle::from_bytes(&bytes).map_err(|e| {
+        PipelineError::Internal(format!(
+            "{model} v{version}: the bundle cannot be read: {e}"
+        ))
+    })
+}
+
+/// The gate's rules: `Ok(why it passed)` or `Err(why it failed)`.
+pub fn decide(
+    gate: &GateOptions,
+    candidate: &Judged,
+    champion: Option<&Judged>,
+) -> std::result::Result<String, String> {
+    if candidate.distinct_scores < 2 {
+        return Err("the candidate gives every recent event the same score".into());
+    }
+    if candidate.alert_rate > gate.max_alert_rate {
+        return Err(format!(
+            "the candidate alerts on {:.2}% of recent events (at most {:.2}%)",
+            100.0 * candidate.alert_rate,
+            100.0 * gate.max_alert_rate
+        ));
+    }
+    let Some(champion) = champion else {
+        return Ok(format!(
+            "no champion yet; the candidate alerts on {:.2}% of recent events",
+            100.0 * candidate.alert_rate
+        ));
+    };
+    // A floor of one alert in a thousand keeps a silent champion from
+    // making any candidate look explosive.
+    let (c, h) = (
+        candidate.alert_rate.max(1e-3),
+        champion.alert_rate.max(1e-3),
+    );
+    let ratio = c / h;
+    if ratio > gate.max_alert_rate_ratio || ratio < 1.0 / gate.max_alert_rate_ratio {
+        return Err(format!(
+            "alert rate {:.2}% against the champion's {:.2}% ({ratio:.1}×, bound {}×)",
+            100.0 * candidate.alert_rate,
+            100.0 * champion.alert_rate,
+            gate.max_alert_rate_ratio
+        ));
+    }
+    match (candidate.average_precision, champion.average_precision) {
+        (Some(a), Some(b)) if a < b - gate.ap_tolerance => Err(format!(
+            "average precision {a:.3} against the champion's {b:.3} on labelled recent events"
+        )),
+        (Some(a), Some(b)) => Ok(format!(
+            "average precision {a:.3} (champion {b:.3}); alert rate {ratio:.2}× the champion's"
+        )),
+        _ => Ok(format!(
+            "too few labels for precision; alert rate {ratio:.2}× the champion's, scores spread"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn judged(alert_rate: f64, ap: Option<f64>, distinct: usize) -> Judged {
+        Judged {
+            version: 1,
+            alert_rate,
+            average_precision: ap,
+            distinct_scores: distinct,
+        }
+    }
+
+    #[test]
+    fn the_gate_refuses_degenerate_explosive_and_worse_candidates() {
+        let g = GateOptions::default();
+        let champ = judged(0.01, Some(0.8), 500);
+        assert!(decide(&g, &judged(0.012, Some(0.79), 500), Some(&champ)).is_ok());
+        assert!(decide(&g, &judged(0.01, None, 1), Some(&champ)).is_err());
+        assert!(
+            decide(&g, &judged(0.04, None, 500), Some(&champ)).is_err(),
+            "4× the rate"
+        );
+        assert!(
+            decide(&g, &judged(0.002, None, 500), Some(&champ)).is_err(),
+            "5× fewer"
+        );
+        assert!(
+            decide(&g, &judged(0.2, None, 500), None).is_err(),
+            "over 5%"
+        );
+        let worse = decide(&g, &judged(0.01, Some(0.6), 500), Some(&champ)).unwrap_err();
+        assert!(worse.contains("average precision"), "{worse}");
+        assert!(decide(&g, &judged(0.01, None, 500), None).is_ok());
+    }
+
+    #[test]
+    fn one_retrain_at_a_time_per_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = RetrainLock::take(dir.path(), "s").unwrap();
+        assert!(matches!(
+            RetrainLock::take(dir.path(), "s"),
+            Err(PipelineError::Conflict(_))
+        ));
+        assert!(RetrainLock::take(dir.path(), "other").is_ok());
+        drop(first);
+        assert!(RetrainLock::take(dir.path(), "s").is_ok());
+    }
+}

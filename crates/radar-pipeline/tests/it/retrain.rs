@@ -1,0 +1,77 @@
+//! Retraining behind the gate through the real lake and registry: the
+//! first candidate becomes the champion, a sound one the challenger, an
+//! explosive one is refused; every step is in the audit trail.
+
+use radar_pipeline::retrain::{self, GateOptions};
+use radar_pipeline::train::{self, TrainSpec};
+
+use crate::labels::{DECLARATION, record, stream};
+
+#[test]
+fn candidates_pass_or_fail_the_gate_and_the_trail_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, labels) = stream(dir.path(), DECLARATION);
+    record(&config, &labels);
+    let schema = config.stream(None).unwrap();
+    let mut spec = TrainSpec::for_stream(&schema);
+    spec.model = "tx".into();
+    spec.holdout = 0.0;
+    spec.gbdt.n_trees = 30;
+    let gate = GateOptions::default();
+
+    let first = retrain::retrain(&config, &spec, &gate, &train::quiet).unwrap();
+    assert!(first.passed, "{first:?}");
+    assert_eq!(first.alias.as_deref(), Some("champion"));
+    assert!(first.labelled_frauds >= gate.min_frauds, "{first:?}");
+    assert!(first.candidate.average_precision.is_some());
+
+    // Retrained on the same lake with the same spec: as good as the
+    // champion, so it becomes the challenger.
+    let second = retrain::retrain(&config, &spec, &gate, &train::quiet).unwrap();
+    assert!(second.passed, "{second:?}");
+    assert_eq!(second.alias.as_deref(), Some("challenger"));
+    let registry = config.open_registry().unwrap();
+    assert_eq!(
+        registry.alias("tx", "champion").unwrap(),
+        Some(first.candidate.version)
+    );
+    assert_eq!(
+        registry.alias("tx", "challenger").unwrap(),
+        Some(second.candidate.version)
+    );
+
+    // A candidate told that a third of the traffic is fraud alerts on a
+    // third of it: refused, and nothing moves.
+    spec.contamination = 0.3;
+    spec.alert_budget = Some(300.0);
+    let bad = retrain::retrain(&config, &spec, &gate, &train::quiet).unwrap();
+    assert!(!bad.passed, "{bad:?}");
+    assert!(bad.reason.contains("alert"), "{}", bad.reason);
+    assert_eq!(
+        registry.alias("tx", "challenger").unwrap(),
+        Some(second.candidate.version)
+    );
+
+    let trail: Vec<(i64, String)> = registry
+        .events("tx")
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.version, e.event))
+        .collect();
+    let (a, b, c) = (
+        first.candidate.version,
+        second.candidate.version,
+        bad.candidate.version,
+    );
+    assert_eq!(
+        trail,
+        vec![
+            (a, "trained".into()),
+            (a, "gate_passed".into()),
+            (b, "trained".into()),
+            (b, "gate_passed".into()),
+            (c, "trained".into()),
+            (c, "gate_failed".into()),
+        ]
+    );
+}
