@@ -278,6 +278,59 @@ pub struct StreamConfig {
     /// How the served model's drift is watched.
     #[serde(default)]
     pub drift: DriftOptions,
+    /// How a challenger is shadowed, canaried, promoted or rolled back.
+    #[serde(default)]
+    pub rollout: RolloutOptions,
+}
+
+/// `[streams.<name>.rollout]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RolloutOptions {
+    /// Events the challenger scores beside the champion without deciding.
+    pub shadow_events: u64,
+    /// Events after that during which it decides for a share of entities.
+    pub canary_events: u64,
+    /// Share of entities (by hash) the canary decides, in (0, 1).
+    pub canary_share: f64,
+    /// Alert rates further apart than this factor (either way) reject a
+    /// challenger or roll back a promotion.
+    pub max_alert_rate_ratio: f64,
+    /// Events a newly promoted champion is watched for.
+    pub watch_events: u64,
+}
+
+impl Default for RolloutOptions {
+    fn default() -> Self {
+        RolloutOptions {
+            shadow_events: 5000,
+            canary_events: 5000,
+            canary_share: 0.1,
+            max_alert_rate_ratio: 3.0,
+            watch_events: 5000,
+        }
+    }
+}
+
+impl RolloutOptions {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.canary_share > 0.0 && self.canary_share < 1.0) {
+            return Err(format!(
+                "rollout.canary_share must be in (0, 1), got {}",
+                self.canary_share
+            ));
+        }
+        if self.max_alert_rate_ratio.is_nan() || self.max_alert_rate_ratio <= 1.0 {
+            return Err(format!(
+                "rollout.max_alert_rate_ratio must be above 1, got {}",
+                self.max_alert_rate_ratio
+            ));
+        }
+        if self.shadow_events == 0 || self.watch_events == 0 {
+            return Err("rollout.shadow_events and rollout.watch_events must be at least 1".into());
+        }
+        Ok(())
+    }
 }
 
 /// `[streams.<name>.drift]`.
@@ -891,6 +944,7 @@ pub struct StreamSchema {
     pub feature_keys: Vec<Option<usize>>,
     pub detector: DetectorConfig,
     pub drift: DriftOptions,
+    pub rollout: RolloutOptions,
     /// Column names, one per feature column.
     pub columns: Vec<String>,
     pub max_event_bytes: usize,
@@ -1315,6 +1369,7 @@ impl StreamConfig {
             ));
         }
         self.drift.validate().map_err(err)?;
+        self.rollout.validate().map_err(err)?;
         Ok(StreamSchema {
             name: name.to_owned(),
             timestamp: self.timestamp.clone(),
@@ -1332,6 +1387,7 @@ impl StreamConfig {
             event_time_bounds,
             detector: self.detector.clone(),
             drift: self.drift.clone(),
+            rollout: self.rollout.clone(),
         })
     }
 }

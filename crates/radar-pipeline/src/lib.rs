@@ -8,6 +8,8 @@
 //! - [`train`]: lake → the one feature engine → split → fit → evaluate →
 //!   register → promote, behind a [`train::TrainSpec`] checked before I/O;
 //!   [`retrain`]: a candidate trained and gated against the champion;
+//!   [`rollout`]: the challenger shadowed, canaried, promoted or rolled
+//!   back;
 //! - [`evaluate`]: what every evaluation shares (seed loops, time splits,
 //!   recall by kind, summaries);
 //! - [`scorer`]: the streaming scorer (features, detector, decision,
@@ -39,6 +41,7 @@ pub mod online;
 pub mod params;
 pub mod pipeline;
 pub mod retrain;
+pub mod rollout;
 pub mod scorer;
 pub mod sinks;
 pub mod train;

@@ -244,9 +244,10 @@ pub fn raw_scores(detector: NabDetector, series: &NabSeries, seed: u64) -> Resul
 /// 2. its Gaussian tail probability against the mean and deviation of all
 ///    earlier such means of the series (quiet through the probationary
 ///    period, where NAB ignores detections anyway), as a surprise
-///    −ln(max(tail, [`LIKELIHOOD_FLOOR`])): the floor (HTM's) gives every
-///    certainly-anomalous row the same score, so the first row of an
-///    episode is as strong as the ones after it;
+///    −ln(max(tail, [`LIKELIHOOD_FLOOR`])) / −ln([`LIKELIHOOD_FLOOR`]) in
+///    [0, 1] (NAB's range; HTM's log-scaled likelihood): the floor gives
+///    every certainly-anomalous row the same score, 1, so the first row of
+///    an episode is as strong as the ones after it;
 /// 3. one alert per incident: a score stands only when it tops every score
 ///    of the previous [`INCIDENT_ROWS`] rows, else it is 0 — a run of
 ///    equal, floored scores alerts once, at its start, where NAB's window
@@ -261,6 +262,7 @@ pub fn anomaly_scores(raw: &[f64]) -> Vec<f64> {
     let warm = probation(n).max(2);
     let (mut mean, mut var) = (0.0f64, 0.0f64);
     let mut surprise = Vec::with_capacity(n);
+    let full = -LIKELIHOOD_FLOOR.ln();
     for i in 0..n {
         let recent = &raw[i.saturating_sub(SHORT_ROWS - 1)..=i];
         let avg = recent.iter().sum::<f64>() / recent.len() as f64;
@@ -269,6 +271,7 @@ pub fn anomaly_scores(raw: &[f64]) -> Vec<f64> {
             -radar_detect::normal::upper_tail(z)
                 .max(LIKELIHOOD_FLOOR)
                 .ln()
+                / full
         } else {
             0.0
         });
@@ -382,7 +385,7 @@ mod tests {
         let out = anomaly_scores(&raw);
         assert!(out[..probation(raw.len())].iter().all(|&s| s == 0.0));
         // The episode alerts once, at its first row, at the floor.
-        let floor = -LIKELIHOOD_FLOOR.ln();
+        let floor = 1.0;
         assert_eq!(out[1_000], floor);
         assert!(
             out[1_001..1_050].iter().all(|&s| s == 0.0),
@@ -390,7 +393,8 @@ mod tests {
             &out[1_000..1_010]
         );
         // An ordinary row is not surprising.
-        assert!(out[1_500] < 5.0, "{}", out[1_500]);
+        assert!(out[1_500] < 0.25, "{}", out[1_500]);
+        assert!(out.iter().all(|s| (0.0..=1.0).contains(s)));
         // A lone spike weighs a fifth in the short mean and still alerts,
         // once the incident has passed.
         let mut lone = vec![1.0; 2_000];

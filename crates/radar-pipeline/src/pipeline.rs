@@ -123,6 +123,10 @@ impl Pipeline {
             drift: Arc::new(Mutex::new(crate::drift::DriftMonitor::new(
                 schema.drift.clone(),
             ))),
+            challenger: Arc::new(ArcSwapOption::empty()),
+            rollout: Arc::new(Mutex::new(crate::rollout::Rollout::new(
+                schema.rollout.clone(),
+            ))),
         };
         let stop = Arc::new(AtomicBool::new(false));
 
@@ -158,20 +162,25 @@ impl Pipeline {
                 .map_err(|e| PipelineError::Internal(format!("cannot start {name}: {e}")))
         };
         if schema.detector.serve() == Serve::Registry {
-            let (registry, shared, stop, handle, model) = (
-                registry.clone(),
-                shared.clone(),
-                stop.clone(),
-                rt.handle().clone(),
-                model_name.clone(),
-            );
-            threads.push(spawn(
-                "model-watch",
-                Box::new(move || {
-                    scorer::watch_model(registry, model, "champion".into(), shared, stop, handle);
-                    Ok(())
-                }),
-            )?);
+            for (thread, alias) in [
+                ("model-watch", "champion"),
+                ("challenger-watch", "challenger"),
+            ] {
+                let (registry, shared, stop, handle, model) = (
+                    registry.clone(),
+                    shared.clone(),
+                    stop.clone(),
+                    rt.handle().clone(),
+                    model_name.clone(),
+                );
+                threads.push(spawn(
+                    thread,
+                    Box::new(move || {
+                        scorer::watch_model(registry, model, alias.into(), shared, stop, handle);
+                        Ok(())
+                    }),
+                )?);
+            }
         }
         {
             let (log, schema, stop, handle) = (
@@ -247,6 +256,7 @@ impl Pipeline {
                 checkpoint_every: options.checkpoint_every,
                 explain_top: options.explain_top,
                 labels: Some(labels.clone()),
+                registry: Some(registry.clone()),
             };
             threads.push(spawn(
                 "scorer",

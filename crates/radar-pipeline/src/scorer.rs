@@ -60,6 +60,10 @@ pub struct Shared {
     pub health: Arc<Health>,
     /// The served model's drift windows.
     pub drift: Arc<Mutex<crate::drift::DriftMonitor>>,
+    /// The registry's `challenger`, scored beside the champion.
+    pub challenger: Arc<ArcSwapOption<Served>>,
+    /// Where the challenger's rollout stands.
+    pub rollout: Arc<Mutex<crate::rollout::Rollout>>,
 }
 
 const CHECKPOINT: Envelope = Envelope {
@@ -77,6 +81,9 @@ pub struct ScorerOptions {
     pub explain_top: usize,
     /// Where labels are recorded, for `label_rate` features.
     pub labels: Option<crate::labels::LabelStore>,
+    /// Where rollout steps (promotion, rejection, rollback) are carried
+    /// out; without it a challenger is only shadowed.
+    pub registry: Option<Registry>,
 }
 
 /// How far the scorer's state goes: the next offset of each partition,
@@ -242,9 +249,21 @@ pub fn watch_model(
     stop: Arc<AtomicBool>,
     rt: tokio::runtime::Handle,
 ) {
+    // The champion's slot keeps serving what it has when the alias is
+    // gone; the challenger's empties.
+    let champion = alias == "champion";
+    let slot = if champion {
+        shared.model.clone()
+    } else {
+        shared.challenger.clone()
+    };
     let mut current: Option<i64> = None;
     let mut refused: Option<i64> = None;
     while !stop.load(Ordering::Relaxed) {
+        if !champion && current.is_some() && matches!(registry.alias(&model, &alias), Ok(None)) {
+            slot.store(None);
+            current = None;
+        }
         if let Ok(Some(v)) = registry.alias(&model, &alias)
             && current != Some(v)
             && refused != Some(v)
@@ -269,22 +288,26 @@ pub fn watch_model(
                 });
             match loaded {
                 Ok(bundle) => {
-                    tracing::info!(model = %model, version = v, kind = bundle.detector.kind().name(), "serving");
-                    shared.model.store(Some(Arc::new(Served {
+                    tracing::info!(model = %model, version = v, %alias, kind = bundle.detector.kind().name(), "serving");
+                    slot.store(Some(Arc::new(Served {
                         name: model.clone(),
                         version: v,
                         bundle,
                     })));
-                    shared.metrics.model_version.set(v);
-                    shared.health.ok(MODEL);
+                    if champion {
+                        shared.metrics.model_version.set(v);
+                        shared.health.ok(MODEL);
+                    }
                     current = Some(v);
                     refused = None;
                 }
                 Err(e) => {
-                    tracing::warn!(model = %model, version = v, error = %e, "model not served");
-                    shared
-                        .health
-                        .degraded(MODEL, format!("{model} v{v} is not served: {e}"));
+                    tracing::warn!(model = %model, version = v, %alias, error = %e, "model not served");
+                    if champion {
+                        shared
+                            .health
+                            .degraded(MODEL, format!("{model} v{v} is not served: {e}"));
+                    }
                     refused = Some(v);
                 }
             }
@@ -424,51 +447,125 @@ pub fn run(
             }
         }
         let (model_name, model_version, _) = scoring.model();
+        // A challenger scores beside a registry champion: in shadow it only
+        // tallies and its would-be alerts are stored apart; in canary it
+        // decides for its share of entities.
+        let challenger = match &scoring {
+            Scoring::Champion(_) => shared.challenger.load_full(),
+            Scoring::Online(_) => None,
+        };
+        let challenger_scores = match &challenger {
+            Some(c) => Some(c.bundle.score_batch(matrix.view())?),
+            None => None,
+        };
+        let decided_by_challenger = match &scoring {
+            Scoring::Champion(_) => {
+                let seen: Vec<crate::rollout::Seen> = meta
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (record, ..))| crate::rollout::Seen {
+                        entity_hash: record
+                            .entity
+                            .as_deref()
+                            .map_or(0, |e| radar_core::hash::hash64(e.as_bytes())),
+                        champion_alert: scores[i] > threshold,
+                        challenger_alert: match (&challenger, &challenger_scores) {
+                            (Some(c), Some(s)) => s[i] > c.bundle.threshold,
+                            _ => false,
+                        },
+                    })
+                    .collect();
+                shared
+                    .rollout
+                    .lock()
+                    .map_err(|_| ScorerError::Poisoned)?
+                    .observe(model_version, challenger.as_ref().map(|c| c.version), &seen)
+            }
+            Scoring::Online(_) => vec![false; meta.len()],
+        };
         let decided = now_micros();
         let mut alerts = Vec::new();
+        let mut shadow = Vec::new();
         for (i, ((record, ingest, partition, offset), &score)) in
             meta.iter().zip(&scores).enumerate()
         {
             let latency = (decided - ingest).max(0) as u64;
             shared.metrics.decision_latency.observe_micros(latency);
-            if score <= threshold {
-                continue;
-            }
             let values = matrix.row(i);
             // Rows here are the engine's finite features; an explanation
             // cannot fail on them, and an alert is worth more than its
             // explanation.
-            let contributions = scoring
-                .explain(&shared.schema.columns, values)
-                .unwrap_or_default()
-                .into_iter()
-                .take(options.explain_top)
-                .map(|e| Contribution {
-                    feature: e.input,
-                    share: e.share,
-                    value: e.value,
-                    direction: direction_name(e.above),
-                })
-                .collect();
-            alerts.push(Alert {
+            let contributions = |explained: Vec<radar_registry::Explained>| -> Vec<Contribution> {
+                explained
+                    .into_iter()
+                    .take(options.explain_top)
+                    .map(|e| Contribution {
+                        feature: e.input,
+                        share: e.share,
+                        value: e.value,
+                        direction: direction_name(e.above),
+                    })
+                    .collect()
+            };
+            let alert = |score: f64, threshold: f64, model: &str, version: i64, c| Alert {
                 event_id: crate::labels::event_id(&topic, record, *partition, *offset),
                 stream: topic.clone(),
                 entity: record.entity.as_deref().map(str::to_owned),
                 score,
                 threshold,
-                model: model_name.clone(),
-                model_version,
+                model: model.to_owned(),
+                model_version: version,
                 event_time: format_rfc3339(record.ts),
                 event_time_us: record.ts,
                 decided_at_us: decided,
                 latency_ms: latency as f64 / 1000.0,
-                contributions,
-            });
+                contributions: c,
+            };
+            if let (Some(c), Some(cs)) = (&challenger, &challenger_scores)
+                && cs[i] > c.bundle.threshold
+            {
+                let a = alert(
+                    cs[i],
+                    c.bundle.threshold,
+                    &c.name,
+                    c.version,
+                    contributions(c.bundle.explain(values).unwrap_or_default()),
+                );
+                if decided_by_challenger[i] {
+                    alerts.push(a);
+                } else {
+                    shadow.push(a);
+                }
+            }
+            if decided_by_challenger[i] || score <= threshold {
+                continue;
+            }
+            let explained = scoring
+                .explain(&shared.schema.columns, values)
+                .unwrap_or_default();
+            alerts.push(alert(
+                score,
+                threshold,
+                &model_name,
+                model_version,
+                contributions(explained),
+            ));
         }
         drop(scoring);
         // The alerts table must hold them before the scorer moves on: a full
         // disk or a busy database is waited out, not skipped.
         retry.run(|| sinks.emit(&alerts))?;
+        if !shadow.is_empty() {
+            retry.run(|| sinks.ledger.insert_shadow(&shadow))?;
+        }
+        let action = shared
+            .rollout
+            .lock()
+            .map_err(|_| ScorerError::Poisoned)?
+            .decide();
+        if let (Some(action), Some(registry)) = (action, &options.registry) {
+            apply_rollout(registry, &model_name, action);
+        }
         scored_total += meta.len() as u64;
         shared.metrics.add_scored(meta.len() as u64);
         counters.sent(meta.len() as u64);
@@ -581,6 +678,54 @@ impl Scoring<'_> {
                     value: row[i],
                 })
                 .collect()),
+        }
+    }
+}
+
+/// Carries out what the rollout decided in the registry, with its reason
+/// and figures in the audit trail; the model watchers then serve it. A
+/// registry that refuses is said in the log; the rollout tries again at
+/// its next decision.
+fn apply_rollout(registry: &Registry, model: &str, action: crate::rollout::Action) {
+    use crate::rollout::Action;
+    let done = match &action {
+        Action::Promote { version, figures } => registry
+            .set_alias(
+                model,
+                "champion",
+                *version,
+                "promoted after shadow and canary",
+            )
+            .and_then(|()| registry.remove_alias(model, "challenger"))
+            .and_then(|()| {
+                registry.record_event(
+                    model,
+                    *version,
+                    "promoted",
+                    "its alert rate held through shadow and canary",
+                    figures,
+                )
+            }),
+        Action::Reject {
+            version,
+            reason,
+            figures,
+        } => registry
+            .remove_alias(model, "challenger")
+            .and_then(|()| registry.record_event(model, *version, "rejected", reason, figures)),
+        Action::RollBack {
+            from,
+            to,
+            reason,
+            figures,
+        } => registry
+            .set_alias(model, "champion", *to, &format!("rolled back: {reason}"))
+            .and_then(|()| registry.record_event(model, *from, "rolled_back", reason, figures)),
+    };
+    match done {
+        Ok(()) => tracing::info!(model, ?action, "rollout step"),
+        Err(e) => {
+            tracing::warn!(model, error = %e, ?action, "a rollout step could not be recorded")
         }
     }
 }

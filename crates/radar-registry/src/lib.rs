@@ -489,6 +489,16 @@ impl Registry {
         Ok(())
     }
 
+    /// Removes `alias` of `name` (a challenger promoted or rejected); the
+    /// audit trail says why.
+    pub fn remove_alias(&self, name: &str, alias: &str) -> Result<(), RegistryError> {
+        self.db()?.execute(
+            "DELETE FROM aliases WHERE name = ?1 AND alias = ?2",
+            params![name, alias],
+        )?;
+        Ok(())
+    }
+
     /// Moves `alias` back to the version it pointed at before its last move.
     pub fn rollback(&self, name: &str, alias: &str, reason: &str) -> Result<i64, RegistryError> {
         let previous: Option<i64> = self

@@ -64,6 +64,10 @@ async fn server() -> Server {
         metrics: Arc::new(Metrics::new("tx")),
         health: Default::default(),
         drift: Default::default(),
+        challenger: Default::default(),
+        rollout: Arc::new(std::sync::Mutex::new(
+            radar_pipeline::rollout::Rollout::new(Default::default()),
+        )),
     };
     let labels = LabelStore::open(&dir.path().join("labels.db")).unwrap();
     let state = AppState {

@@ -77,11 +77,56 @@ impl AlertStore {
                 decided_at INTEGER NOT NULL,
                 body TEXT NOT NULL
             );
-            CREATE INDEX IF NOT EXISTS alerts_time ON alerts(event_time);",
+            CREATE INDEX IF NOT EXISTS alerts_time ON alerts(event_time);
+            CREATE TABLE IF NOT EXISTS shadow_alerts (
+                event_id TEXT NOT NULL,
+                model TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                score REAL NOT NULL,
+                event_time INTEGER NOT NULL,
+                body TEXT NOT NULL,
+                PRIMARY KEY (event_id, model, version)
+            );",
         )?;
         Ok(AlertStore {
             db: Arc::new(Mutex::new(conn)),
         })
+    }
+
+    /// Stores a challenger's would-be alerts, apart from the alerts (once
+    /// per event and version); returns how many were new.
+    pub fn insert_shadow(&self, alerts: &[Alert]) -> Result<usize, AlertError> {
+        let mut db = self.db.lock().map_err(|_| AlertError::Poisoned)?;
+        let tx = db.transaction()?;
+        let mut fresh = 0;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT OR IGNORE INTO shadow_alerts (event_id, model, version, score, event_time, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for a in alerts {
+                let body = serde_json::to_string(a).unwrap_or_default();
+                fresh += st.execute(params![
+                    a.event_id,
+                    a.model,
+                    a.model_version,
+                    a.score,
+                    a.event_time_us,
+                    body
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(fresh)
+    }
+
+    /// Would-be alerts of `model` v`version` stored so far.
+    pub fn shadow_count(&self, model: &str, version: i64) -> Result<u64, AlertError> {
+        let db = self.db.lock().map_err(|_| AlertError::Poisoned)?;
+        Ok(db.query_row(
+            "SELECT COUNT(*) FROM shadow_alerts WHERE model = ?1 AND version = ?2",
+            params![model, version],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
     }
 
     /// Inserts alerts not seen before (by event id); returns those.

@@ -5,4 +5,5 @@
 mod labels;
 mod online;
 mod retrain;
+mod rollout;
 mod sinks;

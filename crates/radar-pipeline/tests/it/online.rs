@@ -110,6 +110,7 @@ fn score_with_restart(
         checkpoint_every: Duration::from_secs(1),
         explain_top: 3,
         labels: None,
+        registry: None,
     };
     let mut done = 0u64;
     let targets = match restart_after {
@@ -128,6 +129,10 @@ fn score_with_restart(
             metrics: metrics.clone(),
             health: Default::default(),
             drift: Default::default(),
+            challenger: Default::default(),
+            rollout: Arc::new(Mutex::new(radar_pipeline::rollout::Rollout::new(
+                Default::default(),
+            ))),
         };
         if let Some(forest) = &champion {
             let x = Matrix::from_rows(&[vec![0.0, 0.0]]).unwrap();
