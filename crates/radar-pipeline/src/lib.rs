@@ -15,6 +15,7 @@
 //! - [`scorer`]: the streaming scorer (features, detector, decision,
 //!   alerts, checkpoints); [`online`]: detectors learning in the scorer;
 //! - [`sinks`]: where alerts go, one trait, one folder per sink;
+//! - [`mlflow`]: the registry exported to an MLflow tracking server;
 //! - [`metrics`]: the counters every component keeps; [`drift`]: the
 //!   served model's live windows against its reference profile;
 //! - [`pipeline`]: [`pipeline::Pipeline::start`] wires capture, the scorer,
@@ -36,6 +37,7 @@ pub mod hybrid;
 pub mod ingest;
 pub mod labels;
 pub mod metrics;
+pub mod mlflow;
 pub mod nab;
 pub mod online;
 pub mod params;

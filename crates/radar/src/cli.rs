@@ -66,6 +66,8 @@ pub enum Command {
     /// Train a candidate and gate it against the champion; it becomes the
     /// challenger only if it passes (exit status 3 when it does not).
     Retrain(cmd::retrain::RetrainArgs),
+    /// The registry to other systems (`export mlflow --url …`).
+    Export(cmd::export::ExportArgs),
     /// Run ingest, capture, the scorer and the HTTP API together.
     Up(cmd::up::UpArgs),
     /// The whole loop on one machine, from nothing: history, training,
@@ -90,6 +92,7 @@ pub fn main() -> ExitCode {
         Command::Runs(args) => cmd::models::run_runs(args),
         Command::Monitor(args) => cmd::monitor::run(args),
         Command::Retrain(args) => cmd::retrain::run(args),
+        Command::Export(args) => cmd::export::run(args),
         Command::Up(args) => cmd::up::run(args),
         Command::Demo(args) => cmd::demo::run(args),
     };

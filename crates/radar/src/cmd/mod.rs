@@ -5,6 +5,7 @@ pub mod capture;
 pub mod demo;
 pub mod eval;
 pub mod eval_nab;
+pub mod export;
 pub mod features;
 pub mod generate;
 pub mod ingest;

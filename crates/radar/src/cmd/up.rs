@@ -46,6 +46,10 @@ pub struct UpArgs {
     /// Largest request body, in bytes.
     #[arg(long, default_value_t = 16 << 20)]
     pub max_body_bytes: usize,
+    /// Export runs, model versions and aliases to this MLflow tracking
+    /// server every 30 seconds (and once more when stopping).
+    #[arg(long)]
+    pub mlflow_url: Option<String>,
     #[command(flatten)]
     pub place: Place,
 }
@@ -83,10 +87,41 @@ pub fn run(args: UpArgs) -> Result<()> {
         "radar is up on http://{} (stream `{}`); Ctrl-C stops it",
         server.addr, pipeline.shared.schema.name
     );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let exporter = match &args.mlflow_url {
+        Some(url) => {
+            radar_pipeline::mlflow::MlflowClient::new(url)?;
+            let (registry, url, stop) = (config.open_registry()?, url.clone(), stop.clone());
+            Some(std::thread::spawn(move || {
+                loop {
+                    let stopping = stop.load(std::sync::atomic::Ordering::Relaxed);
+                    // A server away is tried again at the next round.
+                    match radar_pipeline::mlflow::export(&registry, &url) {
+                        Ok(e) => tracing::debug!(?e, "exported to MLflow"),
+                        Err(e) => tracing::warn!(error = %e, "MLflow export failed"),
+                    }
+                    if stopping {
+                        return;
+                    }
+                    let t = std::time::Instant::now();
+                    while t.elapsed() < Duration::from_secs(30)
+                        && !stop.load(std::sync::atomic::Ordering::Relaxed)
+                    {
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                }
+            }))
+        }
+        None => None,
+    };
     pipeline.rt.block_on(async {
         let _ = tokio::signal::ctrl_c().await;
     });
     eprintln!("stopping: draining capture and the scorer");
     server.stop(&pipeline.rt);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(t) = exporter {
+        let _ = t.join();
+    }
     Ok(pipeline.shutdown()?)
 }
