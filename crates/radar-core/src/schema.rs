@@ -281,6 +281,56 @@ pub struct StreamConfig {
     /// How a challenger is shadowed, canaried, promoted or rolled back.
     #[serde(default)]
     pub rollout: RolloutOptions,
+    /// When a candidate is retrained by itself (none of it: never).
+    #[serde(default)]
+    pub retrain: RetrainPolicy,
+}
+
+/// `[streams.<name>.retrain]`: what starts a retrain (any of them), and on
+/// what.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrainPolicy {
+    /// On a schedule: hours between retrains.
+    pub every_hours: Option<f64>,
+    /// When a drift window drifts.
+    #[serde(default)]
+    pub on_drift: bool,
+    /// When this many labels arrived since the last retrain.
+    pub new_labels: Option<u64>,
+    /// Train on the last this-many days of event time (default: all the
+    /// lake holds).
+    pub window_days: Option<f64>,
+    /// No two retrains closer than this (default 60).
+    pub min_interval_minutes: Option<f64>,
+}
+
+impl RetrainPolicy {
+    /// Whether anything starts a retrain.
+    pub fn is_enabled(&self) -> bool {
+        self.every_hours.is_some() || self.on_drift || self.new_labels.is_some()
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = |name: &str, v: Option<f64>| match v {
+            Some(x) if !(x > 0.0 && x.is_finite()) => {
+                Err(format!("retrain.{name} must be a positive number, got {x}"))
+            }
+            _ => Ok(()),
+        };
+        positive("every_hours", self.every_hours)?;
+        positive("window_days", self.window_days)?;
+        match self.min_interval_minutes {
+            Some(x) if !(x >= 0.0 && x.is_finite()) => Err(format!(
+                "retrain.min_interval_minutes must be at least 0, got {x}"
+            )),
+            _ => Ok(()),
+        }?;
+        if self.new_labels == Some(0) {
+            return Err("retrain.new_labels must be at least 1".into());
+        }
+        Ok(())
+    }
 }
 
 /// `[streams.<name>.rollout]`.
@@ -945,6 +995,7 @@ pub struct StreamSchema {
     pub detector: DetectorConfig,
     pub drift: DriftOptions,
     pub rollout: RolloutOptions,
+    pub retrain: RetrainPolicy,
     /// Column names, one per feature column.
     pub columns: Vec<String>,
     pub max_event_bytes: usize,
@@ -1370,6 +1421,7 @@ impl StreamConfig {
         }
         self.drift.validate().map_err(err)?;
         self.rollout.validate().map_err(err)?;
+        self.retrain.validate().map_err(err)?;
         Ok(StreamSchema {
             name: name.to_owned(),
             timestamp: self.timestamp.clone(),
@@ -1388,6 +1440,7 @@ impl StreamConfig {
             detector: self.detector.clone(),
             drift: self.drift.clone(),
             rollout: self.rollout.clone(),
+            retrain: self.retrain.clone(),
         })
     }
 }

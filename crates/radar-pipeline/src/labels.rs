@@ -596,6 +596,19 @@ impl LabelStore {
         Ok((last, moves))
     }
 
+    /// The seq of the last label of `stream` recorded (0 for none).
+    pub fn last_seq(&self, stream: &str) -> Result<u64> {
+        let seq: Option<i64> = self
+            .db()?
+            .query_row(
+                "SELECT MAX(seq) FROM labels WHERE stream = ?1",
+                [stream],
+                |r| r.get(0),
+            )
+            .map_err(db_err)?;
+        Ok(seq.unwrap_or(0) as u64)
+    }
+
     /// Every label of `stream`.
     pub fn book(&self, stream: &str) -> Result<LabelBook> {
         Ok(LabelBook::new(

@@ -161,6 +161,21 @@ impl Pipeline {
                 .map(|h| (name, h))
                 .map_err(|e| PipelineError::Internal(format!("cannot start {name}: {e}")))
         };
+        if schema.detector.serve() == Serve::Registry && schema.retrain.is_enabled() {
+            let (config, schema, drift, stop, model) = (
+                config.clone(),
+                schema.clone(),
+                shared.drift.clone(),
+                stop.clone(),
+                model_name.clone(),
+            );
+            threads.push(spawn(
+                "retrain",
+                Box::new(move || {
+                    crate::retrain::watch(&config, &schema, &model, Some(&drift), &stop)
+                }),
+            )?);
+        }
         if schema.detector.serve() == Serve::Registry {
             for (thread, alias) in [
                 ("model-watch", "champion"),

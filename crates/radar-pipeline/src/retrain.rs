@@ -153,6 +153,17 @@ pub fn retrain(
     gate: &GateOptions,
     progress: Progress<'_>,
 ) -> Result<RetrainReport> {
+    retrain_because(config, spec, gate, "asked for", progress)
+}
+
+/// [`retrain`], saying in the audit trail what started it.
+pub fn retrain_because(
+    config: &Config,
+    spec: &TrainSpec,
+    gate: &GateOptions,
+    why: &str,
+    progress: Progress<'_>,
+) -> Result<RetrainReport> {
     let schema = &spec.schema;
     let _lock = RetrainLock::take(&config.storage.local_dir().join("retrain"), &schema.name)?;
     let registry = config.open_registry()?;
@@ -164,7 +175,7 @@ pub fn retrain(
         &spec.model,
         trained.version,
         "trained",
-        &format!("retrained on {} events", trained.rows),
+        &format!("retrained ({why}) on {} events", trained.rows),
         &serde_json::json!({"run": trained.run, "metrics": trained.metrics, "snapshot": trained.snapshot}),
     )?;
 
@@ -263,6 +274,122 @@ pub fn retrain(
         reason,
         alias,
     })
+}
+
+/// What a retrain watcher last did, for its triggers.
+#[derive(Debug, Clone, Default)]
+pub struct WatchState {
+    /// When the watcher started (µs): the schedule counts from it until
+    /// the first retrain.
+    pub started: i64,
+    /// When the last retrain started (µs), if any.
+    pub last: Option<i64>,
+    /// Labels recorded (the store's last seq) at the last retrain.
+    pub labels_seq: u64,
+    /// Drift windows seen by the last retrain (their end times).
+    pub drift_seen: Option<String>,
+}
+
+/// Why a retrain should start now under `policy`, if it should: the
+/// schedule, a drifted window newer than the last retrain, or enough new
+/// labels; never within `min_interval_minutes` of the last one.
+pub fn trigger(
+    policy: &radar_core::schema::RetrainPolicy,
+    state: &WatchState,
+    now: i64,
+    latest_drift: Option<(&str, bool)>,
+    labels_seq: u64,
+) -> Option<String> {
+    const MINUTE: f64 = 60e6;
+    if let Some(last) = state.last {
+        let since = (now - last) as f64;
+        if since < policy.min_interval_minutes.unwrap_or(60.0) * MINUTE {
+            return None;
+        }
+    }
+    if let Some(h) = policy.every_hours
+        && (now - state.last.unwrap_or(state.started)) as f64 >= h * 60.0 * MINUTE
+    {
+        return Some(format!("schedule: every {h} h"));
+    }
+    if policy.on_drift
+        && let Some((ended, true)) = latest_drift
+        && state.drift_seen.as_deref() != Some(ended)
+    {
+        return Some(format!("drift: the window ended {ended} drifted"));
+    }
+    if let Some(n) = policy.new_labels
+        && labels_seq.saturating_sub(state.labels_seq) >= n
+    {
+        return Some(format!(
+            "labels: {} new since the last retrain",
+            labels_seq - state.labels_seq
+        ));
+    }
+    None
+}
+
+/// Retrains `model` of `schema` whenever the stream's retrain policy says
+/// so, until `stop`: inside `radar up` (with the scorer's drift windows)
+/// or on its own (`radar retrain --watch`, schedule and labels only).
+/// Each retrain goes through the gate; failures are said and the next
+/// trigger tries again.
+pub fn watch(
+    config: &Config,
+    schema: &radar_core::schema::StreamSchema,
+    model: &str,
+    drift: Option<&std::sync::Mutex<crate::drift::DriftMonitor>>,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<()> {
+    let policy = &schema.retrain;
+    let labels = config.open_labels()?;
+    let mut state = WatchState {
+        started: radar_core::time::now_micros(),
+        labels_seq: labels.last_seq(&schema.name)?,
+        ..WatchState::default()
+    };
+    // Drift seen before the watcher started does not count.
+    if let Some(d) = drift.and_then(|d| d.lock().ok()) {
+        state.drift_seen = d.latest().map(|w| w.ended_at.clone());
+    }
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let now = radar_core::time::now_micros();
+        let latest = drift
+            .and_then(|d| d.lock().ok())
+            .and_then(|d| d.latest().map(|w| (w.ended_at.clone(), w.drift)));
+        let seq = labels.last_seq(&schema.name).unwrap_or(state.labels_seq);
+        if let Some(why) = trigger(
+            policy,
+            &state,
+            now,
+            latest.as_ref().map(|(e, d)| (e.as_str(), *d)),
+            seq,
+        ) {
+            tracing::info!(model, %why, "retraining");
+            state = WatchState {
+                started: state.started,
+                last: Some(now),
+                labels_seq: seq,
+                drift_seen: latest.map(|(e, _)| e),
+            };
+            let mut spec = TrainSpec::for_stream(schema);
+            spec.model = model.to_owned();
+            spec.from = policy.window_days.map(|d| now - (d * 86_400e6) as i64);
+            match retrain_because(config, &spec, &GateOptions::default(), &why, &train::quiet) {
+                Ok(r) => {
+                    tracing::info!(model, version = r.candidate.version, passed = r.passed, reason = %r.reason, "retrained")
+                }
+                Err(e) => tracing::warn!(model, error = %e, "retraining failed"),
+            }
+        }
+        let t = std::time::Instant::now();
+        while t.elapsed() < Duration::from_secs(5)
+            && !stop.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    Ok(())
 }
 
 fn load_bundle(
@@ -364,6 +491,74 @@ mod tests {
         let worse = decide(&g, &judged(0.01, Some(0.6), 500), Some(&champ)).unwrap_err();
         assert!(worse.contains("average precision"), "{worse}");
         assert!(decide(&g, &judged(0.01, None, 500), None).is_ok());
+    }
+
+    #[test]
+    fn triggers_follow_the_policy_and_respect_the_interval() {
+        use radar_core::schema::RetrainPolicy;
+        let hour = 3_600_000_000i64;
+        let policy = RetrainPolicy {
+            every_hours: Some(24.0),
+            on_drift: true,
+            new_labels: Some(100),
+            ..RetrainPolicy::default()
+        };
+        let fresh = WatchState::default();
+        assert_eq!(
+            trigger(&policy, &fresh, hour, None, 0),
+            None,
+            "the schedule counts from the start"
+        );
+        assert!(
+            trigger(&policy, &fresh, 24 * hour, None, 0)
+                .unwrap()
+                .starts_with("schedule")
+        );
+        let after = WatchState {
+            started: 0,
+            last: Some(0),
+            labels_seq: 10,
+            drift_seen: Some("t1".into()),
+        };
+        assert_eq!(
+            trigger(&policy, &after, 30 * 60_000_000, Some(("t2", true)), 500),
+            None,
+            "within the hour"
+        );
+        assert!(
+            trigger(&policy, &after, 2 * hour, Some(("t2", true)), 0)
+                .unwrap()
+                .starts_with("drift")
+        );
+        assert_eq!(
+            trigger(&policy, &after, 2 * hour, Some(("t1", true)), 0),
+            None,
+            "already seen"
+        );
+        assert_eq!(
+            trigger(&policy, &after, 2 * hour, Some(("t2", false)), 50),
+            None
+        );
+        assert!(
+            trigger(&policy, &after, 2 * hour, None, 110)
+                .unwrap()
+                .starts_with("labels")
+        );
+        assert!(
+            trigger(&policy, &after, 25 * hour, None, 0)
+                .unwrap()
+                .starts_with("schedule")
+        );
+        assert_eq!(
+            trigger(
+                &RetrainPolicy::default(),
+                &fresh,
+                0,
+                Some(("t", true)),
+                1_000
+            ),
+            None
+        );
     }
 
     #[test]

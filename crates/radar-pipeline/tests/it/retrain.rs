@@ -75,3 +75,42 @@ fn candidates_pass_or_fail_the_gate_and_the_trail_says_why() {
         ]
     );
 }
+
+/// The watcher retrains by itself once enough labels arrived, through the
+/// gate, and says why in the audit trail.
+#[test]
+fn new_labels_start_a_retrain_by_themselves() {
+    let dir = tempfile::tempdir().unwrap();
+    let declaration = format!(
+        "{DECLARATION}\n[streams.transactions.retrain]\nnew_labels = 50\nmin_interval_minutes = 0\n"
+    );
+    let (config, labels) = stream(dir.path(), &declaration);
+    let schema = config.stream(None).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let watcher = s.spawn(|| retrain::watch(&config, &schema, "tx", None, &stop));
+        // Nothing yet: no labels arrived since it started.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let registry = config.open_registry().unwrap();
+        assert!(registry.events("tx").unwrap().is_empty());
+        record(&config, &labels);
+        let start = std::time::Instant::now();
+        let trail = loop {
+            let trail = registry.events("tx").unwrap();
+            if trail.len() >= 2 {
+                break trail;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(120),
+                "no retrain"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        };
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        watcher.join().unwrap().unwrap();
+        assert_eq!(trail[0].event, "trained");
+        assert!(trail[0].reason.contains("labels"), "{}", trail[0].reason);
+        assert_eq!(trail[1].event, "gate_passed", "{trail:?}");
+        assert_eq!(registry.alias("tx", "champion").unwrap(), Some(1));
+    });
+}

@@ -23,6 +23,11 @@ pub struct RetrainArgs {
     /// The candidate may alert on this share of events at most.
     #[arg(long, default_value_t = 0.05)]
     pub max_alert_rate: f64,
+    /// Keep running: retrain whenever the stream's `[retrain]` policy says
+    /// (its schedule and new labels; drift triggers need `radar up`),
+    /// until Ctrl-C.
+    #[arg(long)]
+    pub watch: bool,
 }
 
 pub fn run(args: RetrainArgs) -> Result<()> {
@@ -51,6 +56,31 @@ pub fn run(args: RetrainArgs) -> Result<()> {
     }
     let config = args.train.place.load()?;
     let spec = super::train::spec(&config, &args.train)?;
+    if args.watch {
+        if !spec.schema.retrain.is_enabled() {
+            bail!(
+                "--watch: stream `{}` declares no [streams.{}.retrain] trigger (every_hours, on_drift, new_labels)",
+                spec.schema.name,
+                spec.schema.name
+            );
+        }
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let watcher = std::thread::spawn(move || {
+            radar_pipeline::retrain::watch(&config, &spec.schema, &spec.model, None, &stop)
+        });
+        rt.block_on(async {
+            let _ = tokio::signal::ctrl_c().await;
+        });
+        flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        return match watcher.join() {
+            Ok(r) => Ok(r?),
+            Err(_) => bail!("the retrain watcher panicked"),
+        };
+    }
     let gate = GateOptions {
         recent_share: args.recent_share,
         max_alert_rate_ratio: args.max_alert_rate_ratio,
