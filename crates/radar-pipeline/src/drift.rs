@@ -82,7 +82,8 @@ impl DriftMonitor {
     }
 
     /// Adds a scored batch of model `(name, version)` whose bundle has
-    /// `reference` and `threshold`; returns the window it finished, if any.
+    /// `reference` and `threshold`; returns the windows it finished (a
+    /// batch larger than a window finishes several).
     #[allow(clippy::too_many_arguments)]
     pub fn observe(
         &mut self,
@@ -92,7 +93,7 @@ impl DriftMonitor {
         threshold: f64,
         rows: MatrixView<'_>,
         scores: &[f64],
-    ) -> Option<DriftWindow> {
+    ) -> Vec<DriftWindow> {
         if self
             .model
             .as_ref()
@@ -104,7 +105,7 @@ impl DriftMonitor {
             self.events = 0;
             self.alerts = 0;
         }
-        let mut finished = None;
+        let mut finished = Vec::new();
         for (i, &score) in scores.iter().enumerate().take(rows.rows()) {
             for (c, &v) in rows.row(i).iter().enumerate() {
                 self.columns[c].push(v);
@@ -118,7 +119,7 @@ impl DriftMonitor {
                 if self.history.len() > HISTORY {
                     self.history.pop_front();
                 }
-                finished = Some(w);
+                finished.push(w);
             }
         }
         finished
@@ -201,6 +202,24 @@ mod tests {
         (Matrix::from_rows(&rows).unwrap(), scores)
     }
 
+    /// Regression: a scored batch larger than a window (the scorer takes
+    /// up to 5,000 events at once) finished several windows but reported
+    /// only the last, so `/metrics` and the stored record missed the rest.
+    #[test]
+    fn regression_a_batch_of_several_windows_reported_only_the_last() {
+        let (train, train_scores) = sample(5_000, 0.0, 1);
+        let reference = Reference::of(train.view(), &train_scores);
+        let columns = vec!["a".to_owned(), "b".to_owned()];
+        let mut m = DriftMonitor::new(DriftOptions {
+            window_events: 1000,
+            ..DriftOptions::default()
+        });
+        let (batch, scores) = sample(5_500, 0.0, 2);
+        let finished = m.observe(("m", 1), &columns, &reference, 0.5, batch.view(), &scores);
+        assert_eq!(finished.len(), 5);
+        assert_eq!(m.pending(), 500);
+    }
+
     #[test]
     fn a_shifted_feature_drifts_in_its_window_and_a_new_model_restarts_it() {
         let (train, train_scores) = sample(20_000, 0.0, 1);
@@ -220,6 +239,7 @@ mod tests {
                 same.view(),
                 &same_scores,
             )
+            .pop()
             .expect("a full window");
         assert!(!w.drift && w.features.iter().all(|f| !f.drifted), "{w:?}");
         assert!((w.alert_rate_ratio() - 1.0).abs() < 0.6, "{w:?}");
@@ -233,6 +253,7 @@ mod tests {
                 moved.view(),
                 &moved_scores,
             )
+            .pop()
             .unwrap();
         assert!(w.features[0].drifted && !w.features[1].drifted, "{w:?}");
         assert!(w.drift, "half the features drifted: {w:?}");
@@ -249,7 +270,7 @@ mod tests {
                 half.view(),
                 &half_scores
             )
-            .is_none()
+            .is_empty()
         );
         assert_eq!(m.pending(), 500);
         assert!(
@@ -261,7 +282,7 @@ mod tests {
                 half.view(),
                 &half_scores
             )
-            .is_none()
+            .is_empty()
         );
         assert_eq!(m.pending(), 500);
     }

@@ -434,8 +434,13 @@ pub fn run(
                     matrix.view(),
                     &scores,
                 );
-            if let Some(w) = finished {
+            for w in finished {
                 shared.metrics.set_drift(&w);
+                // The record of drift outlives the process; losing one
+                // window's record is said, scoring goes on.
+                if let Err(e) = sinks.ledger.insert_drift(&w) {
+                    tracing::warn!(error = %e, "storing a drift window failed");
+                }
                 if w.drift {
                     tracing::warn!(
                         model = %w.model, version = w.version,

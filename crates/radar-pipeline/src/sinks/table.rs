@@ -86,6 +86,14 @@ impl AlertStore {
                 event_time INTEGER NOT NULL,
                 body TEXT NOT NULL,
                 PRIMARY KEY (event_id, model, version)
+            );
+            CREATE TABLE IF NOT EXISTS drift_windows (
+                id INTEGER PRIMARY KEY,
+                model TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                ended_at TEXT NOT NULL,
+                drift INTEGER NOT NULL,
+                body TEXT NOT NULL
             );",
         )?;
         Ok(AlertStore {
@@ -117,6 +125,39 @@ impl AlertStore {
         }
         tx.commit()?;
         Ok(fresh)
+    }
+
+    /// Keeps a finished drift window (the API serves recent ones from
+    /// memory; this is the record that outlives the process).
+    pub fn insert_drift(&self, w: &crate::drift::DriftWindow) -> Result<(), AlertError> {
+        let db = self.db.lock().map_err(|_| AlertError::Poisoned)?;
+        db.execute(
+            "INSERT INTO drift_windows (model, version, ended_at, drift, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                w.model,
+                w.version,
+                w.ended_at,
+                w.drift as i64,
+                serde_json::to_string(w).unwrap_or_default()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Stored drift windows, oldest first (the last `limit`).
+    pub fn drift_windows(&self, limit: usize) -> Result<Vec<serde_json::Value>, AlertError> {
+        let db = self.db.lock().map_err(|_| AlertError::Poisoned)?;
+        let mut st = db.prepare(
+            "SELECT body FROM (SELECT id, body FROM drift_windows ORDER BY id DESC LIMIT ?1) ORDER BY id",
+        )?;
+        let rows = st.query_map([limit.min(i64::MAX as usize) as i64], |r| {
+            r.get::<_, String>(0)
+        })?;
+        let mut out = Vec::new();
+        for body in rows {
+            out.push(serde_json::from_str(&body?).unwrap_or(serde_json::Value::Null));
+        }
+        Ok(out)
     }
 
     /// Would-be alerts of `model` v`version` stored so far.

@@ -211,6 +211,11 @@ fn a_sound_challenger_is_shadowed_canaried_and_promoted() {
         "the canary decided"
     );
     assert!(alerts.iter().any(|a| a.model_version == 1));
+    // Drift windows of the served models were kept (6,000 events, windows
+    // of 1,000).
+    let windows = store.drift_windows(100).unwrap();
+    assert!(windows.len() >= 5, "{}", windows.len());
+    assert!(windows.iter().all(|w| w["events"] == 1000));
 }
 
 #[test]
