@@ -51,6 +51,12 @@ pub enum Stage {
 /// What the scorer must do in the registry.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
+    /// A challenger's stage began (recorded in the audit trail).
+    Stage {
+        version: i64,
+        stage: Stage,
+        figures: serde_json::Value,
+    },
     Promote {
         version: i64,
         figures: serde_json::Value,
@@ -98,11 +104,15 @@ pub struct Rollout {
     agreed: u64,
     /// Events the challenger decided.
     canary_events: u64,
+    /// Events of the rollout when the canary began.
+    canary_start: u64,
     watch: Option<Watch>,
     /// Challengers already promoted or rejected: until the watchers catch
     /// up with the registry, they may still be loaded, and must not start
     /// a second rollout.
     decided: Vec<i64>,
+    /// A shadow stage began and is not yet recorded.
+    announce: bool,
 }
 
 impl Rollout {
@@ -116,8 +126,10 @@ impl Rollout {
             challenger_tally: Tally::default(),
             agreed: 0,
             canary_events: 0,
+            canary_start: 0,
             watch: None,
             decided: Vec::new(),
+            announce: false,
         }
     }
 
@@ -130,11 +142,13 @@ impl Rollout {
         }
         self.champion = Some(champion);
         self.challenger = challenger;
+        self.announce = challenger.is_some();
         self.stage = Stage::Shadow;
         self.champion_tally = Tally::default();
         self.challenger_tally = Tally::default();
         self.agreed = 0;
         self.canary_events = 0;
+        self.canary_start = 0;
     }
 
     /// Whether the challenger decides for this entity now.
@@ -223,6 +237,13 @@ impl Rollout {
             }
         }
         let (champion, challenger) = (self.champion?, self.challenger?);
+        if std::mem::take(&mut self.announce) {
+            return Some(Action::Stage {
+                version: challenger,
+                stage: Stage::Shadow,
+                figures: serde_json::json!({"champion": champion}),
+            });
+        }
         let events = self.champion_tally.events;
         if events >= MIN_EVENTS
             && !self.within_bounds(self.challenger_tally.rate(), self.champion_tally.rate())
@@ -247,9 +268,16 @@ impl Rollout {
         match self.stage {
             Stage::Shadow if events >= self.options.shadow_events => {
                 self.stage = Stage::Canary;
-                None
+                self.canary_start = events;
+                Some(Action::Stage {
+                    version: challenger,
+                    stage: Stage::Canary,
+                    figures: self.figures(),
+                })
             }
-            Stage::Canary if events >= self.options.shadow_events + self.options.canary_events => {
+            // The canary's length counts from its start: checks run per
+            // batch, and a long shadow batch must not eat the canary.
+            Stage::Canary if events - self.canary_start >= self.options.canary_events => {
                 let action = Action::Promote {
                     version: challenger,
                     figures: self.figures(),
@@ -287,6 +315,16 @@ mod tests {
         }
     }
 
+    /// The next decision that is not the start of a stage.
+    fn decision(r: &mut Rollout) -> Option<Action> {
+        loop {
+            match r.decide() {
+                Some(Action::Stage { .. }) => continue,
+                other => return other,
+            }
+        }
+    }
+
     /// `n` events, every `every`-th alerting on each side.
     fn batch(n: usize, champion_every: usize, challenger_every: usize) -> Vec<Seen> {
         (0..n)
@@ -303,14 +341,14 @@ mod tests {
         let mut r = Rollout::new(options());
         let decided = r.observe(1, Some(2), &batch(1000, 100, 90));
         assert!(decided.iter().all(|d| !d), "shadow decides nothing");
-        assert_eq!(r.decide(), None);
+        assert_eq!(decision(&mut r), None);
         r.observe(1, Some(2), &batch(1000, 100, 90));
-        assert_eq!(r.decide(), None);
+        assert_eq!(decision(&mut r), None);
         assert_eq!(r.stage(), Some(Stage::Canary));
         let decided = r.observe(1, Some(2), &batch(2000, 100, 90));
         let share = decided.iter().filter(|&&d| d).count() as f64 / 2000.0;
         assert!((share - 0.5).abs() < 0.05, "{share}");
-        match r.decide() {
+        match decision(&mut r) {
             Some(Action::Promote { version: 2, .. }) => {}
             other => panic!("{other:?}"),
         }
@@ -321,20 +359,20 @@ mod tests {
                 .iter()
                 .all(|d| !d)
         );
-        assert_eq!(r.decide(), None);
+        assert_eq!(decision(&mut r), None);
         assert_eq!(r.stage(), None);
         // The promoted champion behaves: no rollback.
         r.observe(2, None, &batch(2000, 90, 90));
-        assert_eq!(r.decide(), None);
+        assert_eq!(decision(&mut r), None);
     }
 
     #[test]
     fn an_explosive_canary_is_rejected_and_a_bad_promotion_rolled_back() {
         let mut r = Rollout::new(options());
         r.observe(1, Some(2), &batch(2000, 100, 100));
-        assert_eq!(r.decide(), None);
+        assert_eq!(decision(&mut r), None);
         r.observe(1, Some(2), &batch(1000, 100, 5));
-        match r.decide() {
+        match decision(&mut r) {
             Some(Action::Reject {
                 version: 2, reason, ..
             }) => {
@@ -345,13 +383,29 @@ mod tests {
         // Promoted, then its alert rate explodes on live traffic.
         let mut r = Rollout::new(options());
         r.observe(1, Some(3), &batch(4000, 100, 100));
-        assert!(r.decide().is_none());
         assert!(matches!(
             r.decide(),
+            Some(Action::Stage {
+                stage: Stage::Shadow,
+                ..
+            })
+        ));
+        assert!(matches!(
+            r.decide(),
+            Some(Action::Stage {
+                stage: Stage::Canary,
+                ..
+            })
+        ));
+        // The canary counts from its own start.
+        assert!(r.decide().is_none());
+        r.observe(1, Some(3), &batch(2000, 100, 100));
+        assert!(matches!(
+            decision(&mut r),
             Some(Action::Promote { version: 3, .. })
         ));
         r.observe(3, None, &batch(1000, 4, 4));
-        match r.decide() {
+        match decision(&mut r) {
             Some(Action::RollBack { from: 3, to: 1, .. }) => {}
             other => panic!("{other:?}"),
         }

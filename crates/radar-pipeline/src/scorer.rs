@@ -563,13 +563,17 @@ pub fn run(
         if !shadow.is_empty() {
             retry.run(|| sinks.ledger.insert_shadow(&shadow))?;
         }
-        let action = shared
-            .rollout
-            .lock()
-            .map_err(|_| ScorerError::Poisoned)?
-            .decide();
-        if let (Some(action), Some(registry)) = (action, &options.registry) {
-            apply_rollout(registry, &model_name, action);
+        // Every step this batch made (a stage may begin and end in one).
+        loop {
+            let action = shared
+                .rollout
+                .lock()
+                .map_err(|_| ScorerError::Poisoned)?
+                .decide();
+            let Some(action) = action else { break };
+            if let Some(registry) = &options.registry {
+                apply_rollout(registry, &model_name, action);
+            }
         }
         scored_total += meta.len() as u64;
         shared.metrics.add_scored(meta.len() as u64);
@@ -694,6 +698,22 @@ impl Scoring<'_> {
 fn apply_rollout(registry: &Registry, model: &str, action: crate::rollout::Action) {
     use crate::rollout::Action;
     let done = match &action {
+        Action::Stage {
+            version,
+            stage,
+            figures,
+        } => {
+            let (event, reason) = match stage {
+                crate::rollout::Stage::Shadow => {
+                    ("shadow", "scores beside the champion, deciding nothing")
+                }
+                crate::rollout::Stage::Canary => (
+                    "canary",
+                    "its alert rate held in shadow; it decides for a share of entities",
+                ),
+            };
+            registry.record_event(model, *version, event, reason, figures)
+        }
         Action::Promote { version, figures } => registry
             .set_alias(
                 model,
