@@ -82,9 +82,14 @@ impl MlflowClient {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req.send().map_err(|e| unavailable(url.as_str(), e))?;
+        // The path is said once, not again inside reqwest's message.
+        let resp = req
+            .send()
+            .map_err(|e| unavailable(url.as_str(), e.without_url()))?;
         let status = resp.status().as_u16();
-        let text = resp.text().map_err(|e| unavailable(url.as_str(), e))?;
+        let text = resp
+            .text()
+            .map_err(|e| unavailable(url.as_str(), e.without_url()))?;
         let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         Ok((status, value))
     }
