@@ -100,7 +100,9 @@ except urllib.error.HTTPError as e:
 PY
 mlflow_port=$(free_port)
 mkdir -p "$logs/mlflow"
-"$mlflow_venv/bin/mlflow" server --host 127.0.0.1 --port "$mlflow_port" \
+# One worker: the tests' few calls need no more, and four idle workers
+# hold a gigabyte.
+"$mlflow_venv/bin/mlflow" server --host 127.0.0.1 --port "$mlflow_port" --workers 1 \
   --backend-store-uri "sqlite:///$logs/mlflow/mlflow.db" --default-artifact-root "$logs/mlflow/artifacts" \
   >"$logs/mlflow.log" 2>&1 &
 service_pids+=($!)
