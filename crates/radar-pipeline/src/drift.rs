@@ -202,18 +202,27 @@ mod tests {
         (Matrix::from_rows(&rows).unwrap(), scores)
     }
 
+    /// A monitor of 1,000-event windows over two columns, with the
+    /// reference of `n` unshifted training rows.
+    fn monitor(n: usize) -> (DriftMonitor, Reference, Vec<String>) {
+        let (train, train_scores) = sample(n, 0.0, 1);
+        let m = DriftMonitor::new(DriftOptions {
+            window_events: 1000,
+            ..DriftOptions::default()
+        });
+        (
+            m,
+            Reference::of(train.view(), &train_scores),
+            vec!["a".to_owned(), "b".to_owned()],
+        )
+    }
+
     /// Regression: a scored batch larger than a window (the scorer takes
     /// up to 5,000 events at once) finished several windows but reported
     /// only the last, so `/metrics` and the stored record missed the rest.
     #[test]
     fn regression_a_batch_of_several_windows_reported_only_the_last() {
-        let (train, train_scores) = sample(5_000, 0.0, 1);
-        let reference = Reference::of(train.view(), &train_scores);
-        let columns = vec!["a".to_owned(), "b".to_owned()];
-        let mut m = DriftMonitor::new(DriftOptions {
-            window_events: 1000,
-            ..DriftOptions::default()
-        });
+        let (mut m, reference, columns) = monitor(5_000);
         let (batch, scores) = sample(5_500, 0.0, 2);
         let finished = m.observe(("m", 1), &columns, &reference, 0.5, batch.view(), &scores);
         assert_eq!(finished.len(), 5);
@@ -222,13 +231,7 @@ mod tests {
 
     #[test]
     fn a_shifted_feature_drifts_in_its_window_and_a_new_model_restarts_it() {
-        let (train, train_scores) = sample(20_000, 0.0, 1);
-        let reference = Reference::of(train.view(), &train_scores);
-        let columns = vec!["a".to_owned(), "b".to_owned()];
-        let mut m = DriftMonitor::new(DriftOptions {
-            window_events: 1000,
-            ..DriftOptions::default()
-        });
+        let (mut m, reference, columns) = monitor(20_000);
         let (same, same_scores) = sample(1000, 0.0, 2);
         let w = m
             .observe(

@@ -103,13 +103,18 @@ impl MlflowClient {
         body: Option<&Value>,
     ) -> Result<Value> {
         let (status, value) = self.call(method, path, query, body)?;
-        if (200..300).contains(&status) {
-            Ok(value)
-        } else {
-            Err(unavailable(
+        match status {
+            200..=299 => Ok(value),
+            // The server is busy or down: the next export may pass.
+            500.. | 429 => Err(unavailable(
                 &format!("MLflow {path}"),
                 format!("answered {status}: {value}"),
-            ))
+            )),
+            // It refused what radar sent: retrying the same request cannot
+            // help, and the message says what it refused.
+            _ => Err(PipelineError::Internal(format!(
+                "MLflow {path} refused the request ({status}): {value}"
+            ))),
         }
     }
 

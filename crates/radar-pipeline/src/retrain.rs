@@ -357,7 +357,11 @@ pub fn watch(
         let latest = drift
             .and_then(|d| d.lock().ok())
             .and_then(|d| d.latest().map(|w| (w.ended_at.clone(), w.drift)));
-        let seq = labels.last_seq(&schema.name).unwrap_or(state.labels_seq);
+        // An unreadable labels store counts no new labels this round.
+        let seq = labels.last_seq(&schema.name).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "reading the labels store for retrain triggers failed");
+            state.labels_seq
+        });
         if let Some(why) = trigger(
             policy,
             &state,
