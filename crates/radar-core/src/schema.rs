@@ -389,6 +389,11 @@ impl RolloutOptions {
 pub struct DriftOptions {
     /// Events per window.
     pub window_events: usize,
+    /// When set, a window closes once its events span this many seconds
+    /// of event time instead (at least `window_events / 10` of them): a
+    /// window of a day holds every hour, so features with a daily rhythm
+    /// do not look drifted because a short window saw only part of it.
+    pub window_seconds: Option<f64>,
     /// Normed Wasserstein distance at which a feature drifts.
     pub wasserstein: f64,
     /// Share of drifted features at which the window drifts.
@@ -399,6 +404,7 @@ impl Default for DriftOptions {
     fn default() -> Self {
         DriftOptions {
             window_events: 1000,
+            window_seconds: None,
             wasserstein: 0.1,
             drifted_share: 0.5,
         }
@@ -411,6 +417,13 @@ impl DriftOptions {
             return Err(format!(
                 "drift.window_events must be at least 10, got {}",
                 self.window_events
+            ));
+        }
+        if let Some(s) = self.window_seconds
+            && !(s > 0.0 && s.is_finite())
+        {
+            return Err(format!(
+                "drift.window_seconds must be a positive number, got {s}"
             ));
         }
         if !(self.wasserstein > 0.0 && self.wasserstein.is_finite()) {

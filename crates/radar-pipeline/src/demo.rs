@@ -176,13 +176,17 @@ pub struct LiveFeed {
     request_ms: Arc<Mutex<Vec<f64>>>,
     team: Arc<Mutex<Vec<TeamLabel>>>,
     last_ts: Arc<std::sync::atomic::AtomicI64>,
+    /// The id of the first event sent at or after the event time
+    /// [`LiveFeed::start`] was asked to watch for (`u64::MAX` until then).
+    pub crossed: Arc<AtomicU64>,
     pub started: Instant,
     task: tokio::task::JoinHandle<(Option<String>, Peekable<Transactions>)>,
 }
 
 impl LiveFeed {
     /// Sends `generator`'s transactions to `endpoint` at `rate` events per
-    /// second (unbounded when infinite) for `duration`, on `rt`.
+    /// second (unbounded when infinite) for `duration`, on `rt`; notes the
+    /// first event at or after event time `watch` in [`LiveFeed::crossed`].
     pub fn start(
         rt: &tokio::runtime::Runtime,
         endpoint: String,
@@ -190,7 +194,10 @@ impl LiveFeed {
         duration: Duration,
         generator: Peekable<Transactions>,
         seed: u64,
+        watch: Option<i64>,
     ) -> LiveFeed {
+        let crossed = Arc::new(AtomicU64::new(u64::MAX));
+        let cr = crossed.clone();
         let labels = Arc::new(Mutex::new(HashMap::new()));
         let sent = Arc::new(AtomicU64::new(0));
         let request_ms = Arc::new(Mutex::new(Vec::new()));
@@ -227,6 +234,9 @@ impl LiveFeed {
                     tx.write_json(&mut body);
                     body.push('\n');
                     batch.push((format!("tx-{:010}", tx.event_id), tx.fraud));
+                    if watch.is_some_and(|w| tx.ts >= w) {
+                        cr.fetch_min(tx.event_id, Ordering::Relaxed);
+                    }
                     said.extend(team_labels(&tx, seed, &LabelPolicy::default()));
                     lt.store(tx.ts, Ordering::Relaxed);
                 }
@@ -264,9 +274,15 @@ impl LiveFeed {
             request_ms,
             team,
             last_ts,
+            crossed,
             started,
             task,
         }
+    }
+
+    /// Whether it is still sending.
+    pub fn is_running(&self) -> bool {
+        !self.task.is_finished()
     }
 
     /// Waits for the task, telling `status` every 5 s; what it did, and

@@ -70,6 +70,8 @@ pub struct DriftMonitor {
     columns: Vec<Vec<f64>>,
     events: usize,
     alerts: usize,
+    /// Event time of the window's first event.
+    first_time: Option<i64>,
     history: VecDeque<DriftWindow>,
 }
 
@@ -82,8 +84,9 @@ impl DriftMonitor {
     }
 
     /// Adds a scored batch of model `(name, version)` whose bundle has
-    /// `reference` and `threshold`; returns the windows it finished (a
-    /// batch larger than a window finishes several).
+    /// `reference` and `threshold`, its rows' event `times` (µs; empty
+    /// when unknown, and then windows close by count only); returns the
+    /// windows it finished (a batch larger than a window finishes several).
     #[allow(clippy::too_many_arguments)]
     pub fn observe(
         &mut self,
@@ -93,6 +96,7 @@ impl DriftMonitor {
         threshold: f64,
         rows: MatrixView<'_>,
         scores: &[f64],
+        times: &[i64],
     ) -> Vec<DriftWindow> {
         if self
             .model
@@ -104,7 +108,9 @@ impl DriftMonitor {
             self.columns = vec![Vec::new(); rows.cols() + 1];
             self.events = 0;
             self.alerts = 0;
+            self.first_time = None;
         }
+        let by_time = self.options.window_seconds.map(|s| (s * 1e6) as i64);
         let mut finished = Vec::new();
         for (i, &score) in scores.iter().enumerate().take(rows.rows()) {
             for (c, &v) in rows.row(i).iter().enumerate() {
@@ -113,7 +119,15 @@ impl DriftMonitor {
             self.columns[rows.cols()].push(score);
             self.events += 1;
             self.alerts += (score > threshold) as usize;
-            if self.events >= self.options.window_events {
+            let time = times.get(i).copied();
+            let first = *self.first_time.get_or_insert(time.unwrap_or(i64::MIN));
+            let full = match (by_time, time) {
+                (Some(span), Some(t)) if first != i64::MIN => {
+                    t - first >= span && self.events >= (self.options.window_events / 10).max(10)
+                }
+                _ => self.events >= self.options.window_events,
+            };
+            if full {
                 let w = self.finish(columns, reference, threshold);
                 self.history.push_back(w.clone());
                 if self.history.len() > HISTORY {
@@ -165,6 +179,7 @@ impl DriftMonitor {
         self.columns.iter_mut().for_each(Vec::clear);
         self.events = 0;
         self.alerts = 0;
+        self.first_time = None;
         window
     }
 
@@ -224,7 +239,15 @@ mod tests {
     fn regression_a_batch_of_several_windows_reported_only_the_last() {
         let (mut m, reference, columns) = monitor(5_000);
         let (batch, scores) = sample(5_500, 0.0, 2);
-        let finished = m.observe(("m", 1), &columns, &reference, 0.5, batch.view(), &scores);
+        let finished = m.observe(
+            ("m", 1),
+            &columns,
+            &reference,
+            0.5,
+            batch.view(),
+            &scores,
+            &[],
+        );
         assert_eq!(finished.len(), 5);
         assert_eq!(m.pending(), 500);
     }
@@ -241,6 +264,7 @@ mod tests {
                 0.5,
                 same.view(),
                 &same_scores,
+                &[],
             )
             .pop()
             .expect("a full window");
@@ -255,6 +279,7 @@ mod tests {
                 0.5,
                 moved.view(),
                 &moved_scores,
+                &[],
             )
             .pop()
             .unwrap();
@@ -271,7 +296,8 @@ mod tests {
                 &reference,
                 0.5,
                 half.view(),
-                &half_scores
+                &half_scores,
+                &[]
             )
             .is_empty()
         );
@@ -283,10 +309,37 @@ mod tests {
                 &reference,
                 0.5,
                 half.view(),
-                &half_scores
+                &half_scores,
+                &[]
             )
             .is_empty()
         );
         assert_eq!(m.pending(), 500);
+    }
+
+    #[test]
+    fn a_window_by_time_spans_its_event_time_whatever_the_count() {
+        let (_, reference, columns) = monitor(5_000);
+        let mut m = DriftMonitor::new(DriftOptions {
+            window_events: 1000,
+            window_seconds: Some(3600.0),
+            ..DriftOptions::default()
+        });
+        // 3,000 events a second apart: the first window closes at the
+        // hour (3,601 events), not at 1,000.
+        let (batch, scores) = sample(4000, 0.0, 2);
+        let times: Vec<i64> = (0..4000).map(|i| i * 1_000_000).collect();
+        let finished = m.observe(
+            ("m", 1),
+            &columns,
+            &reference,
+            0.5,
+            batch.view(),
+            &scores,
+            &times,
+        );
+        assert_eq!(finished.len(), 1);
+        assert_eq!(finished[0].events, 3601);
+        assert_eq!(m.pending(), 399);
     }
 }

@@ -151,7 +151,7 @@ impl Pipeline {
                 .build(log.clone(), metrics.clone(), shared.health.clone())?,
             ));
         }
-        let sinks = Sinks::new(alerts.clone(), sinks, metrics.clone());
+        let sinks = Arc::new(Sinks::new(alerts.clone(), sinks, metrics.clone()));
 
         let mut threads = Vec::new();
         let spawn = |name: &'static str, f: Box<dyn FnOnce() -> Result<()> + Send>| {
@@ -162,17 +162,19 @@ impl Pipeline {
                 .map_err(|e| PipelineError::Internal(format!("cannot start {name}: {e}")))
         };
         if schema.detector.serve() == Serve::Registry && schema.retrain.is_enabled() {
-            let (config, schema, drift, stop, model) = (
+            let (config, schema, drift, stop, model, sinks) = (
                 config.clone(),
                 schema.clone(),
                 shared.drift.clone(),
                 stop.clone(),
                 model_name.clone(),
+                sinks.clone(),
             );
             threads.push(spawn(
                 "retrain",
                 Box::new(move || {
-                    crate::retrain::watch(&config, &schema, &model, Some(&drift), &stop)
+                    let notify = |n: crate::sinks::Notice| sinks.notify(&n);
+                    crate::retrain::watch(&config, &schema, &model, Some(&drift), &notify, &stop)
                 }),
             )?);
         }

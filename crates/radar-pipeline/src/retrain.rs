@@ -41,7 +41,8 @@ pub struct GateOptions {
     /// Share of the window's most recent events both models are judged on.
     pub recent_share: f64,
     /// The candidate's alert rate may be at most this many times the
-    /// champion's, or that many times smaller.
+    /// budget (the champion's expected alert rate), or that many times
+    /// smaller.
     pub max_alert_rate_ratio: f64,
     /// The candidate may alert on at most this share of events.
     pub max_alert_rate: f64,
@@ -68,11 +69,16 @@ impl Default for GateOptions {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Judged {
     pub version: i64,
+    /// Events judged.
+    pub events: usize,
     pub alert_rate: f64,
     /// With enough labels.
     pub average_precision: Option<f64>,
     /// Distinct scores among the judged events (1: degenerate).
     pub distinct_scores: usize,
+    /// The share of its training scores above its threshold: the alert
+    /// rate it was built for.
+    pub expected_alert_rate: f64,
 }
 
 /// What a retrain did.
@@ -215,11 +221,16 @@ pub fn retrain_because(
         distinct.dedup();
         Ok(Judged {
             version,
+            events: scores.len(),
             alert_rate: alerts as f64 / scores.len().max(1) as f64,
             average_precision: (frauds >= gate.min_frauds)
                 .then(|| metrics::average_precision(&scores, &truth).ok())
                 .flatten(),
             distinct_scores: distinct.len(),
+            expected_alert_rate: radar_detect::drift::share_above(
+                &bundle.reference.score_quantiles,
+                bundle.threshold,
+            ),
         })
     };
     let candidate = judge(trained.version)?;
@@ -339,6 +350,7 @@ pub fn watch(
     schema: &radar_core::schema::StreamSchema,
     model: &str,
     drift: Option<&std::sync::Mutex<crate::drift::DriftMonitor>>,
+    notify: &dyn Fn(crate::sinks::Notice),
     stop: &std::sync::atomic::AtomicBool,
 ) -> Result<()> {
     let policy = &schema.retrain;
@@ -378,10 +390,32 @@ pub fn watch(
             };
             let mut spec = TrainSpec::for_stream(schema);
             spec.model = model.to_owned();
-            spec.from = policy.window_days.map(|d| now - (d * 86_400e6) as i64);
+            spec.from = match policy.window_days {
+                Some(days) => match window_start(config, &schema.name, days) {
+                    Ok(from) => from,
+                    Err(e) => {
+                        tracing::warn!(model, error = %e, "listing the lake for the training window failed");
+                        continue;
+                    }
+                },
+                None => None,
+            };
             match retrain_because(config, &spec, &GateOptions::default(), &why, &train::quiet) {
                 Ok(r) => {
-                    tracing::info!(model, version = r.candidate.version, passed = r.passed, reason = %r.reason, "retrained")
+                    tracing::info!(model, version = r.candidate.version, passed = r.passed, reason = %r.reason, "retrained");
+                    if !r.passed {
+                        notify(crate::sinks::Notice::new(
+                            "gate_failed",
+                            &schema.name,
+                            model,
+                            r.candidate.version,
+                            format!(
+                                "candidate v{} ({why}) failed the gate: {}",
+                                r.candidate.version, r.reason
+                            ),
+                            serde_json::json!({"candidate": r.candidate, "champion": r.champion}),
+                        ));
+                    }
                 }
                 Err(e) => tracing::warn!(model, error = %e, "retraining failed"),
             }
@@ -394,6 +428,25 @@ pub fn watch(
         }
     }
     Ok(())
+}
+
+/// Where a training window of the last `days` of the lake starts: that
+/// long before the end of the newest hour the lake holds (event time, so
+/// a replayed or delayed stream trains on its own last days, not on the
+/// wall clock's); `None` when the lake is empty.
+pub fn window_start(config: &Config, stream: &str, days: f64) -> Result<Option<i64>> {
+    const HOUR: i64 = 3_600_000_000;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(PipelineError::io("starting the I/O runtime"))?;
+    let lake = config.open_lake()?;
+    let files = rt.block_on(lake.files(radar_lake::Table::Raw, stream, None))?;
+    Ok(files
+        .iter()
+        .map(|f| f.hour + HOUR)
+        .max()
+        .map(|end| end - (days * 86_400e6) as i64))
 }
 
 fn load_bundle(
@@ -433,18 +486,29 @@ pub fn decide(
             100.0 * candidate.alert_rate
         ));
     };
-    // A floor of one alert in a thousand keeps a silent champion from
+    // The budget is the champion's expected rate, not its rate on the
+    // recent events: after a drift the champion itself alerts far more
+    // than it should, and a candidate alerting as budgeted is the point.
+    // A floor of one alert in a thousand keeps a near-silent budget from
     // making any candidate look explosive.
-    let (c, h) = (
-        candidate.alert_rate.max(1e-3),
-        champion.alert_rate.max(1e-3),
-    );
-    let ratio = c / h;
-    if ratio > gate.max_alert_rate_ratio || ratio < 1.0 / gate.max_alert_rate_ratio {
+    let (budget, of) = if champion.expected_alert_rate > 0.0 {
+        (champion.expected_alert_rate, "the budget")
+    } else {
+        (champion.alert_rate, "the champion's")
+    };
+    let ratio = candidate.alert_rate.max(1e-3) / budget.max(1e-3);
+    let alerts = (candidate.alert_rate * candidate.events as f64).round() as u64;
+    if crate::rollout::rate_outside(
+        alerts,
+        candidate.events as u64,
+        budget,
+        gate.max_alert_rate_ratio,
+    ) {
         return Err(format!(
-            "alert rate {:.2}% against the champion's {:.2}% ({ratio:.1}×, bound {}×)",
+            "alert rate {:.2}% against {of} {:.2}% ({ratio:.1}× over {} events, past the {}× bound by more than chance)",
             100.0 * candidate.alert_rate,
-            100.0 * champion.alert_rate,
+            100.0 * budget,
+            candidate.events,
             gate.max_alert_rate_ratio
         ));
     }
@@ -453,10 +517,10 @@ pub fn decide(
             "average precision {a:.3} against the champion's {b:.3} on labelled recent events"
         )),
         (Some(a), Some(b)) => Ok(format!(
-            "average precision {a:.3} (champion {b:.3}); alert rate {ratio:.2}× the champion's"
+            "average precision {a:.3} (champion {b:.3}); alert rate {ratio:.2}× {of}"
         )),
         _ => Ok(format!(
-            "too few labels for precision; alert rate {ratio:.2}× the champion's, scores spread"
+            "too few labels for precision; alert rate {ratio:.2}× {of}, scores spread"
         )),
     }
 }
@@ -468,10 +532,28 @@ mod tests {
     fn judged(alert_rate: f64, ap: Option<f64>, distinct: usize) -> Judged {
         Judged {
             version: 1,
+            events: 50_000,
             alert_rate,
             average_precision: ap,
             distinct_scores: distinct,
+            expected_alert_rate: 0.0,
         }
+    }
+
+    /// Regression: after a drift the champion alerted on 12% of recent
+    /// events, and a retrained candidate alerting on its budgeted 1% was
+    /// refused as "12× fewer alerts".
+    #[test]
+    fn regression_a_candidate_was_held_to_a_drifted_champions_alert_rate() {
+        let g = GateOptions::default();
+        let drifted = Judged {
+            expected_alert_rate: 0.01,
+            ..judged(0.12, None, 500)
+        };
+        let why = decide(&g, &judged(0.011, None, 500), Some(&drifted)).unwrap();
+        assert!(why.contains("the budget"), "{why}");
+        assert!(decide(&g, &judged(0.04, None, 500), Some(&drifted)).is_err());
+        assert!(decide(&g, &judged(0.0, None, 500), Some(&drifted)).is_err());
     }
 
     #[test]

@@ -10,14 +10,20 @@
 //!    whose hash falls in [`RolloutOptions::canary_share`] are decided by
 //!    the challenger (stable: an entity stays on one side).
 //! 3. Then, if the challenger's alert rate stayed within
-//!    [`RolloutOptions::max_alert_rate_ratio`] of the champion's (either
-//!    way), it is promoted; at any check past the first 1,000 events, a
-//!    challenger outside those bounds is rejected (rolled back before it
-//!    decides more).
+//!    [`RolloutOptions::max_alert_rate_ratio`] of the stream's alert
+//!    budget (either way), it is promoted; at any check past the first
+//!    1,000 events, a challenger outside those bounds is rejected (rolled
+//!    back before it decides more).
 //! 4. After a promotion, the new champion is watched for
 //!    [`RolloutOptions::watch_events`] events: if its alert rate leaves the
-//!    bounds around the previous champion's, the champion alias is rolled
-//!    back.
+//!    same bounds, the champion alias is rolled back.
+//!
+//! The budget is the champion's expected alert rate (the share of its
+//! training scores above its threshold), not its live rate: once the
+//! stream drifts the champion itself alerts far more than it should, and
+//! a retrained challenger that alerts as budgeted must not be rejected
+//! for alerting less than a drifted champion. Without a known expectation
+//! the champion's live rate stands in.
 //!
 //! The tallies live in memory: a restarted scorer starts the current
 //! stage again (a longer rollout, never a skipped check). Checks run once
@@ -28,6 +34,19 @@ use radar_core::schema::RolloutOptions;
 
 /// Events each side must have seen before a rate is trusted.
 const MIN_EVENTS: u64 = 1000;
+
+/// Whether `alerts` among `events` lie outside `reference` (an alert
+/// rate) times [1/ratio, ratio] by more than chance: three standard
+/// deviations of a Poisson count past the bound. A rate of 1% over a
+/// thousand events expects ten alerts, and three of them is luck, not a
+/// broken model. A floor of one alert in a thousand keeps a near-silent
+/// reference from making any rate look explosive.
+pub fn rate_outside(alerts: u64, events: u64, reference: f64, ratio: f64) -> bool {
+    let expected = reference.max(1e-3) * events as f64;
+    let (hi, lo) = (expected * ratio, expected / ratio);
+    let a = alerts as f64;
+    a > hi + 3.0 * hi.sqrt() || a < lo - 3.0 * lo.sqrt()
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
 pub struct Tally {
@@ -97,6 +116,8 @@ pub struct Rollout {
     options: RolloutOptions,
     champion: Option<i64>,
     challenger: Option<i64>,
+    /// The champion's expected alert rate.
+    budget: Option<f64>,
     stage: Stage,
     /// Both models over every event of the rollout.
     champion_tally: Tally,
@@ -121,6 +142,7 @@ impl Rollout {
             options,
             champion: None,
             challenger: None,
+            budget: None,
             stage: Stage::Shadow,
             champion_tally: Tally::default(),
             challenger_tally: Tally::default(),
@@ -157,10 +179,21 @@ impl Rollout {
             && (entity_hash % 10_000) < (self.options.canary_share * 10_000.0) as u64
     }
 
-    /// Tallies a batch scored by `champion` (and `challenger`, when there
-    /// is one); returns, per event, whether the challenger decides it.
-    pub fn observe(&mut self, champion: i64, challenger: Option<i64>, seen: &[Seen]) -> Vec<bool> {
+    /// Tallies a batch scored by `champion` (expected to alert on
+    /// `budget` of events, when known) and `challenger`, when there is
+    /// one; returns, per event, whether the challenger decides it.
+    pub fn observe(
+        &mut self,
+        champion: i64,
+        budget: Option<f64>,
+        challenger: Option<i64>,
+        seen: &[Seen],
+    ) -> Vec<bool> {
         let challenger = challenger.filter(|v| !self.decided.contains(v));
+        // A promoted champion keeps the budget of the one it replaced.
+        if self.watch.is_none() {
+            self.budget = budget.filter(|b| b.is_finite() && *b > 0.0);
+        }
         // Promoted, but the old champion is still loaded: wait for the swap.
         if self.watch.as_ref().is_some_and(|w| w.previous == champion) {
             return vec![false; seen.len()];
@@ -191,17 +224,32 @@ impl Rollout {
             .collect()
     }
 
-    fn within_bounds(&self, rate: f64, reference: f64) -> bool {
-        // A floor of one alert in a thousand: a silent side does not make
-        // any rate look explosive.
-        let ratio = rate.max(1e-3) / reference.max(1e-3);
-        ratio <= self.options.max_alert_rate_ratio
-            && ratio >= 1.0 / self.options.max_alert_rate_ratio
+    fn within_bounds(&self, tally: Tally, reference: f64) -> bool {
+        !rate_outside(
+            tally.alerts,
+            tally.events,
+            reference,
+            self.options.max_alert_rate_ratio,
+        )
+    }
+
+    /// The rate a challenger's is held to: the budget, else the
+    /// champion's live rate.
+    fn reference(&self) -> f64 {
+        self.budget.unwrap_or_else(|| self.champion_tally.rate())
+    }
+
+    fn reference_name(&self) -> &'static str {
+        match self.budget {
+            Some(_) => "budgeted (the champion's expected rate)",
+            None => "for the champion",
+        }
     }
 
     fn figures(&self) -> serde_json::Value {
         serde_json::json!({
             "stage": self.stage,
+            "budget": self.budget,
             "events": self.champion_tally.events,
             "champion_alert_rate": self.champion_tally.rate(),
             "challenger_alert_rate": self.challenger_tally.rate(),
@@ -217,12 +265,12 @@ impl Rollout {
             && w.tally.events >= MIN_EVENTS
         {
             let w = self.watch.take()?;
-            if !self.within_bounds(w.tally.rate(), w.baseline) {
+            if !self.within_bounds(w.tally, w.baseline) {
                 return Some(Action::RollBack {
                     from: w.promoted,
                     to: w.previous,
                     reason: format!(
-                        "after promotion the alert rate was {:.2}% against {:.2}% before",
+                        "after promotion the alert rate was {:.2}% against {:.2}% budgeted",
                         100.0 * w.tally.rate(),
                         100.0 * w.baseline
                     ),
@@ -245,19 +293,19 @@ impl Rollout {
             });
         }
         let events = self.champion_tally.events;
-        if events >= MIN_EVENTS
-            && !self.within_bounds(self.challenger_tally.rate(), self.champion_tally.rate())
-        {
+        let reference = self.reference();
+        if events >= MIN_EVENTS && !self.within_bounds(self.challenger_tally, reference) {
             let action = Action::Reject {
                 version: challenger,
                 reason: format!(
-                    "in {} the challenger's alert rate was {:.2}% against the champion's {:.2}%",
+                    "in {} the challenger's alert rate was {:.2}% against {:.2}% {}",
                     match self.stage {
                         Stage::Shadow => "shadow",
                         Stage::Canary => "canary",
                     },
                     100.0 * self.challenger_tally.rate(),
-                    100.0 * self.champion_tally.rate()
+                    100.0 * reference,
+                    self.reference_name(),
                 ),
                 figures: self.figures(),
             };
@@ -286,7 +334,7 @@ impl Rollout {
                 self.watch = Some(Watch {
                     previous: champion,
                     promoted: challenger,
-                    baseline: self.champion_tally.rate(),
+                    baseline: reference,
                     tally: Tally::default(),
                 });
                 self.restart(challenger, None);
@@ -339,13 +387,13 @@ mod tests {
     #[test]
     fn a_sound_challenger_goes_through_shadow_and_canary_to_champion() {
         let mut r = Rollout::new(options());
-        let decided = r.observe(1, Some(2), &batch(1000, 100, 90));
+        let decided = r.observe(1, None, Some(2), &batch(1000, 100, 90));
         assert!(decided.iter().all(|d| !d), "shadow decides nothing");
         assert_eq!(decision(&mut r), None);
-        r.observe(1, Some(2), &batch(1000, 100, 90));
+        r.observe(1, None, Some(2), &batch(1000, 100, 90));
         assert_eq!(decision(&mut r), None);
         assert_eq!(r.stage(), Some(Stage::Canary));
-        let decided = r.observe(1, Some(2), &batch(2000, 100, 90));
+        let decided = r.observe(1, None, Some(2), &batch(2000, 100, 90));
         let share = decided.iter().filter(|&&d| d).count() as f64 / 2000.0;
         assert!((share - 0.5).abs() < 0.05, "{share}");
         match decision(&mut r) {
@@ -355,23 +403,23 @@ mod tests {
         // Until the watchers swap, the old champion and the promoted
         // challenger are still loaded: no second rollout starts.
         assert!(
-            r.observe(1, Some(2), &batch(500, 100, 90))
+            r.observe(1, None, Some(2), &batch(500, 100, 90))
                 .iter()
                 .all(|d| !d)
         );
         assert_eq!(decision(&mut r), None);
         assert_eq!(r.stage(), None);
         // The promoted champion behaves: no rollback.
-        r.observe(2, None, &batch(2000, 90, 90));
+        r.observe(2, None, None, &batch(2000, 90, 90));
         assert_eq!(decision(&mut r), None);
     }
 
     #[test]
     fn an_explosive_canary_is_rejected_and_a_bad_promotion_rolled_back() {
         let mut r = Rollout::new(options());
-        r.observe(1, Some(2), &batch(2000, 100, 100));
+        r.observe(1, None, Some(2), &batch(2000, 100, 100));
         assert_eq!(decision(&mut r), None);
-        r.observe(1, Some(2), &batch(1000, 100, 5));
+        r.observe(1, None, Some(2), &batch(1000, 100, 5));
         match decision(&mut r) {
             Some(Action::Reject {
                 version: 2, reason, ..
@@ -382,7 +430,7 @@ mod tests {
         }
         // Promoted, then its alert rate explodes on live traffic.
         let mut r = Rollout::new(options());
-        r.observe(1, Some(3), &batch(4000, 100, 100));
+        r.observe(1, None, Some(3), &batch(4000, 100, 100));
         assert!(matches!(
             r.decide(),
             Some(Action::Stage {
@@ -399,14 +447,35 @@ mod tests {
         ));
         // The canary counts from its own start.
         assert!(r.decide().is_none());
-        r.observe(1, Some(3), &batch(2000, 100, 100));
+        r.observe(1, None, Some(3), &batch(2000, 100, 100));
         assert!(matches!(
             decision(&mut r),
             Some(Action::Promote { version: 3, .. })
         ));
-        r.observe(3, None, &batch(1000, 4, 4));
+        r.observe(3, None, None, &batch(1000, 4, 4));
         match decision(&mut r) {
             Some(Action::RollBack { from: 3, to: 1, .. }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn regression_a_retrained_challenger_was_rejected_for_alerting_less_than_a_drifted_champion() {
+        // The stream drifted: the champion, budgeted at 1%, alerts on 10%.
+        // A challenger alerting on 1% is what the retrain was for.
+        let mut r = Rollout::new(options());
+        r.observe(1, Some(0.01), Some(2), &batch(2000, 10, 100));
+        assert_eq!(decision(&mut r), None);
+        r.observe(1, Some(0.01), Some(2), &batch(2000, 10, 100));
+        assert!(matches!(
+            decision(&mut r),
+            Some(Action::Promote { version: 2, .. })
+        ));
+        // Against the same budget, one alerting on 10% is rejected.
+        let mut r = Rollout::new(options());
+        r.observe(1, Some(0.01), Some(2), &batch(2000, 100, 10));
+        match decision(&mut r) {
+            Some(Action::Reject { reason, .. }) => assert!(reason.contains("budgeted"), "{reason}"),
             other => panic!("{other:?}"),
         }
     }

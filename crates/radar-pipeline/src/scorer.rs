@@ -433,6 +433,7 @@ pub fn run(
                     threshold,
                     matrix.view(),
                     &scores,
+                    &meta.iter().map(|(r, ..)| r.ts).collect::<Vec<i64>>(),
                 );
             for w in finished {
                 shared.metrics.set_drift(&w);
@@ -442,12 +443,30 @@ pub fn run(
                     tracing::warn!(error = %e, "storing a drift window failed");
                 }
                 if w.drift {
-                    tracing::warn!(
-                        model = %w.model, version = w.version,
-                        drifted_share = w.drifted_share,
-                        alert_rate_ratio = w.alert_rate_ratio(),
-                        "the stream drifted from the model's reference"
-                    );
+                    let drifted: Vec<&str> = w
+                        .features
+                        .iter()
+                        .filter(|f| f.drifted)
+                        .map(|f| f.column.as_str())
+                        .collect();
+                    sinks.notify(&crate::sinks::Notice::new(
+                        "drift",
+                        &shared.schema.name,
+                        &w.model,
+                        w.version,
+                        format!(
+                            "{:.0}% of features drifted from v{}'s reference ({}); alert rate {:.2}× the expected",
+                            100.0 * w.drifted_share,
+                            w.version,
+                            drifted.join(", "),
+                            w.alert_rate_ratio()
+                        ),
+                        serde_json::json!({
+                            "ended_at": w.ended_at, "events": w.events,
+                            "drifted_share": w.drifted_share, "drifted": drifted,
+                            "alert_rate": w.alert_rate, "expected_alert_rate": w.expected_alert_rate,
+                        }),
+                    ));
                 }
             }
         }
@@ -464,7 +483,11 @@ pub fn run(
             None => None,
         };
         let decided_by_challenger = match &scoring {
-            Scoring::Champion(_) => {
+            Scoring::Champion(served) => {
+                let budget = radar_detect::drift::share_above(
+                    &served.bundle.reference.score_quantiles,
+                    served.bundle.threshold,
+                );
                 let seen: Vec<crate::rollout::Seen> = meta
                     .iter()
                     .enumerate()
@@ -484,7 +507,12 @@ pub fn run(
                     .rollout
                     .lock()
                     .map_err(|_| ScorerError::Poisoned)?
-                    .observe(model_version, challenger.as_ref().map(|c| c.version), &seen)
+                    .observe(
+                        model_version,
+                        Some(budget),
+                        challenger.as_ref().map(|c| c.version),
+                        &seen,
+                    )
             }
             Scoring::Online(_) => vec![false; meta.len()],
         };
@@ -571,6 +599,9 @@ pub fn run(
                 .map_err(|_| ScorerError::Poisoned)?
                 .decide();
             let Some(action) = action else { break };
+            if let Some(notice) = rollout_notice(&shared.schema.name, &model_name, &action) {
+                sinks.notify(&notice);
+            }
             if let Some(registry) = &options.registry {
                 apply_rollout(registry, &model_name, action);
             }
@@ -688,6 +719,43 @@ impl Scoring<'_> {
                 })
                 .collect()),
         }
+    }
+}
+
+/// What a person must hear of a rollout step: a rejection or a rollback.
+fn rollout_notice(
+    stream: &str,
+    model: &str,
+    action: &crate::rollout::Action,
+) -> Option<crate::sinks::Notice> {
+    use crate::rollout::Action;
+    match action {
+        Action::Reject {
+            version,
+            reason,
+            figures,
+        } => Some(crate::sinks::Notice::new(
+            "rejected",
+            stream,
+            model,
+            *version,
+            format!("challenger v{version} rejected: {reason}"),
+            figures.clone(),
+        )),
+        Action::RollBack {
+            from,
+            to,
+            reason,
+            figures,
+        } => Some(crate::sinks::Notice::new(
+            "rolled_back",
+            stream,
+            model,
+            *from,
+            format!("champion rolled back from v{from} to v{to}: {reason}"),
+            figures.clone(),
+        )),
+        Action::Stage { .. } | Action::Promote { .. } => None,
     }
 }
 

@@ -221,6 +221,12 @@ pub struct LakeWindow {
 impl LakeWindow {
     /// Scans `range` (event time from, to; all when `None`) of the stream
     /// and featurises it; at least 10 events or an error naming the gap.
+    ///
+    /// Entity state is warmed up on what came before `from` (back to the
+    /// stream's entity TTL, else the lake's start), as the live scorer's
+    /// state was: a window's first events must not look like every
+    /// entity's first (the model would learn cold-start features that
+    /// serving never shows, and its reference would look drifted at once).
     pub fn load(
         lake: &radar_lake::Lake,
         rt: &tokio::runtime::Runtime,
@@ -230,9 +236,14 @@ impl LakeWindow {
         progress: Progress<'_>,
     ) -> Result<LakeWindow> {
         let (from, to) = (range.0.unwrap_or(i64::MIN), range.1.unwrap_or(i64::MAX));
+        let warm_from = match (range.0, schema.entity_ttl_seconds) {
+            (None, _) => i64::MIN,
+            (Some(f), Some(ttl)) => f.saturating_sub((ttl as i64).saturating_mul(1_000_000)),
+            (Some(_), None) => i64::MIN,
+        };
         let mut positions: Vec<(u32, u64)> = Vec::new();
         let (records, snapshot) = rt.block_on(async {
-            let mut scan = lake.scan(schema, from, to).await?;
+            let mut scan = lake.scan(schema, warm_from, to).await?;
             let files = scan.files().len() as u64;
             let mut records: Vec<Record> = Vec::new();
             let mut done = 0;
@@ -248,10 +259,10 @@ impl LakeWindow {
             let snapshot = lake.snapshot(&schema.name, bounded).await?;
             Ok::<_, PipelineError>((records, snapshot))
         })?;
-        if records.len() < 10 {
+        let in_window = records.iter().filter(|r| r.ts >= from).count();
+        if in_window < 10 {
             return Err(PipelineError::input(format!(
-                "the lake holds {} events of stream `{}` in that range; ingest and capture data first (radar ingest, radar capture)",
-                records.len(),
+                "the lake holds {in_window} events of stream `{}` in that range; ingest and capture data first (radar ingest, radar capture)",
                 schema.name
             )));
         }
@@ -275,14 +286,30 @@ impl LakeWindow {
         let mut features = Matrix::with_columns(width)?;
         let mut history = Vec::with_capacity(records.len());
         let mut row = vec![0.0; width];
+        let mut keep = Vec::with_capacity(in_window);
         for (i, r) in records.iter().enumerate() {
             engine.apply_labels_before(&records, i, &feeds, &mut next_label);
-            history.push(engine.process(r, &mut row));
-            features.push_row(&row)?;
+            let seen = engine.process(r, &mut row);
+            if r.ts >= from {
+                history.push(seen);
+                features.push_row(&row)?;
+                keep.push(i);
+            }
             if i % 10_000 == 0 {
                 progress("features", i as u64, records.len() as u64);
             }
         }
+        let warmed = records.len() - keep.len();
+        let (records, ids) = if warmed == 0 {
+            (records, ids)
+        } else {
+            let mut records = records.into_iter().map(Some).collect::<Vec<_>>();
+            let mut ids = ids.into_iter().map(Some).collect::<Vec<_>>();
+            (
+                keep.iter().filter_map(|&i| records[i].take()).collect(),
+                keep.iter().filter_map(|&i| ids[i].take()).collect(),
+            )
+        };
         Ok(LakeWindow {
             records,
             ids,

@@ -434,6 +434,7 @@ async fn drift_shows_the_last_window_per_feature_and_the_history() {
         served.bundle.threshold,
         x.view(),
         &scores,
+        &[],
     );
     let (status, body) = get(&s, "/v1/streams/tx/drift").await;
     assert_eq!(status, 200, "{body}");

@@ -31,6 +31,39 @@ pub struct TransactionSpec {
     pub start: i64,
     /// Event-time span in days; events stop at start + span.
     pub days: f64,
+    /// How the stream changes from a point on (none by default).
+    pub shift: Option<Shift>,
+}
+
+/// A change in the stream from an event time on (`radar demo --drift`):
+/// what a price rise, a new kind of merchant and a new fraud ring do to a
+/// card stream. Before `at` the generator's output is exactly that of the
+/// same spec without a shift.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Shift {
+    /// Event time the shift begins, UTC µs.
+    pub at: i64,
+    /// Every amount (legitimate and fraudulent) is multiplied by this.
+    pub amount_factor: f64,
+    /// Share of legitimate purchases that go to digital goods, whatever
+    /// the card bought before.
+    pub digital_share: f64,
+    /// Share of events that are account takeovers: the new fraud pattern,
+    /// a purchase of a few times the usual amount from a device the card
+    /// never used, at its usual place and hour.
+    pub takeover_rate: f64,
+}
+
+impl Shift {
+    /// The shift `radar demo --drift` applies.
+    pub fn demo(at: i64) -> Shift {
+        Shift {
+            at,
+            amount_factor: 2.5,
+            digital_share: 0.3,
+            takeover_rate: 0.004,
+        }
+    }
 }
 
 impl Default for TransactionSpec {
@@ -42,19 +75,26 @@ impl Default for TransactionSpec {
             // 2026-01-01T00:00:00Z
             start: 1_767_225_600 * MICROS_PER_SECOND,
             days: 30.0,
+            shift: None,
         }
     }
 }
 
 /// Fraud kinds, as written in `label_kind`.
-pub const FRAUD_KINDS: [&str; 6] = [
+pub const FRAUD_KINDS: [&str; 7] = [
     "amount_spike",
     "card_testing",
     "impossible_travel",
     "unusual_hour",
     "new_category_device",
     "subtle",
+    // Only after a [`Shift`].
+    "account_takeover",
 ];
+/// The kind a [`Shift`] brings.
+const TAKEOVER: usize = 6;
+/// The merchant category a [`Shift`] moves purchases to.
+const DIGITAL_GOODS: usize = 13;
 
 /// Share of fraud events of each kind (card testing counts its whole burst).
 const KIND_SHARE: [f64; 6] = [0.2, 0.2, 0.15, 0.15, 0.2, 0.1];
@@ -313,17 +353,33 @@ impl Transactions {
         self.heap.push(Reverse((t, c as u32, Pending::Normal)));
     }
 
-    fn habitual_amount(&mut self, c: usize) -> f64 {
+    /// The shift in force at `t`, if any.
+    fn shift_at(&self, t: i64) -> Option<Shift> {
+        self.spec.shift.filter(|s| t >= s.at)
+    }
+
+    /// What amounts are multiplied by at `t`.
+    fn amount_factor(&self, t: i64) -> f64 {
+        self.shift_at(t).map_or(1.0, |s| s.amount_factor)
+    }
+
+    fn habitual_amount(&mut self, c: usize, t: i64) -> f64 {
+        let factor = self.amount_factor(t);
         let card = &self.cards[c];
         let mut a = (card.log_amount + card.amount_sigma * self.rng.normal()).exp();
         // The odd legitimate big purchase.
         if self.rng.next_f64() < 0.005 {
             a *= 3.0 + 3.0 * self.rng.next_f64();
         }
-        a.max(0.5)
+        (a * factor).max(0.5)
     }
 
-    fn habitual_category(&mut self, c: usize) -> usize {
+    fn habitual_category(&mut self, c: usize, t: i64) -> usize {
+        if let Some(s) = self.shift_at(t)
+            && self.rng.next_f64() < s.digital_share
+        {
+            return DIGITAL_GOODS;
+        }
         if self.rng.next_f64() < 0.02 {
             return self.rng.below(CATEGORIES.len() as u64) as usize;
         }
@@ -405,7 +461,7 @@ impl Transactions {
     }
 
     /// Picks a fraud kind to start, or None for a normal event.
-    fn pick_kind(&mut self) -> Option<usize> {
+    fn pick_kind(&mut self, t: i64) -> Option<usize> {
         let u = self.rng.next_f64();
         let mut acc = 0.0;
         for (k, p) in self.start_prob.iter().enumerate() {
@@ -414,7 +470,9 @@ impl Transactions {
                 return Some(k);
             }
         }
-        None
+        // The same draw: before a shift, nothing changes.
+        let takeover = self.shift_at(t).map_or(0.0, |s| s.takeover_rate);
+        (u < acc + takeover).then_some(TAKEOVER)
     }
 
     /// The card's next event at `t`. Returns None when the event moved to a
@@ -442,10 +500,10 @@ impl Transactions {
             }
         }
         let card = self.cards[c].clone();
-        let tx = match self.pick_kind() {
+        let tx = match self.pick_kind(t) {
             None => {
-                let amount = self.habitual_amount(c);
-                let category = self.habitual_category(c);
+                let amount = self.habitual_amount(c, t);
+                let category = self.habitual_category(c, t);
                 let device = self.habitual_device(c);
                 self.emit(
                     t,
@@ -492,7 +550,7 @@ impl Transactions {
                     c,
                     Purchase {
                         amount,
-                        category: 13,
+                        category: DIGITAL_GOODS,
                         place,
                         device,
                     },
@@ -505,8 +563,8 @@ impl Transactions {
                 let next = t
                     + ((5.0 + 55.0 * self.rng.next_f64()) * 60.0 * MICROS_PER_SECOND as f64) as i64;
                 self.heap.push(Reverse((next, c as u32, Pending::Travel)));
-                let amount = self.habitual_amount(c);
-                let category = self.habitual_category(c);
+                let amount = self.habitual_amount(c, t);
+                let category = self.habitual_category(c, t);
                 let device = self.habitual_device(c);
                 self.emit(
                     t,
@@ -530,7 +588,7 @@ impl Transactions {
     /// normal event.
     fn fraud(&mut self, t: i64, c: usize, k: usize) -> Transaction {
         let card = self.cards[c].clone();
-        let typical = card.log_amount.exp();
+        let typical = card.log_amount.exp() * self.amount_factor(t);
         let place = self.place_near(c, t);
         let tx = match k {
             0 => {
@@ -552,7 +610,7 @@ impl Transactions {
             }
             3 => {
                 let amount = typical * (3.0 + 3.0 * self.rng.next_f64());
-                let category = self.habitual_category(c);
+                let category = self.habitual_category(c, t);
                 self.emit(
                     t,
                     c,
@@ -585,6 +643,23 @@ impl Transactions {
                         device,
                     },
                     Some(4),
+                )
+            }
+            TAKEOVER => {
+                // Someone else's phone, the card's usual shops, big baskets.
+                let amount = typical * (2.0 + 3.0 * self.rng.next_f64());
+                let category = self.habitual_category(c, t);
+                let device = self.rng.next_u64() >> 16;
+                self.emit(
+                    t,
+                    c,
+                    Purchase {
+                        amount,
+                        category,
+                        place,
+                        device,
+                    },
+                    Some(TAKEOVER),
                 )
             }
             _ => {
@@ -629,8 +704,10 @@ impl Iterator for Transactions {
                 Pending::Fraud(k) => self.fraud(t, c, k as usize),
                 Pending::Travel => {
                     let place = self.far_city(card.last_place, 2000.0);
-                    let amount = card.log_amount.exp() * (1.0 + 2.0 * self.rng.next_f64());
-                    let category = self.habitual_category(c);
+                    let amount = card.log_amount.exp()
+                        * self.amount_factor(t)
+                        * (1.0 + 2.0 * self.rng.next_f64());
+                    let category = self.habitual_category(c, t);
                     self.emit(
                         t,
                         c,
@@ -664,7 +741,7 @@ impl Iterator for Transactions {
                         c,
                         Purchase {
                             amount,
-                            category: 13,
+                            category: DIGITAL_GOODS,
                             place,
                             device,
                         },
@@ -705,6 +782,51 @@ mod tests {
     }
 
     #[test]
+    fn a_shift_changes_nothing_before_it_and_amounts_mix_and_fraud_after() {
+        let plain: Vec<Transaction> = Transactions::new(spec(2000, 20.0, 9)).collect();
+        let at = TransactionSpec::default().start + 10 * DAY;
+        let shifted: Vec<Transaction> = Transactions::new(TransactionSpec {
+            shift: Some(Shift::demo(at)),
+            ..spec(2000, 20.0, 9)
+        })
+        .collect();
+        let before = plain.iter().take_while(|t| t.ts < at).count();
+        assert!(before > 1000);
+        assert_eq!(
+            plain[..before],
+            shifted[..before],
+            "identical before the shift"
+        );
+        let after = |txs: &[Transaction]| -> Vec<Transaction> {
+            txs.iter().filter(|t| t.ts >= at).cloned().collect()
+        };
+        let (p, s) = (after(&plain), after(&shifted));
+        let median = |txs: &[Transaction]| {
+            let mut a: Vec<f64> = txs
+                .iter()
+                .filter(|t| t.fraud.is_none())
+                .map(|t| t.amount)
+                .collect();
+            a.sort_by(f64::total_cmp);
+            a[a.len() / 2]
+        };
+        let ratio = median(&s) / median(&p);
+        assert!((2.2..2.8).contains(&ratio), "median amount ×{ratio}");
+        let digital = |txs: &[Transaction]| {
+            txs.iter().filter(|t| t.category == "digital_goods").count() as f64 / txs.len() as f64
+        };
+        assert!(
+            digital(&s) > digital(&p) + 0.2,
+            "{} vs {}",
+            digital(&s),
+            digital(&p)
+        );
+        let takeovers = s.iter().filter(|t| t.fraud == Some(TAKEOVER)).count() as f64;
+        let share = takeovers / s.len() as f64;
+        assert!((0.002..0.006).contains(&share), "takeovers {share}");
+    }
+
+    #[test]
     fn fraud_rate_and_kinds_are_as_asked() {
         let txs: Vec<Transaction> = Transactions::new(spec(5000, 30.0, 1)).collect();
         let n = txs.len() as f64;
@@ -715,7 +837,8 @@ mod tests {
             "fraud share {}",
             fraud / n
         );
-        for k in 0..FRAUD_KINDS.len() {
+        assert!(txs.iter().all(|t| t.fraud != Some(TAKEOVER)), "no shift");
+        for k in 0..KIND_SHARE.len() {
             let share = txs.iter().filter(|t| t.fraud == Some(k)).count() as f64 / fraud;
             assert!(
                 (share - KIND_SHARE[k]).abs() < 0.05,

@@ -13,6 +13,12 @@
 //!
 //! Sinks other than the table never make the scorer wait: they queue,
 //! and what does not fit is dropped and counted.
+//!
+//! Besides alerts on events, the sinks other than the table carry
+//! [`Notice`]s: what a person must hear about the models (a drifted
+//! window, a candidate that failed the gate, a rejected challenger, a
+//! rolled-back champion). A receiver tells them apart by the `notice`
+//! field, which alerts do not have.
 
 pub mod stdout;
 pub mod table;
@@ -61,6 +67,60 @@ pub struct Alert {
     pub contributions: Vec<Contribution>,
 }
 
+/// Something about the models a person must hear of.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notice {
+    /// `drift`, `gate_failed`, `rejected` or `rolled_back`.
+    pub notice: String,
+    pub stream: String,
+    pub model: String,
+    pub version: i64,
+    pub message: String,
+    pub figures: serde_json::Value,
+    /// When it happened (RFC 3339).
+    pub at: String,
+}
+
+impl Notice {
+    pub fn new(
+        notice: &str,
+        stream: &str,
+        model: &str,
+        version: i64,
+        message: String,
+        figures: serde_json::Value,
+    ) -> Notice {
+        Notice {
+            notice: notice.to_owned(),
+            stream: stream.to_owned(),
+            model: model.to_owned(),
+            version,
+            message,
+            figures,
+            at: radar_core::time::format_rfc3339(radar_core::time::now_micros()),
+        }
+    }
+}
+
+/// What a queued sink sends on: written as the alert or the notice itself.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Outgoing {
+    Alert(Alert),
+    Notice(Notice),
+}
+
+impl Outgoing {
+    /// The key a topic keeps it under: an alert's event id; a notice's
+    /// kind and model.
+    pub fn key(&self) -> String {
+        match self {
+            Outgoing::Alert(a) => a.event_id.clone(),
+            Outgoing::Notice(n) => format!("notice:{}:{}", n.notice, n.model),
+        }
+    }
+}
+
 /// A destination for alerts.
 pub trait AlertSink: Send + Sync {
     /// The component name in `/metrics` and `/readyz`.
@@ -71,6 +131,10 @@ pub trait AlertSink: Send + Sync {
     /// and count what they drop). An error is returned only by a sink
     /// that must hold every alert before the scorer moves on.
     fn deliver(&self, alerts: &[Alert]) -> Result<(), AlertError>;
+
+    /// Takes a notice; like alerts, it never waits on a network. The
+    /// table keeps notices elsewhere (drift windows, the audit trail).
+    fn notify(&self, _notice: &Notice) {}
 }
 
 /// The ledger and the sinks after it.
@@ -117,5 +181,13 @@ impl Sinks {
             }
         }
         Ok(fresh.len())
+    }
+
+    /// Passes a notice to every sink other than the table.
+    pub fn notify(&self, notice: &Notice) {
+        tracing::warn!(notice = %notice.notice, model = %notice.model, version = notice.version, message = %notice.message, "notice");
+        for sink in &self.others {
+            sink.notify(notice);
+        }
     }
 }

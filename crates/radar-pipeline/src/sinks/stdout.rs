@@ -1,9 +1,9 @@
-//! Alerts as JSON lines on standard output.
+//! Alerts (and notices) as JSON lines on standard output.
 
 use std::io::Write;
 use std::sync::Arc;
 
-use super::{Alert, AlertError, AlertSink};
+use super::{Alert, AlertError, AlertSink, Notice};
 use crate::metrics::Metrics;
 
 pub struct Stdout {
@@ -37,5 +37,11 @@ impl AlertSink for Stdout {
         }
         let _ = out.flush();
         Ok(())
+    }
+
+    fn notify(&self, notice: &Notice) {
+        let line = serde_json::to_string(notice).unwrap_or_default();
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}").and_then(|()| out.flush());
     }
 }

@@ -1,5 +1,5 @@
-//! Alerts appended to a topic of the event log, keyed by event id, as
-//! JSON: a Kafka topic when the log is Kafka (downstream consumers read
+//! Alerts (and notices) appended to a topic of the event log, keyed by
+//! event id, as JSON: a Kafka topic when the log is Kafka (downstream consumers read
 //! alerts like any event). A thread drains a bounded queue, so a broker
 //! that is away never holds the scorer up; appends are retried with
 //! backoff while it is away, and what does not fit the queue is dropped
@@ -13,7 +13,7 @@ use radar_core::backoff::Backoff;
 use radar_core::health::Health;
 use radar_log::{EventLog, Record};
 
-use super::{Alert, AlertError, AlertSink};
+use super::{Alert, AlertError, AlertSink, Notice, Outgoing};
 use crate::error::{PipelineError, Result};
 use crate::metrics::{ComponentCounters, Metrics};
 
@@ -54,7 +54,7 @@ impl TopicConfig {
 }
 
 pub struct TopicSink {
-    tx: SyncSender<Alert>,
+    tx: SyncSender<Outgoing>,
     counters: ComponentCounters,
 }
 
@@ -66,7 +66,7 @@ impl AlertSink for TopicSink {
     fn deliver(&self, alerts: &[Alert]) -> std::result::Result<(), AlertError> {
         self.counters.received(alerts.len() as u64);
         for a in alerts {
-            match self.tx.try_send(a.clone()) {
+            match self.tx.try_send(Outgoing::Alert(a.clone())) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_)) => self.counters.dropped("queue_full", 1),
                 Err(TrySendError::Disconnected(_)) => self.counters.dropped("closed", 1),
@@ -74,13 +74,20 @@ impl AlertSink for TopicSink {
         }
         Ok(())
     }
+
+    fn notify(&self, notice: &Notice) {
+        self.counters.received(1);
+        if self.tx.try_send(Outgoing::Notice(notice.clone())).is_err() {
+            self.counters.dropped("queue_full", 1);
+        }
+    }
 }
 
 /// Appends what the queue holds, in batches, until the sink is dropped.
 fn drain(
     log: &dyn EventLog,
     topic: &str,
-    rx: Receiver<Alert>,
+    rx: Receiver<Outgoing>,
     counters: &ComponentCounters,
     health: &Health,
 ) {
@@ -98,7 +105,7 @@ fn drain(
             .iter()
             .map(|a| {
                 Record::new(
-                    Some(a.event_id.as_bytes()),
+                    Some(a.key().as_bytes()),
                     serde_json::to_vec(a).unwrap_or_default(),
                     now,
                 )

@@ -12,7 +12,7 @@ use radar_core::backoff::Backoff;
 use radar_core::health::Health;
 use tokio::sync::mpsc;
 
-use super::{Alert, AlertError, AlertSink};
+use super::{Alert, AlertError, AlertSink, Notice, Outgoing};
 use crate::error::{PipelineError, Result};
 use crate::metrics::{ComponentCounters, Metrics};
 
@@ -79,7 +79,7 @@ impl WebhookConfig {
 }
 
 pub struct Webhook {
-    tx: mpsc::Sender<Alert>,
+    tx: mpsc::Sender<Outgoing>,
     counters: ComponentCounters,
     metrics: Arc<Metrics>,
 }
@@ -92,19 +92,27 @@ impl AlertSink for Webhook {
     fn deliver(&self, alerts: &[Alert]) -> std::result::Result<(), AlertError> {
         self.counters.received(alerts.len() as u64);
         for a in alerts {
-            if self.tx.try_send(a.clone()).is_err() {
+            if self.tx.try_send(Outgoing::Alert(a.clone())).is_err() {
                 self.counters.dropped("queue_full", 1);
                 self.metrics.webhook_dropped.inc();
             }
         }
         Ok(())
     }
+
+    fn notify(&self, notice: &Notice) {
+        self.counters.received(1);
+        if self.tx.try_send(Outgoing::Notice(notice.clone())).is_err() {
+            self.counters.dropped("queue_full", 1);
+            self.metrics.webhook_dropped.inc();
+        }
+    }
 }
 
 async fn deliver(
     client: reqwest::Client,
     url: String,
-    mut rx: mpsc::Receiver<Alert>,
+    mut rx: mpsc::Receiver<Outgoing>,
     counters: ComponentCounters,
     metrics: Arc<Metrics>,
     health: Arc<Health>,

@@ -88,7 +88,7 @@ fn new_labels_start_a_retrain_by_themselves() {
     let schema = config.stream(None).unwrap();
     let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| {
-        let watcher = s.spawn(|| retrain::watch(&config, &schema, "tx", None, &stop));
+        let watcher = s.spawn(|| retrain::watch(&config, &schema, "tx", None, &|_| {}, &stop));
         // Nothing yet: no labels arrived since it started.
         std::thread::sleep(std::time::Duration::from_millis(300));
         let registry = config.open_registry().unwrap();

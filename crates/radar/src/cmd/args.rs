@@ -125,4 +125,10 @@ pub struct DemoArgs {
     /// Print the final report as JSON too.
     #[arg(long)]
     pub json: bool,
+    /// The loop without a person: a third of the way in, the stream
+    /// shifts (amounts, merchant mix, a new fraud pattern); radar notices
+    /// the drift, retrains, gates, shadows, canaries and promotes a new
+    /// model, and a timeline of each step is printed.
+    #[arg(long)]
+    pub drift: bool,
 }

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use radar_core::synth::transactions::TransactionSpec;
+use radar_core::synth::transactions::{Shift, TransactionSpec};
 use radar_pipeline::Config;
 use radar_pipeline::demo::{self, LiveFeed};
 use radar_pipeline::pipeline::{Pipeline, PipelineOptions};
@@ -17,7 +17,28 @@ use radar_server::http::Server;
 use super::args::DemoArgs;
 use super::report::{DemoReport, ModelPhase, print_demo};
 
-pub fn run(args: DemoArgs) -> Result<()> {
+/// What both demos start from: a bootstrap history captured and a first
+/// model trained on it and promoted.
+pub(super) struct Started {
+    pub config: Config,
+    pub schema: radar_core::schema::StreamSchema,
+    pub rate: f64,
+    pub duration: Duration,
+    pub boot: demo::Bootstrap,
+    pub first: train::TrainReport,
+    pub train_spec: TrainSpec,
+    pub t_start: Instant,
+}
+
+/// Checks the arguments, generates and captures the history (with
+/// `extra` appended to the built-in declaration and the generator shifted
+/// by what `shift` makes of the history's end, the rate and the live
+/// phase's length) and trains the first champion.
+pub(super) fn start(
+    args: &DemoArgs,
+    extra: &str,
+    shift: impl FnOnce(i64, f64, Duration) -> Option<Shift>,
+) -> Result<Started> {
     let rate: f64 = match args.rate.as_str() {
         "max" => f64::INFINITY,
         r => r
@@ -34,8 +55,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
         bail!("--cardholders must be at least 1");
     }
     demo::prepare_dir(&args.data_dir)?;
-    let mut config: Config =
-        toml::from_str(demo::DECLARATION).context("the built-in transactions declaration")?;
+    let mut config: Config = toml::from_str(&format!("{}\n{extra}", demo::DECLARATION))
+        .context("the built-in transactions declaration")?;
     config.storage.root = args.data_dir.display().to_string();
     let schema = config.stream(None)?;
     let t_start = Instant::now();
@@ -44,12 +65,14 @@ pub fn run(args: DemoArgs) -> Result<()> {
         "radar demo: generating {:.0} days of card transactions for {} cardholders",
         args.bootstrap_days, args.cardholders
     );
-    let spec = TransactionSpec {
+    let mut spec = TransactionSpec {
         cardholders: args.cardholders,
         seed: args.seed,
         days: args.bootstrap_days + 3650.0,
         ..TransactionSpec::default()
     };
+    let boot_end = spec.start + (args.bootstrap_days * 86_400e6) as i64;
+    spec.shift = shift(boot_end, rate, duration);
     let bar = super::bar("{spinner} ingest    {pos} events", true);
     let boot = demo::bootstrap(&config, spec, args.bootstrap_days, &|n| bar.set_position(n))?;
     bar.finish_and_clear();
@@ -66,6 +89,32 @@ pub fn run(args: DemoArgs) -> Result<()> {
         "trained {} v{} ({}) on {} rows in {:.1} s and promoted it to champion",
         first.model, first.version, first.detector, first.train_rows, first.seconds
     );
+    Ok(Started {
+        config,
+        schema,
+        rate,
+        duration,
+        boot,
+        first,
+        train_spec,
+        t_start,
+    })
+}
+
+pub fn run(args: DemoArgs) -> Result<()> {
+    if args.drift {
+        return super::demo_drift::run(args);
+    }
+    let Started {
+        config,
+        schema,
+        rate,
+        duration,
+        boot,
+        first,
+        mut train_spec,
+        t_start,
+    } = start(&args, "", |_, _, _| None)?;
 
     let pipeline = Pipeline::start(&config, &PipelineOptions::default())?;
     let server = Server::start(&pipeline, ([127, 0, 0, 1], args.port).into(), 16 << 20)
@@ -105,6 +154,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         duration / 2,
         boot.generator,
         boot.seed,
+        None,
     );
     let (phase1, generator) = feed.finish(&pipeline.rt, &status)?;
     // Labels arrive: analysts' verdicts and chargebacks known by now (in
@@ -130,6 +180,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         duration - duration / 2,
         generator,
         boot.seed,
+        None,
     );
     let (phase2, _) = feed.finish(&pipeline.rt, &status)?;
     for why in [&phase1.early, &phase2.early].into_iter().flatten() {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use radar_core::synth::transactions::TransactionSpec;
+use radar_core::synth::transactions::{Shift, TransactionSpec};
 use radar_core::synth::{self, TabularSpec};
 use radar_core::{tabular, time};
 
@@ -50,6 +50,11 @@ pub struct GenerateArgs {
     /// JSON lines to this file.
     #[arg(long)]
     pub labels_out: Option<PathBuf>,
+    /// Transactions: from this many days after the start, the stream
+    /// shifts as in `radar demo --drift` (amounts ×2.5, 30% of purchases
+    /// in digital goods, a new fraud pattern: account takeovers).
+    #[arg(long)]
+    pub shift_after_days: Option<f64>,
     /// Tabular: rows.
     #[arg(long, default_value_t = 20_000)]
     pub rows: usize,
@@ -97,12 +102,20 @@ impl GenerateArgs {
         }
         let start =
             time::parse_rfc3339(&self.start).map_err(|e| anyhow::anyhow!("--start: {e}"))?;
+        let shift = match self.shift_after_days {
+            Some(d) if d >= 0.0 && d.is_finite() => Some(Shift::demo(
+                start + (d * 86_400.0 * time::MICROS_PER_SECOND as f64) as i64,
+            )),
+            Some(d) => bail!("--shift-after-days must be at least 0, got {d}"),
+            None => None,
+        };
         Ok(TransactionSpec {
             cardholders: self.cardholders,
             fraud_rate: self.fraud_rate,
             seed: self.seed,
             start,
             days: self.days,
+            shift,
         })
     }
 }

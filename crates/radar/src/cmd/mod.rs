@@ -3,6 +3,7 @@
 pub mod args;
 pub mod capture;
 pub mod demo;
+pub mod demo_drift;
 pub mod eval;
 pub mod eval_nab;
 pub mod export;

@@ -70,7 +70,14 @@ pub fn run(args: RetrainArgs) -> Result<()> {
             .enable_all()
             .build()?;
         let watcher = std::thread::spawn(move || {
-            radar_pipeline::retrain::watch(&config, &spec.schema, &spec.model, None, &stop)
+            radar_pipeline::retrain::watch(
+                &config,
+                &spec.schema,
+                &spec.model,
+                None,
+                &|n| println!("{}", serde_json::to_string(&n).unwrap_or_default()),
+                &stop,
+            )
         });
         rt.block_on(async {
             let _ = tokio::signal::ctrl_c().await;
