@@ -77,6 +77,15 @@ pub struct Stretch {
 pub struct DriftReport {
     pub live_events_sent: u64,
     pub live_events_scored: u64,
+    /// Across every swap: ingest requests that failed (the feed stops at
+    /// the first), acknowledged events never scored, alerts stored twice
+    /// for one event.
+    pub failed_requests: u64,
+    pub failure: Option<String>,
+    pub events_lost: u64,
+    pub duplicate_alerts: u64,
+    pub ingest_requests: u64,
+    pub ingest_request_p99_ms: Option<f64>,
     /// Live event position of the first shifted event.
     pub shift_at: Option<u64>,
     /// Live events scored from the shift until the first drifted window
@@ -284,7 +293,9 @@ pub fn run(args: DemoArgs) -> Result<()> {
         v.sort_by_key(|(n, ..)| *n);
         v.into_iter().map(|(_, id, f)| (id, f)).collect()
     };
-    let alerted: HashSet<String> = pipeline.alerts.event_ids()?.into_iter().collect();
+    let stored = pipeline.alerts.event_ids()?;
+    let alerted: HashSet<String> = stored.iter().cloned().collect();
+    let duplicate_alerts = (stored.len() - alerted.len()) as u64;
     let stretch = |name: String, from: u64, to: u64| -> Stretch {
         let (a, b) = (from.min(sent) as usize, to.min(sent) as usize);
         let labels: HashMap<String, Option<usize>> = by_position
@@ -340,9 +351,17 @@ pub fn run(args: DemoArgs) -> Result<()> {
         .filter(|r| r.to > shift_pos && r.caught.alerts_on_live_events > 0)
         .map(|r| r.caught.precision)
         .min_by(f64::total_cmp);
+    let scored = metrics.scored() - scored_before;
     let report = DriftReport {
         live_events_sent: sent,
-        live_events_scored: metrics.scored() - scored_before,
+        live_events_scored: scored,
+        failed_requests: finished.early.is_some() as u64,
+        failure: finished.early.clone(),
+        events_lost: sent.saturating_sub(scored),
+        duplicate_alerts,
+        ingest_requests: finished.request_ms.len() as u64,
+        ingest_request_p99_ms: (!finished.request_ms.is_empty())
+            .then(|| finished.request_ms[((finished.request_ms.len() - 1) as f64 * 0.99) as usize]),
         shift_at,
         drift_detected_after_events: drift_seen,
         timeline,
@@ -403,8 +422,21 @@ fn print_report(r: &DriftReport, total: f64, args: &DemoArgs) {
     println!();
     println!("radar demo --drift report ({total:.0} s in all)");
     println!(
-        "  live           {} events sent, {} scored",
-        r.live_events_sent, r.live_events_scored
+        "  live           {} events sent in {} requests (p99 {}), {} scored",
+        r.live_events_sent,
+        r.ingest_requests,
+        r.ingest_request_p99_ms
+            .map_or("-".into(), |m| format!("{m:.1} ms")),
+        r.live_events_scored
+    );
+    println!(
+        "  across swaps   {} failed requests{}, {} events lost, {} duplicate alerts",
+        r.failed_requests,
+        r.failure
+            .as_deref()
+            .map_or(String::new(), |f| format!(" ({f})")),
+        r.events_lost,
+        r.duplicate_alerts
     );
     match (r.shift_at, r.drift_detected_after_events) {
         (Some(at), Some(n)) => println!(
