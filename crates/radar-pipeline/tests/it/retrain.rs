@@ -114,3 +114,44 @@ fn new_labels_start_a_retrain_by_themselves() {
         assert_eq!(registry.alias("tx", "champion").unwrap(), Some(1));
     });
 }
+
+/// Regression: a training window (`retrain.window_days`) started every
+/// entity's state cold at the window's first event, so a model retrained
+/// on the last days learned cold-start features serving never shows (its
+/// reference looked drifted at once and its alerts were half wrong). A
+/// window's features are now those of the same events in a pass over the
+/// whole lake.
+#[test]
+fn regression_a_training_window_started_every_entity_cold() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = stream(dir.path(), DECLARATION);
+    let schema = config.stream(None).unwrap();
+    let lake = config.open_lake().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let all = train::LakeWindow::load(&lake, &rt, &schema, (None, None), i64::MAX, &train::quiet)
+        .unwrap();
+    let from = all.records[all.records.len() / 2].ts;
+    let window = train::LakeWindow::load(
+        &lake,
+        &rt,
+        &schema,
+        (Some(from), None),
+        i64::MAX,
+        &train::quiet,
+    )
+    .unwrap();
+    let tail: Vec<usize> = (0..all.records.len())
+        .filter(|&i| all.records[i].ts >= from)
+        .collect();
+    assert_eq!(window.records.len(), tail.len());
+    assert!(window.records.len() < all.records.len());
+    for (k, &i) in tail.iter().enumerate() {
+        assert_eq!(window.ids[k], all.ids[i]);
+        let (a, b) = (window.features.row(k), all.features.row(i));
+        assert!(
+            a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
+            "row {k}: {a:?} vs {b:?}"
+        );
+        assert_eq!(window.history[k], all.history[i]);
+    }
+}
