@@ -399,10 +399,15 @@ fn describe(e: &radar_registry::ModelEvent) -> String {
             pct(&f["champion"]["alert_rate"])
         ),
         "gate_failed" => format!("v{} failed the gate: {}", e.version, e.reason),
-        "shadow" | "canary" => format!(
-            "v{} in {}: {} (so far champion alerts {}, challenger {})",
+        "shadow" => format!(
+            "v{} in shadow beside champion v{}: {}",
             e.version,
-            e.event,
+            f["champion"].as_i64().unwrap_or_default(),
+            e.reason
+        ),
+        "canary" => format!(
+            "v{} in canary: {} (in shadow the champion alerted on {}, the challenger on {})",
+            e.version,
             e.reason,
             pct(&f["champion_alert_rate"]),
             pct(&f["challenger_alert_rate"])
