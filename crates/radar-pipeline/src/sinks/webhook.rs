@@ -101,10 +101,11 @@ impl AlertSink for Webhook {
     }
 
     fn notify(&self, notice: &Notice) {
+        // Counted by the component, not in the alert series
+        // (`radar_webhook_dropped_total` counts alerts).
         self.counters.received(1);
         if self.tx.try_send(Outgoing::Notice(notice.clone())).is_err() {
             self.counters.dropped("queue_full", 1);
-            self.metrics.webhook_dropped.inc();
         }
     }
 }
@@ -121,6 +122,8 @@ async fn deliver(
     health.ok(WEBHOOK);
     let mut failing = false;
     while let Some(alert) = rx.recv().await {
+        // The alert series count alerts; notices only the component's.
+        let is_alert = matches!(alert, Outgoing::Alert(_));
         let started = std::time::Instant::now();
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
         let sent = loop {
@@ -159,14 +162,18 @@ async fn deliver(
         };
         if sent {
             counters.sent(1);
-            metrics.webhook_sent.inc();
+            if is_alert {
+                metrics.webhook_sent.inc();
+            }
             if failing {
                 health.ok(WEBHOOK);
                 failing = false;
             }
         } else {
             counters.dropped("gave_up", 1);
-            metrics.webhook_failed.inc();
+            if is_alert {
+                metrics.webhook_failed.inc();
+            }
         }
     }
 }

@@ -377,8 +377,10 @@ fn webhook_queue_overflow_is_counted_not_waited_for() {
     let dropped = harness::metric(&client, port, "radar_webhook_dropped_total")[0].1;
     println!("webhook overflow: {alerts} alerts, {dropped} dropped from the webhook's queue");
     assert!(alerts > 3.0, "enough alerts to overflow: {alerts}");
+    // The queue holds two; notices (the history's drifted windows) share
+    // it, so between all but two alerts and all of them are dropped.
     assert!(
-        dropped > 0.0 && dropped <= alerts - 2.0,
+        dropped >= alerts - 2.0 && dropped <= alerts,
         "{dropped} of {alerts}"
     );
     harness::stop(child, Some(&up_log));
