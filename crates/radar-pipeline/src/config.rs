@@ -319,6 +319,11 @@ impl Config {
         crate::labels::LabelStore::open(&self.storage.local_dir().join("labels.db"))
     }
 
+    /// The API keys.
+    pub fn open_keys(&self) -> Result<crate::access::KeyStore> {
+        crate::access::KeyStore::open(&self.storage.local_dir().join("keys.db"))
+    }
+
     /// The alerts table.
     pub fn open_alerts(&self) -> Result<crate::sinks::AlertStore> {
         Ok(crate::sinks::AlertStore::open(

@@ -250,7 +250,13 @@ impl LiveFeed {
                     l.extend(batch.iter().cloned());
                 }
                 let t = Instant::now();
-                match client.post(&endpoint).body(body.clone()).send().await {
+                match client
+                    .post(&endpoint)
+                    .header("content-type", "application/x-ndjson")
+                    .body(body.clone())
+                    .send()
+                    .await
+                {
                     Ok(resp) if resp.status().is_success() => {
                         s.fetch_add(batch.len() as u64, Ordering::Relaxed);
                         if let Ok(mut m) = r.lock() {

@@ -18,12 +18,14 @@
 //! - [`mlflow`]: the registry exported to an MLflow tracking server;
 //! - [`metrics`]: the counters every component keeps; [`drift`]: the
 //!   served model's live windows against its reference profile;
+//! - [`access`]: API keys and roles, stored hashed;
 //! - [`pipeline`]: [`pipeline::Pipeline::start`] wires capture, the scorer,
 //!   the model watch and the sinks for one stream.
 //!
 //! Nothing here speaks HTTP (that is `radar-server`) or parses a command
 //! line (that is `radar`).
 
+pub mod access;
 pub mod capture;
 pub mod config;
 pub mod data;

@@ -218,6 +218,8 @@ pub struct Metrics {
     dead_letters: Family<ReasonLabel, Counter>,
     pub scored_total: Counter,
     pub alerts_total: Counter,
+    /// Events scored as backfill: appended before alerts started.
+    pub backfill_total: Counter,
     pub model_version: Gauge,
     pub decision_latency: Arc<Histogram>,
     lag: Family<PartitionLabel, Gauge>,
@@ -252,6 +254,7 @@ impl Metrics {
             dead_letters: Family::default(),
             scored_total: Counter::default(),
             alerts_total: Counter::default(),
+            backfill_total: Counter::default(),
             model_version: Gauge::default(),
             decision_latency: Arc::new(Histogram::default()),
             lag: Family::default(),
@@ -290,6 +293,11 @@ impl Metrics {
                 "alerts",
                 "Alerts raised (new event ids).",
                 m.alerts_total.clone(),
+            );
+            r.register(
+                "backfill_events",
+                "Events scored as backfill (appended before alerts started): state, no alerts.",
+                m.backfill_total.clone(),
             );
             r.register(
                 "model_version",

@@ -53,6 +53,9 @@ pub struct PipelineOptions {
     pub checkpoint_every: Duration,
     /// Top contributions attached to an alert.
     pub explain_top: usize,
+    /// Log append time (UTC µs) before which events only build state
+    /// (backfill); `None`: from when the scorer first started.
+    pub alerts_from: Option<i64>,
 }
 
 impl Default for PipelineOptions {
@@ -66,6 +69,7 @@ impl Default for PipelineOptions {
             capture_every: Duration::from_secs(5),
             checkpoint_every: Duration::from_secs(1),
             explain_top: 3,
+            alerts_from: None,
         }
     }
 }
@@ -274,6 +278,7 @@ impl Pipeline {
                 explain_top: options.explain_top,
                 labels: Some(labels.clone()),
                 registry: Some(registry.clone()),
+                alerts_from: options.alerts_from,
             };
             threads.push(spawn(
                 "scorer",

@@ -84,6 +84,11 @@ pub struct ScorerOptions {
     /// Where rollout steps (promotion, rejection, rollback) are carried
     /// out; without it a challenger is only shadowed.
     pub registry: Option<Registry>,
+    /// Events appended to the log before this time (UTC µs) build state
+    /// but raise no alert (backfill). `None`: from when the scorer first
+    /// started on this checkpoint — kept in it, so a restart still alerts
+    /// on what was acknowledged while it was down.
+    pub alerts_from: Option<i64>,
 }
 
 /// How far the scorer's state goes: the next offset of each partition,
@@ -92,6 +97,8 @@ pub struct ScorerOptions {
 struct Progress {
     positions: BTreeMap<u32, u64>,
     labels_seq: u64,
+    /// Log append time (UTC µs) from which events may alert.
+    alerts_from: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -138,10 +145,10 @@ fn load_checkpoint(
     path: &PathBuf,
     engine: &mut FeatureEngine,
     online: Option<&Mutex<OnlineModel>>,
-) -> Result<Progress, ScorerError> {
+) -> Result<Option<Progress>, ScorerError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Progress::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
             return Err(ScorerError::Checkpoint(format!(
                 "reading `{}`: {e}",
@@ -185,10 +192,17 @@ fn load_checkpoint(
     } else {
         0
     };
-    Ok(Progress {
+    // Checkpoints written before backfill was told apart alerted on all.
+    let alerts_from = if r.remaining() > 0 {
+        r.u64().map_err(|e| err(e.to_string()))? as i64
+    } else {
+        i64::MIN
+    };
+    Ok(Some(Progress {
         positions,
         labels_seq,
-    })
+        alerts_from,
+    }))
 }
 
 fn save_checkpoint(
@@ -210,6 +224,7 @@ fn save_checkpoint(
     };
     w.bytes(&model);
     w.u64(progress.labels_seq);
+    w.u64(progress.alerts_from as u64);
     let bytes = CHECKPOINT.seal(1, &w.into_bytes());
     let err = |source: std::io::Error| ScorerError::CheckpointWrite {
         path: path.display().to_string(),
@@ -328,7 +343,27 @@ pub fn run(
     let mut retry = Retry::new("scorer", &shared.health, stop);
     let mut progress = {
         let mut engine = shared.engine.write().map_err(|_| ScorerError::Poisoned)?;
-        load_checkpoint(&options.checkpoint, &mut engine, shared.online.as_deref())?
+        let loaded = load_checkpoint(&options.checkpoint, &mut engine, shared.online.as_deref())?;
+        let fresh = loaded.is_none();
+        let mut progress = loaded.unwrap_or_else(|| Progress {
+            alerts_from: now_micros(),
+            ..Progress::default()
+        });
+        if let Some(t) = options.alerts_from {
+            progress.alerts_from = t;
+        }
+        // The point alerts start from is kept before the first event is
+        // scored: a scorer killed before its first checkpoint must not
+        // move it past events acknowledged meanwhile.
+        if fresh {
+            save_checkpoint(
+                &options.checkpoint,
+                &engine,
+                shared.online.as_deref(),
+                &progress,
+            )?;
+        }
+        progress
     };
     let mut consumer = retry.run(|| log.consumer(&topic, &options.group))?;
     let mut decoder = Decoder::new(shared.schema.clone());
@@ -421,7 +456,20 @@ pub fn run(
         let mut scoring = source.lock()?;
         let scores = scoring.score(&matrix)?;
         let threshold = scoring.threshold();
-        if let Scoring::Champion(served) = &scoring {
+        // Backfill (appended before alerts start) builds state, raises no
+        // alert, and is kept out of drift windows and rollout tallies.
+        let live: Vec<bool> = meta
+            .iter()
+            .map(|(_, appended, ..)| *appended >= progress.alerts_from)
+            .collect();
+        let any_live = live.iter().any(|&l| l);
+        let backfill = live.iter().filter(|&&l| !l).count() as u64;
+        if backfill > 0 {
+            shared.metrics.backfill_total.inc_by(backfill);
+        }
+        if let Scoring::Champion(served) = &scoring
+            && any_live
+        {
             let finished = shared
                 .drift
                 .lock()
@@ -483,6 +531,7 @@ pub fn run(
             None => None,
         };
         let decided_by_challenger = match &scoring {
+            Scoring::Champion(_) if !any_live => vec![false; meta.len()],
             Scoring::Champion(served) => {
                 let budget = radar_detect::drift::share_above(
                     &served.bundle.reference.score_quantiles,
@@ -554,6 +603,9 @@ pub fn run(
                 latency_ms: latency as f64 / 1000.0,
                 contributions: c,
             };
+            if !live[i] {
+                continue;
+            }
             if let (Some(c), Some(cs)) = (&challenger, &challenger_scores)
                 && cs[i] > c.bundle.threshold
             {

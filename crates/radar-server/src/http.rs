@@ -21,6 +21,7 @@ use radar_registry::Registry;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::door::Door;
 use crate::error::ApiError;
 
 #[derive(Clone)]
@@ -47,8 +48,10 @@ impl AppState {
 /// The health component of the event log, as ingest sees it.
 pub const LOG: &str = "log";
 
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
-    Router::new()
+/// The API; behind `door` when given (keys and roles), and always with
+/// POST bodies declared as JSON or NDJSON.
+pub fn router(state: AppState, max_body_bytes: usize, door: Option<Arc<Door>>) -> Router {
+    let routes = Router::new()
         .route("/v1/streams/{stream}/events", post(ingest))
         .route("/v1/streams/{stream}/score", post(score))
         .route("/v1/streams/{stream}/drift", get(drift))
@@ -61,6 +64,15 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
+        .route_layer(axum::middleware::from_fn(crate::door::declared_body));
+    let routes = match door {
+        Some(door) => routes.route_layer(axum::middleware::from_fn_with_state(
+            door,
+            crate::door::authorize,
+        )),
+        None => routes,
+    };
+    routes
         .fallback(|| async {
             ApiError::not_found(
                 "no such endpoint; see /v1/streams/{stream}/events, /v1/alerts, /v1/models, /v1/runs, /healthz, /readyz, /metrics",
@@ -538,16 +550,21 @@ pub struct Server {
 }
 
 impl Server {
-    /// Listens on `addr` and serves the pipeline's API on its runtime.
+    /// Listens on `addr` and serves the pipeline's API on its runtime,
+    /// behind `door` when given.
     pub fn start(
         pipeline: &Pipeline,
         addr: std::net::SocketAddr,
         max_body_bytes: usize,
+        door: Option<Arc<Door>>,
     ) -> std::io::Result<Server> {
         let listener = pipeline.rt.block_on(tokio::net::TcpListener::bind(addr))?;
         let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let app = router(AppState::of(pipeline), max_body_bytes);
+        if let Some(d) = &door {
+            d.keep_fresh(pipeline.rt.handle());
+        }
+        let app = router(AppState::of(pipeline), max_body_bytes, door);
         let task = pipeline.rt.spawn(async move {
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async {

@@ -45,7 +45,15 @@ struct Server {
 }
 
 async fn server() -> Server {
+    server_behind(|_| None).await
+}
+
+/// A server whose door `door` makes from the data directory, if any.
+async fn server_behind(
+    door: impl FnOnce(&std::path::Path) -> Option<Arc<radar_server::door::Door>>,
+) -> Server {
     let dir = tempfile::tempdir().unwrap();
+    let door = door(dir.path());
     let (name, c) = parse_streams(DECL).unwrap().into_iter().next().unwrap();
     let schema = c.build(&name).unwrap();
     let log = Arc::new(EmbeddedLog::open(dir.path().join("log"), Options::default()).unwrap());
@@ -80,7 +88,7 @@ async fn server() -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
-        axum::serve(listener, router(state, 64 << 10))
+        axum::serve(listener, router(state, 64 << 10, door))
             .await
             .unwrap();
     });
@@ -123,6 +131,7 @@ fn load_model(s: &Server) {
 async fn post(s: &Server, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
     let r = reqwest::Client::new()
         .post(format!("{}{path}", s.url))
+        .header("content-type", "application/json")
         .body(body)
         .send()
         .await
@@ -446,4 +455,153 @@ async fn drift_shows_the_last_window_per_feature_and_the_history() {
     assert_eq!(body["history"].as_array().unwrap().len(), 1);
     let (status, _) = get(&s, "/v1/streams/other/drift").await;
     assert_eq!(status, 404);
+}
+
+/// A POST must declare JSON or NDJSON: a web page's `text/plain` form
+/// (which a browser sends cross-site without asking) cannot inject events,
+/// and a compressed body is refused, not misread.
+#[tokio::test]
+async fn posts_must_declare_json_and_come_uncompressed() {
+    let s = server().await;
+    let event = r#"{"id":"a","ts":"2026-01-01T00:00:00Z","card":"c1","amount":5,"kind":"x"}"#;
+    let client = reqwest::Client::new();
+    let send = |ct: Option<&'static str>, enc: Option<&'static str>| {
+        let mut r = client
+            .post(format!("{}/v1/streams/tx/events", s.url))
+            .body(event);
+        if let Some(ct) = ct {
+            r = r.header("content-type", ct);
+        }
+        if let Some(enc) = enc {
+            r = r.header("content-encoding", enc);
+        }
+        r.send()
+    };
+    for ct in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        let r = send(ct, None).await.unwrap();
+        assert_eq!(r.status().as_u16(), 415, "{ct:?}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["code"], "unsupported_media_type");
+        assert_eq!(body["field"], "Content-Type");
+    }
+    let r = send(Some("application/json"), Some("gzip")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 415);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("gzip"), "{body}");
+    for ct in [
+        "application/json",
+        "application/json; charset=utf-8",
+        "application/x-ndjson",
+    ] {
+        let r = send(Some(ct), None).await.unwrap();
+        assert_eq!(r.status().as_u16(), 202, "{ct}");
+    }
+}
+
+/// Keys and roles: no key or a bad one is 401, the wrong role 403, a
+/// revoked or expired key stops working; health stays open; an ingest key
+/// learns only what it sent was accepted.
+#[tokio::test]
+async fn every_endpoint_checks_its_role() {
+    use radar_pipeline::access::{KeyStore, Role};
+    let mut made = None;
+    let s = server_behind(|dir| {
+        let store = KeyStore::open(&dir.join("keys.db")).unwrap();
+        let now = radar_core::time::now_micros();
+        let keys: Vec<_> = [
+            Role::Ingest,
+            Role::Score,
+            Role::Read,
+            Role::Label,
+            Role::Admin,
+        ]
+        .into_iter()
+        .map(|r| store.create(r.name(), r, None).unwrap().key)
+        .collect();
+        let expired = store.create("old", Role::Read, Some(now - 1)).unwrap().key;
+        let door = radar_server::door::Door::new(store.clone(), true, false).unwrap();
+        made = Some((store, keys, expired, door.clone()));
+        Some(door)
+    })
+    .await;
+    let (store, keys, expired, door) = made.unwrap();
+    door.keep_fresh(&tokio::runtime::Handle::current());
+    load_model(&s);
+    let [ingest, score, read, label, admin] = [0, 1, 2, 3, 4].map(|i| keys[i].clone());
+    let client = reqwest::Client::new();
+    let call = |method: &str, path: &str, key: Option<&str>| {
+        let mut r = client.request(method.parse().unwrap(), format!("{}{path}", s.url));
+        if method == "POST" {
+            r = r.header("content-type", "application/json").body(
+                r#"{"id":"k1","ts":"2026-01-01T00:00:00Z","card":"c1","amount":5,"kind":"x"}"#,
+            );
+        }
+        if let Some(k) = key {
+            r = r.header("authorization", format!("Bearer {k}"));
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.text().await.unwrap())
+        }
+    };
+    let events = "/v1/streams/tx/events";
+    let scoring = "/v1/streams/tx/score";
+    for (path, method) in [
+        (events, "POST"),
+        (scoring, "POST"),
+        ("/v1/alerts", "GET"),
+        ("/v1/labels", "GET"),
+        ("/v1/models", "GET"),
+        ("/metrics", "GET"),
+    ] {
+        let (status, body) = call(method, path, None).await;
+        assert_eq!(status, 401, "{method} {path}: {body}");
+        assert!(body.contains("unauthorized"), "{body}");
+    }
+    assert_eq!(call("GET", "/healthz", None).await.0, 200);
+    assert_eq!(call("GET", "/readyz", None).await.0, 200);
+    assert_eq!(call("GET", "/v1/alerts", Some("rk_nonsense")).await.0, 401);
+    assert_eq!(call("GET", "/v1/alerts", Some(&expired)).await.0, 401);
+    // Each role its own endpoints; admin all.
+    let (status, body) = call("POST", events, Some(&ingest)).await;
+    assert_eq!(status, 202, "{body}");
+    assert!(
+        !body.contains("score") && !body.contains("threshold"),
+        "{body}"
+    );
+    assert_eq!(call("POST", scoring, Some(&ingest)).await.0, 403);
+    assert_eq!(call("GET", "/v1/alerts", Some(&ingest)).await.0, 403);
+    assert_eq!(call("POST", scoring, Some(&score)).await.0, 200);
+    assert_eq!(call("POST", events, Some(&score)).await.0, 403);
+    assert_eq!(call("GET", "/v1/alerts", Some(&read)).await.0, 200);
+    assert_eq!(call("POST", scoring, Some(&read)).await.0, 403);
+    assert_eq!(call("POST", "/v1/labels", Some(&read)).await.0, 403);
+    assert_ne!(call("POST", "/v1/labels", Some(&label)).await.0, 403);
+    assert_eq!(call("GET", "/v1/alerts", Some(&label)).await.0, 403);
+    for (path, method) in [
+        (events, "POST"),
+        (scoring, "POST"),
+        ("/v1/alerts", "GET"),
+        ("/metrics", "GET"),
+    ] {
+        let (status, body) = call(method, path, Some(&admin)).await;
+        assert!((200..300).contains(&status), "{path}: {status} {body}");
+    }
+    let (status, body) = call("POST", scoring, Some(&ingest)).await;
+    assert!(body.contains("needs `score`"), "{status} {body}");
+    // Revoked: refused within the door's reload.
+    store.revoke(&read[3..11]).unwrap();
+    let t = std::time::Instant::now();
+    while call("GET", "/v1/alerts", Some(&read)).await.0 != 401 {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(5),
+            "the revoked key still works"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }

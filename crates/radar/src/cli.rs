@@ -59,6 +59,8 @@ pub enum Command {
     Labels(cmd::labels::LabelsArgs),
     /// Model versions and their aliases.
     Models(cmd::models::ModelsArgs),
+    /// API keys and their roles for `radar up`.
+    Keys(cmd::keys::KeysArgs),
     /// Training runs.
     Runs(cmd::models::RunsArgs),
     /// The served model's drift, from a running `radar up`.
@@ -89,6 +91,7 @@ pub fn main() -> ExitCode {
         Command::Train(args) => cmd::train::run(args),
         Command::Labels(args) => cmd::labels::run(args),
         Command::Models(args) => cmd::models::run_models(args),
+        Command::Keys(args) => cmd::keys::run(args),
         Command::Runs(args) => cmd::models::run_runs(args),
         Command::Monitor(args) => cmd::monitor::run(args),
         Command::Retrain(args) => cmd::retrain::run(args),

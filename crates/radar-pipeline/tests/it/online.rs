@@ -111,6 +111,8 @@ fn score_with_restart(
         explain_top: 3,
         labels: None,
         registry: None,
+        // The log is written before the scorer starts: all of it alerts.
+        alerts_from: Some(i64::MIN),
     };
     let mut done = 0u64;
     let targets = match restart_after {

@@ -154,6 +154,8 @@ fn run(
         explain_top: 3,
         labels: None,
         registry: Some(registry.clone()),
+        // The log is written before the scorer starts: all of it alerts.
+        alerts_from: Some(i64::MIN),
     };
     let sinks = Sinks::new(store.clone(), Vec::new(), metrics.clone());
     let stop = Arc::new(AtomicBool::new(false));

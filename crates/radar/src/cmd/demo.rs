@@ -117,8 +117,13 @@ pub fn run(args: DemoArgs) -> Result<()> {
     } = start(&args, "", |_, _, _| None)?;
 
     let pipeline = Pipeline::start(&config, &PipelineOptions::default())?;
-    let server = Server::start(&pipeline, ([127, 0, 0, 1], args.port).into(), 16 << 20)
-        .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
+    let server = Server::start(
+        &pipeline,
+        ([127, 0, 0, 1], args.port).into(),
+        16 << 20,
+        None,
+    )
+    .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
     let url = format!("http://{}", server.addr);
     let metrics = pipeline.shared.metrics.clone();
     // The scorer works through the history first (its feature state warms

@@ -133,8 +133,13 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let first_live_id = boot.events as u64;
 
     let pipeline = Pipeline::start(&config, &PipelineOptions::default())?;
-    let server = Server::start(&pipeline, ([127, 0, 0, 1], args.port).into(), 16 << 20)
-        .map_err(|e| anyhow::anyhow!("cannot listen on 127.0.0.1:{}: {e}", args.port))?;
+    let server = Server::start(
+        &pipeline,
+        ([127, 0, 0, 1], args.port).into(),
+        16 << 20,
+        None,
+    )
+    .map_err(|e| anyhow::anyhow!("cannot listen on 127.0.0.1:{}: {e}", args.port))?;
     let url = format!("http://{}", server.addr);
     let metrics = pipeline.shared.metrics.clone();
     demo::wait_scored(&metrics, boot.events as u64, Duration::from_secs(300))?;

@@ -10,6 +10,7 @@ pub mod export;
 pub mod features;
 pub mod generate;
 pub mod ingest;
+pub mod keys;
 pub mod labels;
 pub mod lake;
 pub mod log;

@@ -21,6 +21,9 @@ pub struct MonitorArgs {
     /// Print the server's JSON document.
     #[arg(long)]
     pub json: bool,
+    /// An API key with the read role, when the server has keys.
+    #[arg(long, env = "RADAR_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
 }
 
 pub fn run(args: MonitorArgs) -> Result<()> {
@@ -35,7 +38,11 @@ pub fn run(args: MonitorArgs) -> Result<()> {
         "{}/v1/streams/{stream}/drift",
         args.url.trim_end_matches('/')
     );
-    let response = reqwest::blocking::get(&url).with_context(|| format!("GET {url}"))?;
+    let mut request = reqwest::blocking::Client::new().get(&url);
+    if let Some(key) = &args.api_key {
+        request = request.bearer_auth(key);
+    }
+    let response = request.send().with_context(|| format!("GET {url}"))?;
     let status = response.status();
     let body: Value = response
         .json()

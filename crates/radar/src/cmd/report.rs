@@ -104,7 +104,7 @@ pub fn print_demo(r: &DemoReport, stream: &str, total: f64) {
     );
     println!("  curl -s {}/v1/alerts?limit=5", r.url);
     println!(
-        "  curl -s -XPOST {}/v1/streams/{stream}/score -d '{{\"event_id\":\"t1\",\"ts\":\"2026-02-01T03:00:00Z\",\"card_id\":\"card-0000001\",\"amount\":2500,\"merchant_category\":\"jewelry\",\"lat\":48.85,\"lon\":2.35,\"device\":\"dev-new\"}}'",
+        "  curl -s -XPOST {}/v1/streams/{stream}/score -H 'content-type: application/json' -d '{{\"event_id\":\"t1\",\"ts\":\"2026-02-01T03:00:00Z\",\"card_id\":\"card-0000001\",\"amount\":2500,\"merchant_category\":\"jewelry\",\"lat\":48.85,\"lon\":2.35,\"device\":\"dev-new\"}}'",
         r.url
     );
     println!("  curl -s {}/metrics", r.url);

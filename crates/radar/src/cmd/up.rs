@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use radar_pipeline::pipeline::{Pipeline, PipelineOptions};
 use radar_pipeline::sinks::webhook::WebhookConfig;
+use radar_server::door::Door;
 use radar_server::http::Server;
 
 use super::Place;
@@ -43,6 +44,19 @@ pub struct UpArgs {
     /// topic when the log is Kafka), keyed by event id.
     #[arg(long)]
     pub alerts_topic: Option<String>,
+    /// Which events in the log may alert: `start` (those appended after
+    /// the scorer first started on this data; older history only builds
+    /// state, counted as backfill), `all`, or an RFC 3339 time.
+    #[arg(long, default_value = "start")]
+    pub alerts_from: String,
+    /// Listen beyond loopback without API keys: anyone who reaches the
+    /// port may ingest, score and read. For trusted networks only.
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+    /// `/metrics` needs a read key too (by default it stays open, like
+    /// `/healthz` and `/readyz`).
+    #[arg(long)]
+    pub metrics_auth: bool,
     /// Largest request body, in bytes.
     #[arg(long, default_value_t = 16 << 20)]
     pub max_body_bytes: usize,
@@ -55,8 +69,15 @@ pub struct UpArgs {
 }
 
 impl UpArgs {
-    pub fn options(&self) -> PipelineOptions {
-        PipelineOptions {
+    pub fn options(&self) -> Result<PipelineOptions> {
+        let alerts_from = match self.alerts_from.as_str() {
+            "start" => None,
+            "all" => Some(i64::MIN),
+            t => Some(radar_core::time::parse_rfc3339(t).map_err(|e| {
+                anyhow::anyhow!("--alerts-from: expected start, all or an RFC 3339 time: {e}")
+            })?),
+        };
+        Ok(PipelineOptions {
             stream: self.stream.clone(),
             model: self.model.clone(),
             stdout_alerts: self.stdout_alerts,
@@ -66,8 +87,9 @@ impl UpArgs {
                 retry_for: Duration::from_secs(self.webhook_retry_seconds),
             }),
             alerts_topic: self.alerts_topic.clone(),
+            alerts_from,
             ..PipelineOptions::default()
-        }
+        })
     }
 
     pub fn addr(&self) -> Result<SocketAddr> {
@@ -80,8 +102,23 @@ impl UpArgs {
 pub fn run(args: UpArgs) -> Result<()> {
     let config = args.place.load()?;
     let addr = args.addr()?;
-    let pipeline = Pipeline::start(&config, &args.options())?;
-    let server = Server::start(&pipeline, addr, args.max_body_bytes)
+    let keys = config.open_keys()?;
+    let has_keys = !keys.active()?.is_empty();
+    let loopback = addr.ip().is_loopback();
+    if !loopback && !has_keys && !args.insecure_no_auth {
+        anyhow::bail!(
+            "refusing to listen on {addr} without API keys: anyone who reaches it could ingest events, score them and read alerts and models. Make a key (`radar keys create --role admin --name ops`), listen on 127.0.0.1 (--host), or pass --insecure-no-auth on a trusted network"
+        );
+    }
+    if !loopback && !has_keys {
+        tracing::warn!(%addr, "--insecure-no-auth: serving beyond loopback WITHOUT API keys; anyone who reaches this port may ingest, score and read everything");
+        eprintln!(
+            "WARNING: --insecure-no-auth: {addr} is open to anyone who reaches it (no API keys)"
+        );
+    }
+    let door = Door::new(keys, loopback || args.insecure_no_auth, !args.metrics_auth)?;
+    let pipeline = Pipeline::start(&config, &args.options()?)?;
+    let server = Server::start(&pipeline, addr, args.max_body_bytes, Some(door))
         .with_context(|| format!("cannot listen on {addr}"))?;
     eprintln!(
         "radar is up on http://{} (stream `{}`); Ctrl-C stops it",

@@ -174,3 +174,89 @@ fn accepted_labels_survive_sigkill_of_radar_up() {
         in_lake.len()
     );
 }
+
+/// History in the log before `radar up` first starts builds the scorer's
+/// state without alerting (counted as backfill); events sent after it
+/// started alert; a restart does not move that point.
+#[test]
+fn history_builds_state_without_alerting_and_live_events_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let place = Place {
+        config: harness::transactions_config(),
+        data_dir: Some(dir.path().join("data").to_str().unwrap().to_owned()),
+    };
+    let mut live = place.with_history(
+        dir.path(),
+        TransactionSpec {
+            cardholders: 800,
+            days: 30.0,
+            seed: 6,
+            fraud_rate: 0.03,
+            ..TransactionSpec::default()
+        },
+    );
+    let client = harness::client();
+    let port = harness::free_port();
+    let child = place.up(port, &["--alerts-from", "start"], None);
+    harness::wait_ready(&client, port);
+    harness::wait_caught_up(&client, port, 4);
+    let backfill = harness::metric(&client, port, "radar_backfill_events_total")[0].1;
+    assert!(backfill > 5_000.0, "backfill {backfill}");
+    assert_eq!(
+        harness::metric(&client, port, "radar_alerts_total")[0].1,
+        0.0,
+        "no alert on history"
+    );
+    let mut sent = 0;
+    while sent < 3000 {
+        let (body, _) = harness::batch(&mut live, 100);
+        assert!(matches!(
+            harness::post(&client, port, &body),
+            Posted::Accepted
+        ));
+        sent += 100;
+    }
+    harness::wait_caught_up(&client, port, 4);
+    let alerts = harness::metric(&client, port, "radar_alerts_total")[0].1;
+    assert!(alerts > 0.0, "live events alert");
+    harness::stop(child, None);
+    // Restarted, the point stays: nothing old alerts, nothing is redone.
+    let port = harness::free_port();
+    let child = place.up(port, &["--alerts-from", "start"], None);
+    harness::wait_ready(&client, port);
+    harness::wait_caught_up(&client, port, 4);
+    assert_eq!(
+        harness::metric(&client, port, "radar_backfill_events_total")[0].1,
+        0.0
+    );
+    harness::stop(child, None);
+    let stored =
+        radar_pipeline::sinks::AlertStore::open(&dir.path().join("data").join("alerts.db"))
+            .unwrap()
+            .event_ids()
+            .unwrap();
+    assert_eq!(stored.len() as f64, alerts);
+}
+
+/// Beyond loopback, `radar up` refuses to start without API keys unless
+/// told the network is trusted.
+#[test]
+fn off_loopback_bind_without_keys_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = crate::radar(&[
+        "up",
+        "--config",
+        &harness::transactions_config(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--host",
+        "0.0.0.0",
+        "--port",
+        &harness::free_port().to_string(),
+    ]);
+    assert!(!out.status.success());
+    let err = crate::stderr(&out);
+    assert!(err.contains("refusing to listen on 0.0.0.0"), "{err}");
+    assert!(err.contains("radar keys create"), "{err}");
+}

@@ -1,0 +1,380 @@
+//! API keys and roles: who may do what through the HTTP API.
+//!
+//! A key reads `rk_<id>_<secret>`: 8 hex characters that find it, 64 that
+//! prove it (32 bytes from the operating system's random source). The
+//! store keeps each key's id, name, role, creation, expiry and revocation
+//! and the SHA-256 of its secret — never the secret, which is shown once,
+//! when the key is made. A presented key is found by its id and its
+//! secret's hash compared in constant time, so timing does not tell how
+//! much of a guess was right.
+//!
+//! Roles: `ingest` (send events), `score` (score events, see scores and
+//! explanations), `read` (alerts, models, runs, labels, drift), `label`
+//! (record verdicts) and `admin`, which may do all of it.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{PipelineError, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Ingest,
+    Score,
+    Read,
+    Label,
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::Ingest,
+        Role::Score,
+        Role::Read,
+        Role::Label,
+        Role::Admin,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Ingest => "ingest",
+            Role::Score => "score",
+            Role::Read => "read",
+            Role::Label => "label",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Role> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.name() == s)
+            .ok_or_else(|| {
+                PipelineError::input(format!(
+                    "role `{s}`: expected one of ingest, score, read, label, admin"
+                ))
+            })
+    }
+
+    /// Whether a key of this role may do what needs `needed`.
+    pub fn allows(self, needed: Role) -> bool {
+        self == Role::Admin || self == needed
+    }
+}
+
+/// A key as listed (without its secret).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct KeyInfo {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    /// UTC µs.
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// A key just made: the only time its whole text is known.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub key: String,
+    pub info: KeyInfo,
+}
+
+/// Why a presented key does not open the door.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    Missing,
+    Malformed,
+    /// Unknown, revoked, or its secret is wrong: told apart by nobody.
+    Invalid,
+    Expired,
+}
+
+impl Denied {
+    pub fn message(self) -> &'static str {
+        match self {
+            Denied::Missing => "this endpoint needs an API key: send `Authorization: Bearer <key>`",
+            Denied::Malformed => "the API key is malformed: expected `rk_<id>_<secret>`",
+            Denied::Invalid => "the API key is not valid (unknown or revoked)",
+            Denied::Expired => "the API key has expired",
+        }
+    }
+}
+
+/// The active keys, for checking requests without touching the store.
+#[derive(Debug, Default, Clone)]
+pub struct Keys {
+    by_id: HashMap<String, ActiveKey>,
+}
+
+#[derive(Debug, Clone)]
+struct ActiveKey {
+    digest: [u8; 32],
+    role: Role,
+    expires_at: Option<i64>,
+}
+
+impl Keys {
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    /// The role of `presented` at `now` (UTC µs), or why not.
+    pub fn check(&self, presented: Option<&str>, now: i64) -> std::result::Result<Role, Denied> {
+        let presented = presented.ok_or(Denied::Missing)?;
+        let (id, secret) = split_key(presented).ok_or(Denied::Malformed)?;
+        let key = self.by_id.get(id).ok_or(Denied::Invalid)?;
+        if !same_digest(&digest(secret), &key.digest) {
+            return Err(Denied::Invalid);
+        }
+        if key.expires_at.is_some_and(|e| now >= e) {
+            return Err(Denied::Expired);
+        }
+        Ok(key.role)
+    }
+}
+
+fn split_key(key: &str) -> Option<(&str, &str)> {
+    let rest = key.strip_prefix("rk_")?;
+    let (id, secret) = rest.split_once('_')?;
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    (hex(id, 8) && hex(secret, 64)).then_some((id, secret))
+}
+
+fn digest(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// Equal digests, in time that does not depend on where they differ.
+fn same_digest(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn db_err(e: rusqlite::Error) -> PipelineError {
+    PipelineError::Registry(radar_registry::RegistryError::Db(e))
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    digest BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER,
+    revoked_at INTEGER
+);
+";
+
+/// The keys of a deployment, in SQLite beside the other metadata.
+#[derive(Clone)]
+pub struct KeyStore {
+    db: Arc<Mutex<rusqlite::Connection>>,
+}
+
+impl KeyStore {
+    pub fn open(path: &Path) -> Result<KeyStore> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(PipelineError::io(dir.display()))?;
+        }
+        let conn = rusqlite::Connection::open(path).map_err(db_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(db_err)?;
+        conn.execute_batch(SCHEMA).map_err(db_err)?;
+        Ok(KeyStore {
+            db: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    fn db(&self) -> Result<std::sync::MutexGuard<'_, rusqlite::Connection>> {
+        self.db
+            .lock()
+            .map_err(|_| PipelineError::Internal("the keys database lock is poisoned".into()))
+    }
+
+    /// Makes a key of `role`, valid until `expires_at` (UTC µs) if given.
+    pub fn create(&self, name: &str, role: Role, expires_at: Option<i64>) -> Result<NewKey> {
+        if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+            return Err(PipelineError::input(
+                "a key's name must be 1 to 100 printable characters",
+            ));
+        }
+        let mut bytes = [0u8; 36];
+        getrandom::fill(&mut bytes).map_err(|e| {
+            PipelineError::Internal(format!("the operating system gave no random bytes: {e}"))
+        })?;
+        let (id, secret) = (hex(&bytes[..4]), hex(&bytes[4..]));
+        let info = KeyInfo {
+            id: id.clone(),
+            name: name.to_owned(),
+            role,
+            created_at: radar_core::time::now_micros(),
+            expires_at,
+            revoked_at: None,
+        };
+        self.db()?
+            .execute(
+                "INSERT INTO api_keys (id, name, role, digest, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                rusqlite::params![
+                    id,
+                    info.name,
+                    role.name(),
+                    digest(&secret).to_vec(),
+                    info.created_at,
+                    expires_at
+                ],
+            )
+            .map_err(db_err)?;
+        Ok(NewKey {
+            key: format!("rk_{id}_{secret}"),
+            info,
+        })
+    }
+
+    pub fn list(&self) -> Result<Vec<KeyInfo>> {
+        let db = self.db()?;
+        let mut st = db
+            .prepare("SELECT id, name, role, created_at, expires_at, revoked_at FROM api_keys ORDER BY created_at, id")
+            .map_err(db_err)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                    r.get::<_, Option<i64>>(5)?,
+                ))
+            })
+            .map_err(db_err)?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(db_err)?;
+        rows.into_iter()
+            .map(|(id, name, role, created_at, expires_at, revoked_at)| {
+                Ok(KeyInfo {
+                    id,
+                    name,
+                    role: Role::parse(&role)?,
+                    created_at,
+                    expires_at,
+                    revoked_at,
+                })
+            })
+            .collect()
+    }
+
+    /// Revokes key `id` (the part after `rk_`); revoking twice is fine.
+    pub fn revoke(&self, id: &str) -> Result<()> {
+        let n = self
+            .db()?
+            .execute(
+                "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
+                rusqlite::params![id, radar_core::time::now_micros()],
+            )
+            .map_err(db_err)?;
+        if n == 0 {
+            return Err(PipelineError::NotFound(format!(
+                "no API key with id `{id}`"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The keys not revoked, for [`Keys::check`].
+    pub fn active(&self) -> Result<Keys> {
+        let db = self.db()?;
+        let mut st = db
+            .prepare("SELECT id, role, digest, expires_at FROM api_keys WHERE revoked_at IS NULL")
+            .map_err(db_err)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                ))
+            })
+            .map_err(db_err)?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(db_err)?;
+        let mut by_id = HashMap::new();
+        for (id, role, d, expires_at) in rows {
+            let digest: [u8; 32] = d.try_into().map_err(|_| {
+                PipelineError::Internal(format!("API key `{id}`: a stored digest is not 32 bytes"))
+            })?;
+            by_id.insert(
+                id,
+                ActiveKey {
+                    digest,
+                    role: Role::parse(&role)?,
+                    expires_at,
+                },
+            );
+        }
+        Ok(Keys { by_id })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_open_by_role_until_revoked_or_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KeyStore::open(&dir.path().join("keys.db")).unwrap();
+        let now = radar_core::time::now_micros();
+        let ingest = store.create("feeder", Role::Ingest, None).unwrap();
+        let admin = store.create("ops", Role::Admin, None).unwrap();
+        let brief = store.create("brief", Role::Read, Some(now + 1000)).unwrap();
+        let keys = store.active().unwrap();
+        assert_eq!(keys.check(Some(&ingest.key), now), Ok(Role::Ingest));
+        assert!(Role::Ingest.allows(Role::Ingest) && !Role::Ingest.allows(Role::Score));
+        assert!(Role::ALL.iter().all(|&r| Role::Admin.allows(r)));
+        assert_eq!(keys.check(Some(&admin.key), now), Ok(Role::Admin));
+        assert_eq!(keys.check(Some(&brief.key), now), Ok(Role::Read));
+        assert_eq!(
+            keys.check(Some(&brief.key), now + 1000),
+            Err(Denied::Expired)
+        );
+        assert_eq!(keys.check(None, now), Err(Denied::Missing));
+        assert_eq!(keys.check(Some("Bearer x"), now), Err(Denied::Malformed));
+        // The right id with a wrong secret.
+        let mut forged = ingest.key.clone();
+        let last = forged.pop().unwrap();
+        forged.push(if last == '0' { '1' } else { '0' });
+        assert_eq!(keys.check(Some(&forged), now), Err(Denied::Invalid));
+
+        store.revoke(&ingest.info.id).unwrap();
+        store.revoke(&ingest.info.id).unwrap();
+        let keys = store.active().unwrap();
+        assert_eq!(keys.check(Some(&ingest.key), now), Err(Denied::Invalid));
+        assert!(matches!(
+            store.revoke("ffffffff"),
+            Err(PipelineError::NotFound(_))
+        ));
+        let listed = store.list().unwrap();
+        assert_eq!(listed.len(), 3);
+        assert!(listed[0].revoked_at.is_some() && listed[1].revoked_at.is_none());
+        // The secret is nowhere in the store.
+        let bytes = std::fs::read(dir.path().join("keys.db")).unwrap();
+        let secret = admin.key.rsplit('_').next().unwrap();
+        assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()));
+        assert!(store.create("", Role::Read, None).is_err());
+        assert!(Role::parse("root").is_err());
+    }
+}
