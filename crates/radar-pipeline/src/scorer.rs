@@ -591,6 +591,7 @@ pub fn run(
             };
             let alert = |score: f64, threshold: f64, model: &str, version: i64, c| Alert {
                 event_id: crate::labels::event_id(&topic, record, *partition, *offset),
+                position: format!("{topic}/{partition}/{offset}"),
                 stream: topic.clone(),
                 entity: record.entity.as_deref().map(str::to_owned),
                 score,

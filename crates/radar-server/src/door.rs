@@ -20,6 +20,15 @@ use radar_pipeline::access::{KeyStore, Keys, Role};
 
 use crate::error::ApiError;
 
+/// Per-key limits; `None`: unlimited.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limits {
+    /// Requests per second a key may make (a bucket of one second's).
+    pub rate: Option<f64>,
+    /// Requests one key may have in flight at once.
+    pub concurrent: Option<usize>,
+}
+
 /// Who may pass.
 pub struct Door {
     store: KeyStore,
@@ -28,6 +37,9 @@ pub struct Door {
     open_without_keys: bool,
     /// `/metrics` needs no key.
     open_metrics: bool,
+    limits: Limits,
+    /// Per key id: (tokens, last refill µs) and requests in flight.
+    buckets: std::sync::Mutex<std::collections::HashMap<String, (f64, i64, usize)>>,
 }
 
 impl Door {
@@ -43,7 +55,55 @@ impl Door {
             keys: RwLock::new(Arc::new(keys)),
             open_without_keys,
             open_metrics,
+            limits: Limits::default(),
+            buckets: Default::default(),
         }))
+    }
+
+    /// The same door with per-key `limits`.
+    pub fn limited(self: Arc<Door>, limits: Limits) -> Arc<Door> {
+        match Arc::try_unwrap(self) {
+            Ok(mut d) => {
+                d.limits = limits;
+                Arc::new(d)
+            }
+            Err(shared) => shared,
+        }
+    }
+
+    /// Takes a request slot for key `id` at `now`, or says how many
+    /// seconds until one frees.
+    fn admit(&self, id: &str, now: i64) -> Result<(), u32> {
+        let Limits { rate, concurrent } = self.limits;
+        if rate.is_none() && concurrent.is_none() {
+            return Ok(());
+        }
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return Ok(());
+        };
+        let burst = rate.unwrap_or(f64::INFINITY).max(1.0);
+        let (tokens, last, in_flight) = buckets.entry(id.to_owned()).or_insert((burst, now, 0));
+        if concurrent.is_some_and(|c| *in_flight >= c) {
+            return Err(1);
+        }
+        if let Some(r) = rate {
+            *tokens = (*tokens + (now - *last) as f64 / 1e6 * r).min(burst);
+            *last = now;
+            if *tokens < 1.0 {
+                return Err(((1.0 - *tokens) / r).ceil().max(1.0) as u32);
+            }
+            *tokens -= 1.0;
+        }
+        *in_flight += 1;
+        Ok(())
+    }
+
+    fn release(&self, id: &str) {
+        if let Ok(mut buckets) = self.buckets.lock()
+            && let Some(b) = buckets.get_mut(id)
+        {
+            b.2 = b.2.saturating_sub(1);
+        }
     }
 
     /// Reloads the keys every second on `rt` until the door is dropped
@@ -111,8 +171,30 @@ pub async fn authorize(
     if keys.is_empty() && door.open_without_keys {
         return next.run(request).await;
     }
-    match keys.check(presented(request.headers()), radar_core::time::now_micros()) {
-        Ok(role) if role.allows(needed) => next.run(request).await,
+    let key = presented(request.headers());
+    let now = radar_core::time::now_micros();
+    match keys.check(key, now) {
+        Ok(role) if role.allows(needed) => {
+            // A valid key has the `rk_<8 hex>_` shape.
+            let id = key
+                .and_then(|k| k.get(3..11))
+                .unwrap_or_default()
+                .to_owned();
+            if let Err(wait) = door.admit(&id, now) {
+                let mut r = ApiError::bad(format!(
+                    "this key is over its limit ({}); retry in {wait} s",
+                    limit_text(door.limits)
+                ))
+                .with_status(StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+                .into_response();
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from(wait));
+                return r;
+            }
+            let response = next.run(request).await;
+            door.release(&id);
+            response
+        }
         Ok(role) => ApiError::bad(format!(
             "this key's role `{}` may not do this; it needs `{}` (or `admin`)",
             role.name(),
@@ -130,6 +212,15 @@ pub async fn authorize(
             );
             r
         }
+    }
+}
+
+fn limit_text(l: Limits) -> String {
+    match (l.rate, l.concurrent) {
+        (Some(r), Some(c)) => format!("{r} requests/s, {c} at once"),
+        (Some(r), None) => format!("{r} requests/s"),
+        (None, Some(c)) => format!("{c} requests at once"),
+        (None, None) => "none".into(),
     }
 }
 
@@ -186,6 +277,27 @@ fn unsupported(message: String) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_over_its_rate_or_concurrency_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KeyStore::open(&dir.path().join("keys.db")).unwrap();
+        let door = Door::new(store, false, true).unwrap().limited(Limits {
+            rate: Some(2.0),
+            concurrent: Some(1),
+        });
+        let t = 1_000_000_000;
+        assert_eq!(door.admit("a", t), Ok(()));
+        // One in flight: the second waits, whatever the rate.
+        assert_eq!(door.admit("a", t), Err(1));
+        door.release("a");
+        assert_eq!(door.admit("a", t), Ok(()));
+        door.release("a");
+        // Two a second, spent: the next in half a second (said as 1 s).
+        assert_eq!(door.admit("a", t), Err(1));
+        assert_eq!(door.admit("b", t), Ok(()), "each key its own bucket");
+        assert_eq!(door.admit("a", t + 600_000), Ok(()));
+    }
 
     #[test]
     fn every_endpoint_needs_its_role() {

@@ -26,6 +26,8 @@ use crate::error::ApiError;
 
 #[derive(Clone)]
 pub struct AppState {
+    /// Events one request to `/events` or `/score` may carry.
+    pub max_events_per_request: usize,
     pub log: Arc<dyn EventLog>,
     pub shared: Shared,
     pub alerts: AlertStore,
@@ -36,6 +38,7 @@ pub struct AppState {
 impl AppState {
     pub fn of(p: &Pipeline) -> AppState {
         AppState {
+            max_events_per_request: DEFAULT_MAX_EVENTS,
             log: p.log.clone(),
             shared: p.shared.clone(),
             alerts: p.alerts.clone(),
@@ -44,6 +47,9 @@ impl AppState {
         }
     }
 }
+
+/// Events one request may carry unless `radar up` says otherwise.
+pub const DEFAULT_MAX_EVENTS: usize = 10_000;
 
 /// The health component of the event log, as ingest sees it.
 pub const LOG: &str = "log";
@@ -103,27 +109,41 @@ fn check_stream(state: &AppState, stream: &str) -> Result<(), ApiError> {
 }
 
 /// One JSON object, an array of them, or NDJSON (one per line).
-fn split_events(body: &[u8]) -> Result<Vec<Vec<u8>>, ApiError> {
+fn split_events(body: &[u8], max: usize) -> Result<Vec<Vec<u8>>, ApiError> {
     let text = body.trim_ascii();
     if text.is_empty() {
         return Err(ApiError::bad(
             "the body is empty: send a JSON object, an array of objects, or NDJSON",
         ));
     }
+    let too_many = |n: usize| {
+        ApiError::bad(format!(
+            "{n} events in one request; at most {max} (split the batch)"
+        ))
+        .with_status(StatusCode::PAYLOAD_TOO_LARGE, "too_many_events")
+    };
     if text[0] == b'[' {
-        let items: Vec<Value> = serde_json::from_slice(text)
+        // Each element's own bytes, as sent: the decoder checks each for
+        // duplicate keys, and the log stores what came, not a rewrite.
+        let items: Vec<&serde_json::value::RawValue> = serde_json::from_slice(text)
             .map_err(|e| ApiError::bad(format!("the body is not a JSON array: {e}")))?;
         if items.is_empty() {
             return Err(ApiError::bad("the array holds no events"));
         }
-        return Ok(items.iter().map(|v| v.to_string().into_bytes()).collect());
+        if items.len() > max {
+            return Err(too_many(items.len()));
+        }
+        return Ok(items.iter().map(|v| v.get().as_bytes().to_vec()).collect());
     }
-    Ok(text
+    let lines: Vec<&[u8]> = text
         .split(|&b| b == b'\n')
         .map(|l| l.trim_ascii())
         .filter(|l| !l.is_empty())
-        .map(<[u8]>::to_vec)
-        .collect())
+        .collect();
+    if lines.len() > max {
+        return Err(too_many(lines.len()));
+    }
+    Ok(lines.into_iter().map(<[u8]>::to_vec).collect())
 }
 
 #[derive(Serialize)]
@@ -147,7 +167,7 @@ async fn ingest(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     check_stream(&state, &stream)?;
-    let events = split_events(&body)?;
+    let events = split_events(&body, state.max_events_per_request)?;
     let counters = state.shared.metrics.component("ingest");
     let now = crate::now_micros();
     let mut decoder = Decoder::new(state.shared.schema.clone());
@@ -227,7 +247,7 @@ async fn score(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     check_stream(&state, &stream)?;
-    let events = split_events(&body)?;
+    let events = split_events(&body, state.max_events_per_request)?;
     // The scorer holds the feature state's lock for a batch: wait for it
     // off the async threads.
     blocking(move || score_events(&state.shared, &events)).await?
@@ -270,43 +290,75 @@ fn score_events(shared: &Shared, events: &[Vec<u8>]) -> Result<Json<Value>, ApiE
         return Err(ApiError::unavailable("no champion model is loaded yet"));
     };
     let mut decoder = Decoder::new(shared.schema.clone());
-    let engine = shared
-        .engine
-        .read()
-        .map_err(|_| ApiError::internal("the feature state's lock is poisoned"))?;
+    let columns = &shared.schema.columns;
+    // Features first, the feature state's read lock taken per slice of
+    // events, never for the whole request: the scorer's writes (and other
+    // requests) interleave.
+    let mut rows: Vec<Result<Vec<f64>, Value>> = Vec::with_capacity(events.len());
+    for (chunk_start, chunk) in events.chunks(256).enumerate() {
+        let engine = shared
+            .engine
+            .read()
+            .map_err(|_| ApiError::internal("the feature state's lock is poisoned"))?;
+        for (k, raw) in chunk.iter().enumerate() {
+            let index = chunk_start * 256 + k;
+            rows.push(match decoder.decode_json(raw, crate::now_micros()) {
+                Ok(record) => {
+                    let mut row = vec![0.0; columns.len()];
+                    engine.peek(&record, &mut row);
+                    Ok(row)
+                }
+                Err(dl) => Err(
+                    json!({"index": index, "error": dl.reason.to_string(), "reason": dl.reason.code(), "field": dl.reason.field()}),
+                ),
+            });
+        }
+    }
+    if !rows.is_empty() && rows.iter().all(Result::is_err) {
+        let first = rows.iter().find_map(|r| r.as_ref().err()).cloned();
+        let mut e = ApiError::bad(format!(
+            "none of the {} events is valid; the first: {}",
+            rows.len(),
+            first
+                .as_ref()
+                .and_then(|f| f["error"].as_str())
+                .unwrap_or("invalid")
+        ));
+        e.field = first.and_then(|f| f["field"].as_str().map(str::to_owned));
+        return Err(e);
+    }
     let scoring = source.lock()?;
     let threshold = scoring.threshold();
-    let columns = &shared.schema.columns;
-    let mut row = vec![0.0; columns.len()];
-    let mut out = Vec::with_capacity(events.len());
-    for (index, raw) in events.iter().enumerate() {
-        match decoder.decode_json(raw, crate::now_micros()) {
-            Ok(record) => {
-                engine.peek(&record, &mut row);
-                let s = scoring.peek(&row).map_err(ApiError::internal)?;
-                let ranked = scoring.explain(columns, &row).map_err(ApiError::internal)?;
-                let contributions: Vec<Value> = ranked
-                    .into_iter()
-                    .take(5)
-                    .map(|e| {
-                        let mut c = json!({"feature": e.input, "share": e.share, "value": e.value});
-                        if let Some(d) = direction_name(e.above) {
-                            c["direction"] = json!(d);
-                        }
-                        c
-                    })
-                    .collect();
-                out.push(json!({
-                    "index": index,
-                    "score": s,
-                    "threshold": threshold,
-                    "anomaly": s > threshold,
-                    "contributions": contributions,
-                    "features": columns.iter().zip(&row).map(|(c, v)| (c.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
-                }));
+    let mut out = Vec::with_capacity(rows.len());
+    for (index, row) in rows.into_iter().enumerate() {
+        let row = match row {
+            Ok(row) => row,
+            Err(refused) => {
+                out.push(refused);
+                continue;
             }
-            Err(dl) => out.push(json!({"index": index, "error": dl.reason.to_string(), "reason": dl.reason.code(), "field": dl.reason.field()})),
-        }
+        };
+        let s = scoring.peek(&row).map_err(ApiError::internal)?;
+        let ranked = scoring.explain(columns, &row).map_err(ApiError::internal)?;
+        let contributions: Vec<Value> = ranked
+            .into_iter()
+            .take(5)
+            .map(|e| {
+                let mut c = json!({"feature": e.input, "share": e.share, "value": e.value});
+                if let Some(d) = direction_name(e.above) {
+                    c["direction"] = json!(d);
+                }
+                c
+            })
+            .collect();
+        out.push(json!({
+            "index": index,
+            "score": s,
+            "threshold": threshold,
+            "anomaly": s > threshold,
+            "contributions": contributions,
+            "features": columns.iter().zip(&row).map(|(c, v)| (c.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        }));
     }
     let (name, version, warming_up) = scoring.model();
     Ok(Json(
@@ -349,7 +401,7 @@ async fn alerts(
 /// field, or about an event the stream never had. 201 when any was
 /// accepted or already known, 400 when none was.
 async fn post_labels(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    let items = split_events(&body)?;
+    let items = split_events(&body, state.max_events_per_request)?;
     let now = crate::now_micros();
     let mut results: Vec<Value> = Vec::with_capacity(items.len());
     let mut good = Vec::new();
@@ -542,6 +594,26 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// How the server takes requests.
+pub struct ServerOptions {
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Most events in one request to `/events`, `/score` or `/labels`.
+    pub max_events_per_request: usize,
+    /// Keys, roles and limits; `None`: open (loopback only).
+    pub door: Option<Arc<Door>>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            max_body_bytes: 16 << 20,
+            max_events_per_request: DEFAULT_MAX_EVENTS,
+            door: None,
+        }
+    }
+}
+
 /// A server running in front of a pipeline.
 pub struct Server {
     pub addr: std::net::SocketAddr,
@@ -550,21 +622,23 @@ pub struct Server {
 }
 
 impl Server {
-    /// Listens on `addr` and serves the pipeline's API on its runtime,
-    /// behind `door` when given.
+    /// Listens on `addr` and serves the pipeline's API on its runtime.
     pub fn start(
         pipeline: &Pipeline,
         addr: std::net::SocketAddr,
-        max_body_bytes: usize,
-        door: Option<Arc<Door>>,
+        options: ServerOptions,
     ) -> std::io::Result<Server> {
         let listener = pipeline.rt.block_on(tokio::net::TcpListener::bind(addr))?;
         let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        if let Some(d) = &door {
+        if let Some(d) = &options.door {
             d.keep_fresh(pipeline.rt.handle());
         }
-        let app = router(AppState::of(pipeline), max_body_bytes, door);
+        let state = AppState {
+            max_events_per_request: options.max_events_per_request,
+            ..AppState::of(pipeline)
+        };
+        let app = router(state, options.max_body_bytes, options.door);
         let task = pipeline.rt.spawn(async move {
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async {

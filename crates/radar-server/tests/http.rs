@@ -79,6 +79,7 @@ async fn server_behind(
     };
     let labels = LabelStore::open(&dir.path().join("labels.db")).unwrap();
     let state = AppState {
+        max_events_per_request: 50,
         log,
         shared: shared.clone(),
         alerts: AlertStore::open(&dir.path().join("alerts.db")).unwrap(),
@@ -604,4 +605,61 @@ async fn every_endpoint_checks_its_role() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+}
+
+/// Limits: more events in a request than allowed is 413; `/score` with no
+/// valid event is 400; an array's events are checked one by one as sent
+/// (a duplicate key inside is refused, not silently merged); a key over
+/// its rate gets 429 with Retry-After.
+#[tokio::test]
+async fn limits_caps_and_what_is_checked_per_event() {
+    use radar_pipeline::access::{KeyStore, Role};
+    let ev = |i: usize| {
+        format!(r#"{{"id":"l{i}","ts":"2026-01-01T00:00:00Z","card":"c1","amount":5,"kind":"x"}}"#)
+    };
+    let s = server().await;
+    load_model(&s);
+    let many: String = (0..51).map(|i| ev(i) + "\n").collect();
+    let (status, body) = post(&s, "/v1/streams/tx/events", many).await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["code"], "too_many_events");
+    let (status, body) = post(&s, "/v1/streams/tx/score", "{\"id\":1}\n{\"nope\":true}").await;
+    assert_eq!(status, 400, "{body}");
+    let dup = r#"[{"id":"d1","ts":"2026-01-01T00:00:00Z","card":"c1","amount":5,"amount":900000,"kind":"x"}]"#;
+    let (status, body) = post(&s, "/v1/streams/tx/events", dup).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("duplicate"), "{body}");
+
+    let mut key = None;
+    let s = server_behind(|dir| {
+        let store = KeyStore::open(&dir.join("keys.db")).unwrap();
+        key = Some(store.create("burst", Role::Admin, None).unwrap().key);
+        let door = radar_server::door::Door::new(store, true, true).unwrap();
+        Some(door.limited(radar_server::door::Limits {
+            rate: Some(1.0),
+            concurrent: None,
+        }))
+    })
+    .await;
+    let key = key.unwrap();
+    let client = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..3 {
+        let r = client
+            .get(format!("{}/v1/alerts", s.url))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+        if r.status().as_u16() == 429 {
+            retry_after = r.headers().get("retry-after").cloned();
+            let b: Value = r.json().await.unwrap();
+            assert_eq!(b["code"], "rate_limited");
+        }
+    }
+    assert_eq!(statuses[0], 200);
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert!(retry_after.is_some());
 }

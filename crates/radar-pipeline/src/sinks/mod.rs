@@ -1,10 +1,10 @@
-//! Where alerts go. The alerts table is the ledger: it keeps each event id
+//! Where alerts go. The alerts table is the ledger: it keeps each log position
 //! once and says which alerts are new; every other sink gets only those,
 //! in decision order. One folder per sink, each with its config checked
 //! before it is built:
 //!
 //! - [`table`]: the alerts table (SQLite), which the scorer must be able
-//!   to write before it moves on;
+//!   to write before it moves on; it keeps each log position once;
 //! - [`stdout`]: JSON lines on standard output;
 //! - [`webhook`]: an HTTP POST per alert from a bounded queue, retried
 //!   when a retry can help;
@@ -51,6 +51,11 @@ pub fn direction_name(above: Option<bool>) -> Option<String> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     pub event_id: String,
+    /// Where the event sits in the log (`stream/partition/offset`): the
+    /// alert's identity. Not the event id, which a client chooses: reusing
+    /// a harmless event's id must not silence an alert on another.
+    #[serde(default)]
+    pub position: String,
     pub stream: String,
     pub entity: Option<String>,
     pub score: f64,
@@ -111,11 +116,11 @@ pub enum Outgoing {
 }
 
 impl Outgoing {
-    /// The key a topic keeps it under: an alert's event id; a notice's
-    /// kind and model.
+    /// The key a topic keeps it under: an alert's log position; a
+    /// notice's kind and model.
     pub fn key(&self) -> String {
         match self {
-            Outgoing::Alert(a) => a.event_id.clone(),
+            Outgoing::Alert(a) => a.position.clone(),
             Outgoing::Notice(n) => format!("notice:{}:{}", n.notice, n.model),
         }
     }

@@ -67,9 +67,22 @@ impl AlertStore {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.busy_timeout(Duration::from_secs(10))?;
+        // Tables made when alerts were keyed by event id move aside, and
+        // their rows come back keyed by that id.
+        let keyed_by_id = conn
+            .prepare(
+                "SELECT 1 FROM pragma_table_info('alerts') WHERE name = 'event_id' AND pk = 1",
+            )?
+            .exists([])?;
+        if keyed_by_id {
+            conn.execute_batch(
+                "ALTER TABLE alerts RENAME TO alerts_by_id; DROP INDEX IF EXISTS alerts_time;",
+            )?;
+        }
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS alerts (
-                event_id TEXT PRIMARY KEY,
+                position TEXT PRIMARY KEY,
+                event_id TEXT NOT NULL,
                 stream TEXT NOT NULL,
                 entity TEXT,
                 score REAL NOT NULL,
@@ -78,6 +91,7 @@ impl AlertStore {
                 body TEXT NOT NULL
             );
             CREATE INDEX IF NOT EXISTS alerts_time ON alerts(event_time);
+            CREATE INDEX IF NOT EXISTS alerts_event ON alerts(event_id);
             CREATE TABLE IF NOT EXISTS shadow_alerts (
                 event_id TEXT NOT NULL,
                 model TEXT NOT NULL,
@@ -96,6 +110,15 @@ impl AlertStore {
                 body TEXT NOT NULL
             );",
         )?;
+        if keyed_by_id {
+            conn.execute_batch(
+                "BEGIN;
+                 INSERT OR IGNORE INTO alerts (position, event_id, stream, entity, score, event_time, decided_at, body)
+                     SELECT 'id:' || event_id, event_id, stream, entity, score, event_time, decided_at, body FROM alerts_by_id;
+                 DROP TABLE alerts_by_id;
+                 COMMIT;",
+            )?;
+        }
         Ok(AlertStore {
             db: Arc::new(Mutex::new(conn)),
         })
@@ -177,10 +200,17 @@ impl AlertStore {
         let mut fresh = Vec::new();
         {
             let mut st = tx.prepare_cached(
-                "INSERT OR IGNORE INTO alerts (event_id, stream, entity, score, event_time, decided_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT OR IGNORE INTO alerts (position, event_id, stream, entity, score, event_time, decided_at, body) VALUES (?8, ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             for a in alerts {
                 let body = serde_json::to_string(a).unwrap_or_default();
+                // Alerts before positions were kept (none are made now)
+                // fall back to their id.
+                let position = if a.position.is_empty() {
+                    format!("id:{}", a.event_id)
+                } else {
+                    a.position.clone()
+                };
                 let n = st.execute(params![
                     a.event_id,
                     a.stream,
@@ -188,7 +218,8 @@ impl AlertStore {
                     a.score,
                     a.event_time_us,
                     a.decided_at_us,
-                    body
+                    body,
+                    position
                 ])?;
                 if n == 1 {
                     fresh.push(a.clone());

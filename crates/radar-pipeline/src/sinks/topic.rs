@@ -1,9 +1,10 @@
 //! Alerts (and notices) appended to a topic of the event log, keyed by
-//! event id, as JSON: a Kafka topic when the log is Kafka (downstream consumers read
+//! log position, as JSON: a Kafka topic when the log is Kafka (downstream consumers read
 //! alerts like any event). A thread drains a bounded queue, so a broker
 //! that is away never holds the scorer up; appends are retried with
 //! backoff while it is away, and what does not fit the queue is dropped
-//! and counted. At-least-once: consumers deduplicate by event id (the key).
+//! and counted. At-least-once: consumers deduplicate by the key (an
+//! alert's log position).
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};

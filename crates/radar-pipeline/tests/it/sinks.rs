@@ -18,6 +18,7 @@ use radar_pipeline::sinks::{Alert, AlertSink, AlertStore, Sinks};
 fn alert(i: usize) -> Alert {
     Alert {
         event_id: format!("e{i}"),
+        position: format!("tx/0/{i}"),
         stream: "tx".into(),
         entity: Some(format!("c{}", i % 3)),
         score: 0.9,
@@ -45,7 +46,7 @@ fn read_topic(log: &dyn EventLog, topic: &str, n: usize) -> Vec<Alert> {
                 at = last.offset + 1;
                 for s in batch {
                     let a: Alert = serde_json::from_slice(&s.record.value).unwrap();
-                    assert_eq!(s.record.key.as_deref(), Some(a.event_id.as_bytes()));
+                    assert_eq!(s.record.key.as_deref(), Some(a.position.as_bytes()));
                     got.push(a);
                 }
             }
@@ -233,4 +234,59 @@ fn sink_configs_are_checked_before_they_build() {
         .to_string();
         assert!(e.contains(message), "{url}: {e}");
     }
+}
+
+/// Regression: the ledger kept each event id once, so a client that
+/// reused a harmless event's id for a fraudulent one silenced its alert.
+/// It keeps each log position once: the same position twice is one alert
+/// (a rescored batch), the same id at two positions two.
+#[test]
+fn regression_a_reused_event_id_silenced_the_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = AlertStore::open(&dir.path().join("alerts.db")).unwrap();
+    let first = alert(1);
+    let reused = Alert {
+        position: "tx/0/99".into(),
+        score: 0.97,
+        ..alert(1)
+    };
+    assert_eq!(store.insert(std::slice::from_ref(&first)).unwrap().len(), 1);
+    assert_eq!(store.insert(std::slice::from_ref(&first)).unwrap().len(), 0);
+    assert_eq!(
+        store.insert(std::slice::from_ref(&reused)).unwrap().len(),
+        1
+    );
+    assert_eq!(
+        store.event_ids().unwrap(),
+        vec!["e1".to_owned(), "e1".to_owned()]
+    );
+}
+
+/// An alerts table made when alerts were keyed by event id opens, keeps
+/// its rows, and takes alerts by position from then on.
+#[test]
+fn an_alerts_table_keyed_by_event_id_is_carried_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alerts.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE alerts (event_id TEXT PRIMARY KEY, stream TEXT NOT NULL, entity TEXT,
+                score REAL NOT NULL, event_time INTEGER NOT NULL, decided_at INTEGER NOT NULL, body TEXT NOT NULL);
+             CREATE INDEX alerts_time ON alerts(event_time);",
+        )
+        .unwrap();
+        let body = serde_json::to_string(&alert(7)).unwrap();
+        conn.execute(
+            "INSERT INTO alerts VALUES ('e7', 'tx', 'c1', 0.9, 1, 2, ?1)",
+            [body],
+        )
+        .unwrap();
+    }
+    let store = AlertStore::open(&path).unwrap();
+    assert_eq!(store.event_ids().unwrap(), vec!["e7".to_owned()]);
+    assert_eq!(store.insert(&[alert(8)]).unwrap().len(), 1);
+    drop(store);
+    let store = AlertStore::open(&path).unwrap();
+    assert_eq!(store.event_ids().unwrap().len(), 2);
 }

@@ -120,8 +120,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let server = Server::start(
         &pipeline,
         ([127, 0, 0, 1], args.port).into(),
-        16 << 20,
-        None,
+        Default::default(),
     )
     .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
     let url = format!("http://{}", server.addr);

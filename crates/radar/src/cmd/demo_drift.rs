@@ -136,8 +136,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let server = Server::start(
         &pipeline,
         ([127, 0, 0, 1], args.port).into(),
-        16 << 20,
-        None,
+        Default::default(),
     )
     .map_err(|e| anyhow::anyhow!("cannot listen on 127.0.0.1:{}: {e}", args.port))?;
     let url = format!("http://{}", server.addr);

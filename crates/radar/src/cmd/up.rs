@@ -10,8 +10,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use radar_pipeline::pipeline::{Pipeline, PipelineOptions};
 use radar_pipeline::sinks::webhook::WebhookConfig;
-use radar_server::door::Door;
-use radar_server::http::Server;
+use radar_server::door::{Door, Limits};
+use radar_server::http::{Server, ServerOptions};
 
 use super::Place;
 
@@ -57,6 +57,16 @@ pub struct UpArgs {
     /// `/healthz` and `/readyz`).
     #[arg(long)]
     pub metrics_auth: bool,
+    /// Most events one request may carry (`/events`, `/score`, `/labels`).
+    #[arg(long, default_value_t = radar_server::http::DEFAULT_MAX_EVENTS)]
+    pub max_events_per_request: usize,
+    /// Requests per second one API key may make (429 with Retry-After
+    /// beyond it).
+    #[arg(long)]
+    pub key_rate_limit: Option<f64>,
+    /// Requests one API key may have in flight at once.
+    #[arg(long)]
+    pub key_concurrency: Option<usize>,
     /// Largest request body, in bytes.
     #[arg(long, default_value_t = 16 << 20)]
     pub max_body_bytes: usize,
@@ -116,9 +126,27 @@ pub fn run(args: UpArgs) -> Result<()> {
             "WARNING: --insecure-no-auth: {addr} is open to anyone who reaches it (no API keys)"
         );
     }
-    let door = Door::new(keys, loopback || args.insecure_no_auth, !args.metrics_auth)?;
+    if args
+        .key_rate_limit
+        .is_some_and(|r| !(r > 0.0 && r.is_finite()))
+    {
+        anyhow::bail!("--key-rate-limit must be a positive number of requests per second");
+    }
+    if args.key_concurrency == Some(0) || args.max_events_per_request == 0 {
+        anyhow::bail!("--key-concurrency and --max-events-per-request must be at least 1");
+    }
+    let door =
+        Door::new(keys, loopback || args.insecure_no_auth, !args.metrics_auth)?.limited(Limits {
+            rate: args.key_rate_limit,
+            concurrent: args.key_concurrency,
+        });
     let pipeline = Pipeline::start(&config, &args.options()?)?;
-    let server = Server::start(&pipeline, addr, args.max_body_bytes, Some(door))
+    let options = ServerOptions {
+        max_body_bytes: args.max_body_bytes,
+        max_events_per_request: args.max_events_per_request,
+        door: Some(door),
+    };
+    let server = Server::start(&pipeline, addr, options)
         .with_context(|| format!("cannot listen on {addr}"))?;
     eprintln!(
         "radar is up on http://{} (stream `{}`); Ctrl-C stops it",
