@@ -602,6 +602,11 @@ pub struct ServerOptions {
     pub max_events_per_request: usize,
     /// Keys, roles and limits; `None`: open (loopback only).
     pub door: Option<Arc<Door>>,
+    /// A connection whose request headers have not all come by then is
+    /// closed (a half-sent request must not hold a connection for long).
+    pub header_timeout: std::time::Duration,
+    /// A request not answered by then gets 408.
+    pub request_timeout: std::time::Duration,
 }
 
 impl Default for ServerOptions {
@@ -610,8 +615,45 @@ impl Default for ServerOptions {
             max_body_bytes: 16 << 20,
             max_events_per_request: DEFAULT_MAX_EVENTS,
             door: None,
+            header_timeout: std::time::Duration::from_secs(10),
+            request_timeout: std::time::Duration::from_secs(60),
         }
     }
+}
+
+/// Accepts connections until `stop`, each served over HTTP/1.1 with a
+/// header-read timeout; then lets the requests in flight finish.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    header_timeout: std::time::Duration,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(s) => s,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, go on.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    graceful.shutdown().await;
 }
 
 /// A server running in front of a pipeline.
@@ -638,14 +680,23 @@ impl Server {
             max_events_per_request: options.max_events_per_request,
             ..AppState::of(pipeline)
         };
-        let app = router(state, options.max_body_bytes, options.door);
-        let task = pipeline.rt.spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-        });
+        let request_timeout = options.request_timeout;
+        let app = router(state, options.max_body_bytes, options.door).layer(
+            axum::middleware::from_fn(move |req, next: axum::middleware::Next| async move {
+                match tokio::time::timeout(request_timeout, next.run(req)).await {
+                    Ok(r) => r,
+                    Err(_) => ApiError::bad(format!(
+                        "the request took longer than {} s (a body sent too slowly?)",
+                        request_timeout.as_secs()
+                    ))
+                    .with_status(StatusCode::REQUEST_TIMEOUT, "request_timeout")
+                    .into_response(),
+                }
+            }),
+        );
+        let task = pipeline
+            .rt
+            .spawn(serve(listener, app, options.header_timeout, rx));
         Ok(Server {
             addr,
             task: Some(task),

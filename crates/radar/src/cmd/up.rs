@@ -67,6 +67,12 @@ pub struct UpArgs {
     /// Requests one API key may have in flight at once.
     #[arg(long)]
     pub key_concurrency: Option<usize>,
+    /// Seconds a connection may take to send its request headers.
+    #[arg(long, default_value_t = 10)]
+    pub header_timeout_seconds: u64,
+    /// Seconds a request may take, body included, before a 408.
+    #[arg(long, default_value_t = 60)]
+    pub request_timeout_seconds: u64,
     /// Largest request body, in bytes.
     #[arg(long, default_value_t = 16 << 20)]
     pub max_body_bytes: usize,
@@ -145,6 +151,8 @@ pub fn run(args: UpArgs) -> Result<()> {
         max_body_bytes: args.max_body_bytes,
         max_events_per_request: args.max_events_per_request,
         door: Some(door),
+        header_timeout: Duration::from_secs(args.header_timeout_seconds.max(1)),
+        request_timeout: Duration::from_secs(args.request_timeout_seconds.max(1)),
     };
     let server = Server::start(&pipeline, addr, options)
         .with_context(|| format!("cannot listen on {addr}"))?;

@@ -260,3 +260,68 @@ fn off_loopback_bind_without_keys_is_refused() {
     assert!(err.contains("refusing to listen on 0.0.0.0"), "{err}");
     assert!(err.contains("radar keys create"), "{err}");
 }
+
+/// A half-sent request (headers that never end, a body that never comes)
+/// does not hold a connection open: the headers are cut off at the
+/// header timeout, the body answered 408 at the request timeout.
+#[test]
+fn slow_requests_are_cut_off() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let port = harness::free_port();
+    let mut child = crate::command()
+        .args([
+            "up",
+            "--config",
+            &harness::transactions_config(),
+            "--data-dir",
+            dir.path().join("data").to_str().unwrap(),
+            "--port",
+            &port.to_string(),
+            "--header-timeout-seconds",
+            "1",
+            "--request-timeout-seconds",
+            "2",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = harness::client();
+    let t = Instant::now();
+    while client
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .is_err()
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "radar up did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Headers that never end: the connection closes.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(b"POST /v1/streams/transactions/events HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let t = Instant::now();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "held {:?}",
+        t.elapsed()
+    );
+    // A body promised and never sent: 408.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(b"POST /v1/streams/transactions/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let n = s.read(&mut buf).unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
