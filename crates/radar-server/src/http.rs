@@ -48,6 +48,10 @@ impl AppState {
     }
 }
 
+/// Invalid events of one request kept as dead letters; the rest are
+/// answered and counted, not stored.
+pub const MAX_DEAD_LETTERS_PER_REQUEST: usize = 100;
+
 /// Events one request may carry unless `radar up` says otherwise.
 pub const DEFAULT_MAX_EVENTS: usize = 10_000;
 
@@ -172,7 +176,11 @@ async fn ingest(
     let now = crate::now_micros();
     let mut decoder = Decoder::new(state.shared.schema.clone());
     let mut records = Vec::with_capacity(events.len());
+    // Which result each appended record answers.
+    let mut positions = Vec::with_capacity(events.len());
     let mut results = Vec::with_capacity(events.len());
+    let mut rejected_by_reason: std::collections::BTreeMap<&'static str, u64> = Default::default();
+    let (mut invalid, mut unstored) = (0usize, 0u64);
     for (index, raw) in events.into_iter().enumerate() {
         let mut result = ItemResult {
             index,
@@ -183,18 +191,32 @@ async fn ingest(
             field: None,
         };
         match decoder.decode_json(&raw, now) {
-            Ok(r) => records.push(Record::new(
-                r.entity.as_deref().map(str::as_bytes),
-                raw,
-                now,
-            )),
+            Ok(r) => {
+                records.push(Record::new(
+                    r.entity.as_deref().map(str::as_bytes),
+                    raw,
+                    now,
+                ));
+                positions.push(index);
+            }
             Err(dl) => {
-                // Kept in the log with its reason: capture files it as a
-                // dead letter.
-                records.push(dead_letter_record(&dl, now));
-                result.error = Some(dl.reason.to_string());
+                // Kept in the log with its reason (capture files it as a
+                // dead letter), up to a bound per request: refused input
+                // must not fill the disk. Past it, the answer still says
+                // why, briefly.
+                *rejected_by_reason.entry(dl.reason.code()).or_insert(0u64) += 1;
+                invalid += 1;
                 result.reason = Some(dl.reason.code());
-                result.field = dl.reason.field().map(str::to_owned);
+                if invalid <= MAX_DEAD_LETTERS_PER_REQUEST {
+                    records.push(dead_letter_record(&dl, now));
+                    positions.push(index);
+                    result.error = Some(dl.reason.to_string());
+                    result.field = dl.reason.field().map(str::to_owned);
+                } else {
+                    unstored += 1;
+                    result.error =
+                        Some("invalid (not kept: too many dead letters in one request)".into());
+                }
             }
         }
         results.push(result);
@@ -202,6 +224,9 @@ async fn ingest(
     let valid = results.iter().filter(|r| r.error.is_none()).count();
     counters.received(results.len() as u64);
     counters.dropped("invalid", (results.len() - valid) as u64);
+    if unstored > 0 {
+        counters.dropped("dead_letter_cap", unstored);
+    }
     state.shared.metrics.events_in.inc_by(results.len() as u64);
     let log = state.log.clone();
     let appended = blocking(move || log.append(&stream, &records)).await?;
@@ -226,13 +251,19 @@ async fn ingest(
         }
     };
     counters.sent(valid as u64);
-    for (r, (p, o)) in results.iter_mut().zip(acks) {
+    for (&i, (p, o)) in positions.iter().zip(acks) {
+        let r = &mut results[i];
         if r.error.is_none() {
             r.partition = Some(p);
             r.offset = Some(o);
         }
     }
-    let body = json!({ "accepted": valid, "rejected": results.len() - valid, "results": results });
+    let body = json!({
+        "accepted": valid,
+        "rejected": results.len() - valid,
+        "rejected_by_reason": rejected_by_reason,
+        "results": results,
+    });
     let status = if valid == 0 {
         StatusCode::BAD_REQUEST
     } else {

@@ -79,7 +79,7 @@ async fn server_behind(
     };
     let labels = LabelStore::open(&dir.path().join("labels.db")).unwrap();
     let state = AppState {
-        max_events_per_request: 50,
+        max_events_per_request: 200,
         log,
         shared: shared.clone(),
         alerts: AlertStore::open(&dir.path().join("alerts.db")).unwrap(),
@@ -619,7 +619,7 @@ async fn limits_caps_and_what_is_checked_per_event() {
     };
     let s = server().await;
     load_model(&s);
-    let many: String = (0..51).map(|i| ev(i) + "\n").collect();
+    let many: String = (0..201).map(|i| ev(i) + "\n").collect();
     let (status, body) = post(&s, "/v1/streams/tx/events", many).await;
     assert_eq!(status, 413, "{body}");
     assert_eq!(body["code"], "too_many_events");
@@ -662,4 +662,42 @@ async fn limits_caps_and_what_is_checked_per_event() {
     assert_eq!(statuses[0], 200);
     assert!(statuses.contains(&429), "{statuses:?}");
     assert!(retry_after.is_some());
+}
+
+/// Refused input does not fill the disk: past 100 invalid events in one
+/// request, the rest are answered (with a summary by reason) and counted,
+/// not kept as dead letters; valid events among them are still stored.
+#[tokio::test]
+async fn dead_letters_are_bounded_per_request() {
+    let s = server().await;
+    let mut body: String = (0..150)
+        .map(|i| {
+            format!(r#"{{"id":"bad{i}","ts":"2026-01-01T00:00:00Z","card":"c1","kind":"x"}}"#)
+                + "\n"
+        })
+        .collect();
+    body.push_str(r#"{"id":"good","ts":"2026-01-01T00:00:00Z","card":"c1","amount":5,"kind":"x"}"#);
+    let (status, v) = post(&s, "/v1/streams/tx/events", body).await;
+    assert_eq!(status, 202, "{v}");
+    assert_eq!(v["accepted"], 1);
+    assert_eq!(v["rejected"], 150);
+    let by_reason: u64 = v["rejected_by_reason"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(by_reason, 150);
+    let last = &v["results"][150];
+    assert!(
+        last["offset"].is_u64(),
+        "the valid event is acknowledged: {last}"
+    );
+    let (_, metrics) = get(&s, "/metrics").await;
+    let text = metrics.as_str().unwrap().to_owned();
+    let capped = text
+        .lines()
+        .find(|l| l.contains("dead_letter_cap") && l.contains("ingest"))
+        .unwrap_or_else(|| panic!("no dead_letter_cap count in {text}"));
+    assert!(capped.trim_end().ends_with(" 50"), "{capped}");
 }
