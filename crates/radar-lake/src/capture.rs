@@ -136,6 +136,9 @@ impl Pending {
     }
 }
 
+/// How long a stopping capture reads on to empty the log.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(10);
+
 /// Captures `topic` (the stream's events) until `stop` is set, then flushes
 /// and returns. Blocking: runs lake writes on `rt`.
 ///
@@ -143,8 +146,10 @@ impl Pending {
 /// backoff while `health` says `capture` is degraded and why; a batch whose
 /// files could not be written stays buffered and is written again whole
 /// before anything else is read, so offsets are never committed past what
-/// is durable. On `stop` the last flush is retried for a grace period;
-/// what it could not write stays uncommitted in the log for the next run.
+/// is durable. On `stop` it first reads on until the log holds nothing
+/// more (for up to [`DRAIN_GRACE`]), then the last flush is retried for a
+/// grace period; what it could not write stays uncommitted in the log for
+/// the next run.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     log: &dyn EventLog,
@@ -167,8 +172,18 @@ pub fn run(
     let mut stale = None;
     let mut pending = Pending::new();
     let mut caught_up = false;
+    // Asked to stop, capture first reads on until the log has nothing more
+    // (within a grace): what was acknowledged reaches the lake now, not at
+    // the next start.
+    let mut drain: Option<std::time::Instant> = None;
+    let mut drained = false;
     loop {
-        let stopping = stop.load(Ordering::Relaxed) || caught_up;
+        let asked = stop.load(Ordering::Relaxed);
+        if asked && drain.is_none() {
+            drain = Some(std::time::Instant::now());
+        }
+        let draining = asked && !drained && drain.is_some_and(|t| t.elapsed() < DRAIN_GRACE);
+        let stopping = (asked && !draining) || caught_up;
         // Newly held partitions: clear what an earlier run wrote but did not
         // commit. Partitions lost to another member: drop their buffer (the
         // new holder re-reads from the commit). A new generation re-reads
@@ -205,6 +220,16 @@ pub fn run(
         }
         let batch: Vec<Stored> = if stopping {
             Vec::new()
+        } else if draining {
+            // No retries while stopping: a log that fails now keeps the
+            // rest for the next run.
+            match consumer.poll(10_000, Duration::from_millis(100)) {
+                Ok(b) if !b.is_empty() => b,
+                _ => {
+                    drained = true;
+                    Vec::new()
+                }
+            }
         } else {
             retry.run(|| consumer.poll(10_000, Duration::from_millis(100)))?
         };
@@ -267,6 +292,7 @@ pub fn run(
                 .since
                 .is_some_and(|t| t.elapsed() >= options.max_age)
             || stopping
+            || drained
             || caught_up;
         if due && !pending.next.is_empty() {
             // Retried whole: the same rows make the same file names, so a

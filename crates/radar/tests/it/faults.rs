@@ -287,7 +287,7 @@ fn dead_webhook_queues_alerts_and_never_blocks_scoring() {
     let url = format!("http://127.0.0.1:{hook_port}/alerts");
     let up_log = dir.path().join("up.log");
     let child = place.up(port, &["--webhook", &url], Some(&up_log));
-    harness::wait_ready(&client, port);
+    harness::wait_serving(&client, port);
     let (mut acked, mut refused) = (BTreeSet::new(), Vec::new());
     send_for(
         &client,
@@ -362,7 +362,7 @@ fn webhook_queue_overflow_is_counted_not_waited_for() {
         &["--webhook", &url, "--webhook-queue", "2"],
         Some(&up_log),
     );
-    harness::wait_ready(&client, port);
+    harness::wait_serving(&client, port);
     let (mut acked, mut refused) = (BTreeSet::new(), Vec::new());
     send_for(
         &client,

@@ -150,8 +150,21 @@ pub fn client() -> reqwest::blocking::Client {
 pub fn wait_ready(client: &reqwest::blocking::Client, port: u16) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        // Serving a model is enough: a sink the test keeps down (a dead
-        // webhook) makes it "degraded", which is still up.
+        if let Ok(r) = client.get(format!("http://127.0.0.1:{port}/readyz")).send()
+            && r.status().is_success()
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("radar up did not become ready");
+}
+
+/// Waits until `radar up` serves a model, a sink the test keeps down (a
+/// dead webhook, which makes it "degraded") notwithstanding.
+pub fn wait_serving(client: &reqwest::blocking::Client, port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
         if let Ok(r) = client.get(format!("http://127.0.0.1:{port}/readyz")).send() {
             let ok = r.status().is_success();
             let body: serde_json::Value = r.json().unwrap_or_default();
@@ -165,7 +178,7 @@ pub fn wait_ready(client: &reqwest::blocking::Client, port: u16) {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    panic!("radar up did not become ready");
+    panic!("radar up did not start serving");
 }
 
 /// A batch of live events as NDJSON and their ids.
@@ -361,8 +374,13 @@ pub fn verify(place: &Place, acknowledged: &BTreeSet<String>, scenario: &str) {
     );
     assert!(
         acknowledged.is_subset(&distinct),
-        "{} acknowledged events missing from the lake",
-        acknowledged.difference(&distinct).count()
+        "{} acknowledged events missing from the lake (of {}; first missing {:?}, last {:?}; acknowledged from {:?} to {:?})",
+        acknowledged.difference(&distinct).count(),
+        acknowledged.len(),
+        acknowledged.difference(&distinct).next(),
+        acknowledged.difference(&distinct).last(),
+        acknowledged.first(),
+        acknowledged.last()
     );
 
     let local: PathBuf = c.storage.local_dir();
