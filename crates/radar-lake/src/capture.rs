@@ -177,6 +177,7 @@ pub fn run(
     // the next start.
     let mut drain: Option<std::time::Instant> = None;
     let mut drained = false;
+    let mut quiet_since: Option<Instant> = None;
     loop {
         let asked = stop.load(Ordering::Relaxed);
         if asked && drain.is_none() {
@@ -223,8 +224,19 @@ pub fn run(
         } else if draining {
             // No retries while stopping: a log that fails now keeps the
             // rest for the next run.
+            // Drained once polls have come back empty for half a second
+            // (a Kafka fetch can come back empty with records behind it).
             match consumer.poll(10_000, Duration::from_millis(100)) {
-                Ok(b) if !b.is_empty() => b,
+                Ok(b) if !b.is_empty() => {
+                    quiet_since = None;
+                    b
+                }
+                Ok(_)
+                    if quiet_since.get_or_insert_with(Instant::now).elapsed()
+                        < Duration::from_millis(500) =>
+                {
+                    Vec::new()
+                }
                 _ => {
                     drained = true;
                     Vec::new()
