@@ -145,15 +145,14 @@ pub fn format_rfc3339(micros: i64) -> String {
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let (num, unit) = match s.strip_suffix("ms") {
         Some(n) => (n, 0.001),
-        None => match s.strip_suffix('s') {
-            Some(n) => (n, 1.0),
-            None => s.strip_suffix('m').map_or((s, 1.0), |n| (n, 60.0)),
-        },
+        None => [('s', 1.0), ('m', 60.0), ('h', 3600.0), ('d', 86_400.0)]
+            .into_iter()
+            .find_map(|(u, secs)| s.strip_suffix(u).map(|n| (n, secs)))
+            .unwrap_or((s, 1.0)),
     };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("expected `30s`, `2m`, `250ms` or seconds, got `{s}`"))?;
+    let v: f64 = num.trim().parse().map_err(|_| {
+        format!("expected `30s`, `2m`, `12h`, `90d`, `250ms` or seconds, got `{s}`")
+    })?;
     if !(v > 0.0 && v.is_finite()) {
         return Err(format!("must be positive, got `{s}`"));
     }
@@ -238,6 +237,14 @@ mod tests {
         assert_eq!(
             parse_duration("1.5").unwrap(),
             std::time::Duration::from_millis(1500)
+        );
+        assert_eq!(
+            parse_duration("12h").unwrap(),
+            std::time::Duration::from_secs(12 * 3600)
+        );
+        assert_eq!(
+            parse_duration("90d").unwrap(),
+            std::time::Duration::from_secs(90 * 86_400)
         );
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("-3s").is_err());

@@ -124,8 +124,12 @@ impl Keys {
         self.by_id.is_empty()
     }
 
-    /// The role of `presented` at `now` (UTC µs), or why not.
-    pub fn check(&self, presented: Option<&str>, now: i64) -> std::result::Result<Role, Denied> {
+    /// The id and role of `presented` at `now` (UTC µs), or why not.
+    pub fn check<'k>(
+        &self,
+        presented: Option<&'k str>,
+        now: i64,
+    ) -> std::result::Result<(&'k str, Role), Denied> {
         let presented = presented.ok_or(Denied::Missing)?;
         let (id, secret) = split_key(presented).ok_or(Denied::Malformed)?;
         let key = self.by_id.get(id).ok_or(Denied::Invalid)?;
@@ -135,7 +139,7 @@ impl Keys {
         if key.expires_at.is_some_and(|e| now >= e) {
             return Err(Denied::Expired);
         }
-        Ok(key.role)
+        Ok((id, key.role))
     }
 }
 
@@ -342,11 +346,20 @@ mod tests {
         let admin = store.create("ops", Role::Admin, None).unwrap();
         let brief = store.create("brief", Role::Read, Some(now + 1000)).unwrap();
         let keys = store.active().unwrap();
-        assert_eq!(keys.check(Some(&ingest.key), now), Ok(Role::Ingest));
+        assert_eq!(
+            keys.check(Some(&ingest.key), now).map(|g| g.1),
+            Ok(Role::Ingest)
+        );
         assert!(Role::Ingest.allows(Role::Ingest) && !Role::Ingest.allows(Role::Score));
         assert!(Role::ALL.iter().all(|&r| Role::Admin.allows(r)));
-        assert_eq!(keys.check(Some(&admin.key), now), Ok(Role::Admin));
-        assert_eq!(keys.check(Some(&brief.key), now), Ok(Role::Read));
+        assert_eq!(
+            keys.check(Some(&admin.key), now).map(|g| g.1),
+            Ok(Role::Admin)
+        );
+        assert_eq!(
+            keys.check(Some(&brief.key), now).map(|g| g.1),
+            Ok(Role::Read)
+        );
         assert_eq!(
             keys.check(Some(&brief.key), now + 1000),
             Err(Denied::Expired)

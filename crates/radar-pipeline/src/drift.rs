@@ -73,6 +73,9 @@ pub struct DriftMonitor {
     /// Event time of the window's first event.
     first_time: Option<i64>,
     history: VecDeque<DriftWindow>,
+    /// Windows finished since the monitor started (the history keeps the
+    /// last [`HISTORY`]).
+    finished: u64,
 }
 
 impl DriftMonitor {
@@ -130,6 +133,7 @@ impl DriftMonitor {
             if full {
                 let w = self.finish(columns, reference, threshold);
                 self.history.push_back(w.clone());
+                self.finished += 1;
                 if self.history.len() > HISTORY {
                     self.history.pop_front();
                 }
@@ -186,6 +190,21 @@ impl DriftMonitor {
     /// Finished windows, oldest first.
     pub fn history(&self) -> impl Iterator<Item = &DriftWindow> {
         self.history.iter()
+    }
+
+    /// The windows finished after the first `seen` (as many as the
+    /// history still holds), oldest first.
+    pub fn since(&self, seen: u64) -> impl Iterator<Item = &DriftWindow> {
+        let new = self
+            .finished
+            .saturating_sub(seen)
+            .min(self.history.len() as u64);
+        self.history.iter().skip(self.history.len() - new as usize)
+    }
+
+    /// Windows finished since the monitor started.
+    pub fn finished(&self) -> u64 {
+        self.finished
     }
 
     pub fn latest(&self) -> Option<&DriftWindow> {

@@ -372,6 +372,9 @@ pub fn run(
     let mut last_lag: Option<Instant> = None;
     let mut dirty = false;
     let mut scored_total = 0u64;
+    // The model whose drift people were last told of: one notice per
+    // episode, not one per window while a stream stays drifted.
+    let mut drifting: Option<(String, i64)> = None;
     let mut row = vec![0.0; width];
     let counters = shared.metrics.component("scorer");
     loop {
@@ -490,7 +493,12 @@ pub fn run(
                 if let Err(e) = sinks.ledger.insert_drift(&w) {
                     tracing::warn!(error = %e, "storing a drift window failed");
                 }
-                if w.drift {
+                let episode = Some((w.model.clone(), w.version));
+                if !w.drift && drifting == episode {
+                    drifting = None;
+                }
+                if w.drift && drifting != episode {
+                    drifting = episode;
                     let drifted: Vec<&str> = w
                         .features
                         .iter()

@@ -286,30 +286,25 @@ impl LakeWindow {
         let mut features = Matrix::with_columns(width)?;
         let mut history = Vec::with_capacity(records.len());
         let mut row = vec![0.0; width];
-        let mut keep = Vec::with_capacity(in_window);
+        let mut keep = Vec::with_capacity(records.len());
         for (i, r) in records.iter().enumerate() {
             engine.apply_labels_before(&records, i, &feeds, &mut next_label);
             let seen = engine.process(r, &mut row);
+            keep.push(r.ts >= from);
             if r.ts >= from {
                 history.push(seen);
                 features.push_row(&row)?;
-                keep.push(i);
             }
             if i % 10_000 == 0 {
                 progress("features", i as u64, records.len() as u64);
             }
         }
-        let warmed = records.len() - keep.len();
-        let (records, ids) = if warmed == 0 {
-            (records, ids)
-        } else {
-            let mut records = records.into_iter().map(Some).collect::<Vec<_>>();
-            let mut ids = ids.into_iter().map(Some).collect::<Vec<_>>();
-            (
-                keep.iter().filter_map(|&i| records[i].take()).collect(),
-                keep.iter().filter_map(|&i| ids[i].take()).collect(),
-            )
-        };
+        // The warm-up events built state; the window is the rest.
+        let (mut records, mut ids) = (records, ids);
+        let mut kept = keep.iter();
+        records.retain(|_| kept.next().copied().unwrap_or(false));
+        let mut kept = keep.iter();
+        ids.retain(|_| kept.next().copied().unwrap_or(false));
         Ok(LakeWindow {
             records,
             ids,

@@ -43,11 +43,12 @@ pub struct Door {
 }
 
 impl Door {
-    /// A door over `store`; loads its keys now.
+    /// A door over `store` with per-key `limits`; loads its keys now.
     pub fn new(
         store: KeyStore,
         open_without_keys: bool,
         open_metrics: bool,
+        limits: Limits,
     ) -> radar_pipeline::error::Result<Arc<Door>> {
         let keys = store.active()?;
         Ok(Arc::new(Door {
@@ -55,20 +56,9 @@ impl Door {
             keys: RwLock::new(Arc::new(keys)),
             open_without_keys,
             open_metrics,
-            limits: Limits::default(),
+            limits,
             buckets: Default::default(),
         }))
-    }
-
-    /// The same door with per-key `limits`.
-    pub fn limited(self: Arc<Door>, limits: Limits) -> Arc<Door> {
-        match Arc::try_unwrap(self) {
-            Ok(mut d) => {
-                d.limits = limits;
-                Arc::new(d)
-            }
-            Err(shared) => shared,
-        }
     }
 
     /// Takes a request slot for key `id` at `now`, or says how many
@@ -171,15 +161,12 @@ pub async fn authorize(
     if keys.is_empty() && door.open_without_keys {
         return next.run(request).await;
     }
-    let key = presented(request.headers());
     let now = radar_core::time::now_micros();
-    match keys.check(key, now) {
-        Ok(role) if role.allows(needed) => {
-            // A valid key has the `rk_<8 hex>_` shape.
-            let id = key
-                .and_then(|k| k.get(3..11))
-                .unwrap_or_default()
-                .to_owned();
+    let granted = keys
+        .check(presented(request.headers()), now)
+        .map(|(id, role)| (id.to_owned(), role));
+    match granted {
+        Ok((id, role)) if role.allows(needed) => {
             if let Err(wait) = door.admit(&id, now) {
                 let mut r = ApiError::bad(format!(
                     "this key is over its limit ({}); retry in {wait} s",
@@ -195,7 +182,7 @@ pub async fn authorize(
             door.release(&id);
             response
         }
-        Ok(role) => ApiError::bad(format!(
+        Ok((_, role)) => ApiError::bad(format!(
             "this key's role `{}` may not do this; it needs `{}` (or `admin`)",
             role.name(),
             needed.name()
@@ -282,10 +269,16 @@ mod tests {
     fn a_key_over_its_rate_or_concurrency_waits() {
         let dir = tempfile::tempdir().unwrap();
         let store = KeyStore::open(&dir.path().join("keys.db")).unwrap();
-        let door = Door::new(store, false, true).unwrap().limited(Limits {
-            rate: Some(2.0),
-            concurrent: Some(1),
-        });
+        let door = Door::new(
+            store,
+            false,
+            true,
+            Limits {
+                rate: Some(2.0),
+                concurrent: Some(1),
+            },
+        )
+        .unwrap();
         let t = 1_000_000_000;
         assert_eq!(door.admit("a", t), Ok(()));
         // One in flight: the second waits, whatever the rate.

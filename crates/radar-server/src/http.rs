@@ -325,7 +325,11 @@ fn score_events(shared: &Shared, events: &[Vec<u8>]) -> Result<Json<Value>, ApiE
     // Features first, the feature state's read lock taken per slice of
     // events, never for the whole request: the scorer's writes (and other
     // requests) interleave.
-    let mut rows: Vec<Result<Vec<f64>, Value>> = Vec::with_capacity(events.len());
+    // Each event's row in one buffer (no allocation per event), or why
+    // it was refused.
+    let width = columns.len();
+    let mut features: Vec<f64> = Vec::with_capacity(events.len() * width);
+    let mut rows: Vec<Result<usize, Value>> = Vec::with_capacity(events.len());
     for (chunk_start, chunk) in events.chunks(256).enumerate() {
         let engine = shared
             .engine
@@ -335,9 +339,10 @@ fn score_events(shared: &Shared, events: &[Vec<u8>]) -> Result<Json<Value>, ApiE
             let index = chunk_start * 256 + k;
             rows.push(match decoder.decode_json(raw, crate::now_micros()) {
                 Ok(record) => {
-                    let mut row = vec![0.0; columns.len()];
-                    engine.peek(&record, &mut row);
-                    Ok(row)
+                    let at = features.len();
+                    features.resize(at + width, 0.0);
+                    engine.peek(&record, &mut features[at..]);
+                    Ok(at)
                 }
                 Err(dl) => Err(
                     json!({"index": index, "error": dl.reason.to_string(), "reason": dl.reason.code(), "field": dl.reason.field()}),
@@ -363,14 +368,14 @@ fn score_events(shared: &Shared, events: &[Vec<u8>]) -> Result<Json<Value>, ApiE
     let mut out = Vec::with_capacity(rows.len());
     for (index, row) in rows.into_iter().enumerate() {
         let row = match row {
-            Ok(row) => row,
+            Ok(at) => &features[at..at + width],
             Err(refused) => {
                 out.push(refused);
                 continue;
             }
         };
-        let s = scoring.peek(&row).map_err(ApiError::internal)?;
-        let ranked = scoring.explain(columns, &row).map_err(ApiError::internal)?;
+        let s = scoring.peek(row).map_err(ApiError::internal)?;
+        let ranked = scoring.explain(columns, row).map_err(ApiError::internal)?;
         let contributions: Vec<Value> = ranked
             .into_iter()
             .take(5)
@@ -388,7 +393,7 @@ fn score_events(shared: &Shared, events: &[Vec<u8>]) -> Result<Json<Value>, ApiE
             "threshold": threshold,
             "anomaly": s > threshold,
             "contributions": contributions,
-            "features": columns.iter().zip(&row).map(|(c, v)| (c.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+            "features": columns.iter().zip(row).map(|(c, v)| (c.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
         }));
     }
     let (name, version, warming_up) = scoring.model();

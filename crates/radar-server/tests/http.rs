@@ -524,7 +524,8 @@ async fn every_endpoint_checks_its_role() {
         .map(|r| store.create(r.name(), r, None).unwrap().key)
         .collect();
         let expired = store.create("old", Role::Read, Some(now - 1)).unwrap().key;
-        let door = radar_server::door::Door::new(store.clone(), true, false).unwrap();
+        let door =
+            radar_server::door::Door::new(store.clone(), true, false, Default::default()).unwrap();
         made = Some((store, keys, expired, door.clone()));
         Some(door)
     })
@@ -634,11 +635,11 @@ async fn limits_caps_and_what_is_checked_per_event() {
     let s = server_behind(|dir| {
         let store = KeyStore::open(&dir.join("keys.db")).unwrap();
         key = Some(store.create("burst", Role::Admin, None).unwrap().key);
-        let door = radar_server::door::Door::new(store, true, true).unwrap();
-        Some(door.limited(radar_server::door::Limits {
+        let limits = radar_server::door::Limits {
             rate: Some(1.0),
             concurrent: None,
-        }))
+        };
+        Some(radar_server::door::Door::new(store, true, true, limits).unwrap())
     })
     .await;
     let key = key.unwrap();

@@ -101,6 +101,38 @@ pub(super) fn start(
     })
 }
 
+/// The pipeline and the HTTP API of a demo, once the scorer has worked
+/// through the history.
+pub(super) struct Serving {
+    pub pipeline: Pipeline,
+    pub server: Server,
+    pub url: String,
+    /// Events scored before the live phase.
+    pub scored_before: u64,
+}
+
+/// Starts the pipeline and the API on 127.0.0.1:`port`, and waits until
+/// the scorer has worked through the `history` events (its feature state
+/// warms up on them; they raise no alert).
+pub(super) fn serve(config: &Config, port: u16, history: usize) -> Result<Serving> {
+    let pipeline = Pipeline::start(config, &PipelineOptions::default())?;
+    let server = Server::start(&pipeline, ([127, 0, 0, 1], port).into(), Default::default())
+        .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
+    let url = format!("http://{}", server.addr);
+    let metrics = &pipeline.shared.metrics;
+    demo::wait_scored(metrics, history as u64, Duration::from_secs(300))?;
+    // History events were ingested long before they were scored: their
+    // latency says nothing about live decisions.
+    metrics.decision_latency.reset();
+    let scored_before = metrics.scored();
+    Ok(Serving {
+        pipeline,
+        server,
+        url,
+        scored_before,
+    })
+}
+
 pub fn run(args: DemoArgs) -> Result<()> {
     if args.drift {
         return super::demo_drift::run(args);
@@ -116,22 +148,13 @@ pub fn run(args: DemoArgs) -> Result<()> {
         t_start,
     } = start(&args, "", |_, _, _| None)?;
 
-    let pipeline = Pipeline::start(&config, &PipelineOptions::default())?;
-    let server = Server::start(
-        &pipeline,
-        ([127, 0, 0, 1], args.port).into(),
-        Default::default(),
-    )
-    .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
-    let url = format!("http://{}", server.addr);
+    let Serving {
+        pipeline,
+        server,
+        url,
+        scored_before,
+    } = serve(&config, args.port, boot.events)?;
     let metrics = pipeline.shared.metrics.clone();
-    // The scorer works through the history first (its feature state warms
-    // up on it); the live phase starts once it has.
-    demo::wait_scored(&metrics, boot.events as u64, Duration::from_secs(300))?;
-    let scored_before = metrics.scored();
-    // History events were ingested long before they were scored: their
-    // latency says nothing about live decisions.
-    metrics.decision_latency.reset();
     eprintln!(
         "serving on {url}; live traffic for {:.0} s at {}, labels and a retrain half-way",
         duration.as_secs_f64(),

@@ -15,12 +15,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use radar_core::synth::transactions::Shift;
 use radar_pipeline::demo::{self, Caught, LiveFeed};
-use radar_pipeline::pipeline::{Pipeline, PipelineOptions};
-use radar_server::http::Server;
 use serde::Serialize;
 
 use super::args::DemoArgs;
-use super::demo::{Started, start};
+use super::demo::{Serving, Started, serve, start};
 
 /// The loop's policy for the demo stream: drift windows of a day of
 /// event time (the features have a daily rhythm); a window drifts when a
@@ -132,17 +130,13 @@ pub fn run(args: DemoArgs) -> Result<()> {
     };
     let first_live_id = boot.events as u64;
 
-    let pipeline = Pipeline::start(&config, &PipelineOptions::default())?;
-    let server = Server::start(
-        &pipeline,
-        ([127, 0, 0, 1], args.port).into(),
-        Default::default(),
-    )
-    .map_err(|e| anyhow::anyhow!("cannot listen on 127.0.0.1:{}: {e}", args.port))?;
-    let url = format!("http://{}", server.addr);
+    let Serving {
+        pipeline,
+        server,
+        url,
+        scored_before,
+    } = serve(&config, args.port, boot.events)?;
     let metrics = pipeline.shared.metrics.clone();
-    demo::wait_scored(&metrics, boot.events as u64, Duration::from_secs(300))?;
-    let scored_before = metrics.scored();
     let model = pipeline.model_name.clone();
     let audit_before = pipeline.registry.events(&model)?.len();
     eprintln!(
@@ -191,8 +185,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         .drift
         .lock()
         .map_err(|_| anyhow::anyhow!("the drift monitor's lock is poisoned"))?
-        .history()
-        .count();
+        .finished();
     let mut drifted_model: Option<i64> = None;
     let mut audit_seen = audit_before;
     let mut serving = first.version;
@@ -215,15 +208,18 @@ pub fn run(args: DemoArgs) -> Result<()> {
             );
         }
         // Drifted windows: the first of each champion's.
-        let windows: Vec<radar_pipeline::drift::DriftWindow> = pipeline
-            .shared
-            .drift
-            .lock()
-            .map_err(|_| anyhow::anyhow!("the drift monitor's lock is poisoned"))?
-            .history()
-            .cloned()
-            .collect();
-        for w in windows.iter().skip(windows_seen) {
+        let (windows, finished): (Vec<radar_pipeline::drift::DriftWindow>, u64) = {
+            let monitor = pipeline
+                .shared
+                .drift
+                .lock()
+                .map_err(|_| anyhow::anyhow!("the drift monitor's lock is poisoned"))?;
+            (
+                monitor.since(windows_seen).cloned().collect(),
+                monitor.finished(),
+            )
+        };
+        for w in &windows {
             let first_after_shift = w.drift && drift_seen.is_none() && shift_at.is_some();
             if first_after_shift && let Some(at) = shift_at {
                 drift_seen = Some(scored.saturating_sub(at));
@@ -248,7 +244,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
                 );
             }
         }
-        windows_seen = windows.len();
+        windows_seen = finished;
         let audit = pipeline.registry.events(&model)?;
         for e in audit.iter().skip(audit_seen) {
             say(scored, describe(e));

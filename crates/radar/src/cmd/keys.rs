@@ -1,7 +1,7 @@
 //! `radar keys …`: API keys for `radar up`, stored hashed; a new key is
 //! printed once and never again.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::{Args, Subcommand};
 use radar_core::time::format_rfc3339;
 use radar_pipeline::access::Role;
@@ -52,8 +52,9 @@ pub fn run(args: KeysArgs) -> Result<()> {
             let role = Role::parse(&role)?;
             let expires_at = match expires_in {
                 Some(d) => {
-                    let d = parse_span(&d)?;
-                    Some(radar_core::time::now_micros() + d)
+                    let d = radar_core::time::parse_duration(&d)
+                        .map_err(|e| anyhow::anyhow!("--expires-in: {e}"))?;
+                    Some(radar_core::time::now_micros() + d.as_micros() as i64)
                 }
                 None => None,
             };
@@ -104,23 +105,4 @@ pub fn run(args: KeysArgs) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// A span like `30d`, `12h`, `90m`, `45s` or plain seconds, in µs.
-fn parse_span(s: &str) -> Result<i64> {
-    let (n, unit) = match s.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], c),
-        _ => (s, 's'),
-    };
-    let secs = match unit {
-        'd' => 86_400.0,
-        'h' => 3_600.0,
-        'm' => 60.0,
-        's' => 1.0,
-        _ => bail!("--expires-in `{s}`: expected a number with d, h, m or s"),
-    };
-    match n.parse::<f64>() {
-        Ok(v) if v > 0.0 && v.is_finite() => Ok((v * secs * 1e6) as i64),
-        _ => bail!("--expires-in `{s}`: expected a positive number with d, h, m or s"),
-    }
 }

@@ -141,11 +141,15 @@ pub fn run(args: UpArgs) -> Result<()> {
     if args.key_concurrency == Some(0) || args.max_events_per_request == 0 {
         anyhow::bail!("--key-concurrency and --max-events-per-request must be at least 1");
     }
-    let door =
-        Door::new(keys, loopback || args.insecure_no_auth, !args.metrics_auth)?.limited(Limits {
+    let door = Door::new(
+        keys,
+        loopback || args.insecure_no_auth,
+        !args.metrics_auth,
+        Limits {
             rate: args.key_rate_limit,
             concurrent: args.key_concurrency,
-        });
+        },
+    )?;
     let pipeline = Pipeline::start(&config, &args.options()?)?;
     let options = ServerOptions {
         max_body_bytes: args.max_body_bytes,

@@ -7,12 +7,7 @@ use crate::{radar, stderr};
 fn demo_runs_the_whole_loop_and_reports() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("demo");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
+    let port = crate::harness::free_port().to_string();
     let out = radar(&[
         "demo",
         "--data-dir",
@@ -75,12 +70,7 @@ fn demo_runs_the_whole_loop_and_reports() {
 fn demo_drift_closes_the_loop_without_a_person() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("demo");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
+    let port = crate::harness::free_port().to_string();
     let out = radar(&[
         "demo",
         "--drift",

@@ -148,37 +148,38 @@ pub fn client() -> reqwest::blocking::Client {
 }
 
 pub fn wait_ready(client: &reqwest::blocking::Client, port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if let Ok(r) = client.get(format!("http://127.0.0.1:{port}/readyz")).send()
-            && r.status().is_success()
-        {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("radar up did not become ready");
+    wait_readyz(client, port, "become ready", |ok, _| ok);
 }
 
 /// Waits until `radar up` serves a model, a sink the test keeps down (a
 /// dead webhook, which makes it "degraded") notwithstanding.
 pub fn wait_serving(client: &reqwest::blocking::Client, port: u16) {
+    wait_readyz(client, port, "start serving", |ok, body| {
+        ok || body["status"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("degraded"))
+    });
+}
+
+/// Polls `/readyz` for a minute until `done(answered 2xx, body)`.
+fn wait_readyz(
+    client: &reqwest::blocking::Client,
+    port: u16,
+    what: &str,
+    done: impl Fn(bool, &serde_json::Value) -> bool,
+) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         if let Ok(r) = client.get(format!("http://127.0.0.1:{port}/readyz")).send() {
             let ok = r.status().is_success();
             let body: serde_json::Value = r.json().unwrap_or_default();
-            if ok
-                || body["status"]
-                    .as_str()
-                    .is_some_and(|s| s.starts_with("degraded"))
-            {
+            if done(ok, &body) {
                 return;
             }
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    panic!("radar up did not start serving");
+    panic!("radar up did not {what}");
 }
 
 /// A batch of live events as NDJSON and their ids.
