@@ -20,7 +20,7 @@
 
 use crate::binary::{DecodeError, Envelope, Reader, Writer};
 use crate::decode::{Record, Value};
-use crate::hash::hash64;
+use crate::hash::{EntityHasher, hash64};
 use crate::matrix::{Matrix, MatrixError};
 use crate::schema::{Aggregate, CategorySource, Feature, StreamSchema};
 use crate::time::{self, MICROS_PER_SECOND};
@@ -42,6 +42,25 @@ fn value_hash(v: &Value) -> u64 {
         Value::Bool(b) => *b as u64,
         Value::Float(v) => hash64(&v.to_bits().to_le_bytes()),
         Value::Missing => 0,
+    }
+}
+
+/// Where an event's state is kept for one key: the keyed hash of the
+/// stream's entity, or of the key field's value (events without it share
+/// one history). Keyed, so that a crafted key cannot choose its slot.
+fn entity_key(entities: &EntityHasher, record: &Record, key: Option<usize>) -> u64 {
+    match key {
+        None => record
+            .entity
+            .as_deref()
+            .map_or(0, |e| entities.hash(e.as_bytes())),
+        Some(f) => match &record.values[f] {
+            Value::Str(s) => entities.hash(s.as_bytes()),
+            Value::Int(v) => entities.hash(&v.to_le_bytes()),
+            Value::Float(v) => entities.hash(&v.to_bits().to_le_bytes()),
+            Value::Bool(b) => *b as u64,
+            Value::Missing => 0,
+        },
     }
 }
 
@@ -1148,6 +1167,9 @@ const CHECKPOINT: Envelope = Envelope {
     version: 1,
 };
 
+/// The checkpoint kind whose entity keys are hashed under a secret.
+const KEYED_CHECKPOINT: u16 = 2;
+
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum CheckpointError {
     #[error(transparent)]
@@ -1156,6 +1178,15 @@ pub enum CheckpointError {
         "the checkpoint was made for a different stream declaration (fingerprint {found:#x}, expected {expected:#x})"
     )]
     WrongStream { expected: u64, found: u64 },
+    #[error(
+        "the checkpoint was kept under another entity secret (id {found:#x}, this deployment's is {expected:#x}); \
+         give this process the same secret (RADAR_ENTITY_SECRET or the data directory's entity.secret), or remove the checkpoint to rebuild state from the log"
+    )]
+    WrongSecret { expected: u64, found: u64 },
+    #[error(
+        "the checkpoint predates keyed entity hashing (format 1); remove it to rebuild state from the log"
+    )]
+    Unkeyed,
 }
 
 /// A fixed-size count sketch (count-min, conservative update) of a
@@ -1226,17 +1257,20 @@ struct Group {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LabelKeyer {
     keys: Vec<Option<usize>>,
+    entities: EntityHasher,
 }
 
 impl LabelKeyer {
-    pub fn new(schema: &StreamSchema) -> LabelKeyer {
+    /// The keyer of an engine keyed with `entities` (labels must land on
+    /// the state the engine keeps: [`FeatureEngine::label_keyer`]).
+    pub fn new(schema: &StreamSchema, entities: EntityHasher) -> LabelKeyer {
         let mut keys = Vec::new();
         for (f, k) in schema.features.iter().zip(&schema.feature_keys) {
             if matches!(f, Feature::LabelRate { .. }) && !keys.contains(k) {
                 keys.push(*k);
             }
         }
-        LabelKeyer { keys }
+        LabelKeyer { keys, entities }
     }
 
     /// No `label_rate` features: labels move nothing.
@@ -1248,7 +1282,7 @@ impl LabelKeyer {
     pub fn keys(&self, record: &Record) -> Vec<u64> {
         self.keys
             .iter()
-            .map(|&k| FeatureEngine::key(record, k))
+            .map(|&k| entity_key(&self.entities, record, k))
             .collect()
     }
 }
@@ -1277,6 +1311,8 @@ pub struct LabelFeed {
 pub struct FeatureEngine {
     schema: StreamSchema,
     labels: LabelKeyer,
+    /// Where each entity's state is kept: its key's keyed hash.
+    entities: EntityHasher,
     /// The stream's entity first (always present: it holds the history
     /// length), then one group per other key field.
     groups: Vec<Group>,
@@ -1324,8 +1360,10 @@ impl FeatureEngine {
                 }
             }
         }
+        let entities = EntityHasher::default();
         FeatureEngine {
-            labels: LabelKeyer::new(&schema),
+            labels: LabelKeyer::new(&schema, entities),
+            entities,
             schema,
             groups,
             sketches,
@@ -1375,12 +1413,13 @@ impl FeatureEngine {
                 .sum::<usize>()
     }
 
-    fn key(record: &Record, key: Option<usize>) -> u64 {
-        match key {
-            None => record.entity.as_deref().map_or(0, |e| hash64(e.as_bytes())),
-            // Events without the key field share one history.
-            Some(f) => value_hash(&record.values[f]),
-        }
+    /// The same engine with entity keys hashed under `entities` (the
+    /// deployment's secret). State kept under one secret is never read
+    /// under another: the checkpoint carries the secret's id.
+    pub fn with_entity_hasher(mut self, entities: EntityHasher) -> Self {
+        self.entities = entities;
+        self.labels = LabelKeyer::new(&self.schema, entities);
+        self
     }
 
     /// Incremental driver: features of `record` into `out` (one slot per
@@ -1391,7 +1430,7 @@ impl FeatureEngine {
         debug_assert_eq!(out.len(), self.width());
         let mut history = 0;
         for (g, group) in self.groups.iter_mut().enumerate() {
-            let key = FeatureEngine::key(record, group.key);
+            let key = entity_key(&self.entities, record, group.key);
             let idx = group.store.get_or_insert(key, &mut self.stats);
             let plan = &group.plan;
             let state = group.store.state_mut(idx);
@@ -1419,6 +1458,12 @@ impl FeatureEngine {
             sk.add(h);
         }
         history
+    }
+
+    /// The hasher placing entities' state (keyed with the deployment's
+    /// secret in a live pipeline).
+    pub fn entity_hasher(&self) -> EntityHasher {
+        self.entities
     }
 
     /// The keys a label of an event moves (see [`LabelKeyer`]).
@@ -1498,7 +1543,10 @@ impl FeatureEngine {
         let mut p = Prepared::default();
         for group in &self.groups {
             let fresh = vec![0; group.plan.words];
-            let state = match group.store.find(FeatureEngine::key(record, group.key)) {
+            let state = match group
+                .store
+                .find(entity_key(&self.entities, record, group.key))
+            {
                 Ok(idx) => {
                     let s = group.store.state(idx);
                     let expired = group.plan.ttl_micros.is_some_and(|ttl| {
@@ -1557,6 +1605,7 @@ impl FeatureEngine {
     pub fn checkpoint(&self) -> Vec<u8> {
         let mut w = Writer::new();
         w.u64(self.fingerprint());
+        w.u64(self.entities.id());
         w.u64(self.groups.len() as u64);
         for g in &self.groups {
             let s = &g.store;
@@ -1576,17 +1625,27 @@ impl FeatureEngine {
             w.u64(sk.total);
             w.u32s(&sk.counts);
         }
-        CHECKPOINT.seal(1, &w.into_bytes())
+        CHECKPOINT.seal(KEYED_CHECKPOINT, &w.into_bytes())
     }
 
     /// Replaces all feature state with a checkpoint's.
     pub fn restore(&mut self, bytes: &[u8]) -> Result<(), CheckpointError> {
-        let (_, payload) = CHECKPOINT.open(bytes)?;
+        // Kind 1: entity keys hashed without a secret (refused); kind 2:
+        // keyed, the secret's id after the fingerprint.
+        let (kind, payload) = CHECKPOINT.open(bytes)?;
+        if kind < KEYED_CHECKPOINT {
+            return Err(CheckpointError::Unkeyed);
+        }
         let mut r = Reader::new(payload);
         let found = r.u64()?;
         let expected = self.fingerprint();
         if found != expected {
             return Err(CheckpointError::WrongStream { expected, found });
+        }
+        let found = r.u64()?;
+        let expected = self.entities.id();
+        if found != expected {
+            return Err(CheckpointError::WrongSecret { expected, found });
         }
         let invalid = |m: &str| CheckpointError::Decode(DecodeError::Invalid(m.to_owned()));
         if r.u64()? != self.groups.len() as u64 {

@@ -11,6 +11,9 @@
 //! Roles: `ingest` (send events), `score` (score events, see scores and
 //! explanations), `read` (alerts, models, runs, labels, drift), `label`
 //! (record verdicts) and `admin`, which may do all of it.
+//!
+//! Also the deployment's entity secret ([`entity_hasher`]): the key of the
+//! hash that places each entity's feature state.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -162,6 +165,70 @@ fn same_digest(a: &[u8; 32], b: &[u8; 32]) -> bool {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The environment variable that gives every worker of a deployment the
+/// same entity secret (32 hex characters).
+pub const ENTITY_SECRET_ENV: &str = "RADAR_ENTITY_SECRET";
+
+/// The deployment's entity hasher: the secret from [`ENTITY_SECRET_ENV`],
+/// else from `file`, made on first use (random, readable by the owner
+/// only). Feature state checkpoints are tied to it.
+pub fn entity_hasher(file: &Path) -> Result<radar_core::hash::EntityHasher> {
+    entity_hasher_from(std::env::var(ENTITY_SECRET_ENV).ok(), file)
+}
+
+fn entity_hasher_from(env: Option<String>, file: &Path) -> Result<radar_core::hash::EntityHasher> {
+    let parse = |text: &str, from: &str| -> Result<radar_core::hash::EntityHasher> {
+        let text = text.trim();
+        let bytes: Option<Vec<u8>> = (text.len() == 32 && text.is_ascii())
+            .then(|| {
+                (0..16)
+                    .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok())
+                    .collect()
+            })
+            .flatten();
+        let secret: [u8; 16] = bytes.and_then(|b| b.try_into().ok()).ok_or_else(|| {
+            PipelineError::input(format!(
+                "{from}: the entity secret must be 32 hexadecimal characters"
+            ))
+        })?;
+        Ok(radar_core::hash::EntityHasher::new(secret))
+    };
+    if let Some(text) = env {
+        return parse(&text, ENTITY_SECRET_ENV);
+    }
+    match std::fs::read_to_string(file) {
+        Ok(text) => return parse(&text, &file.display().to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(PipelineError::io(file.display())(e)),
+    }
+    let mut secret = [0u8; 16];
+    getrandom::fill(&mut secret).map_err(|e| {
+        PipelineError::Internal(format!("the operating system gave no random bytes: {e}"))
+    })?;
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir).map_err(PipelineError::io(dir.display()))?;
+    }
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+    match open.open(file) {
+        Ok(mut f) => {
+            use std::io::Write;
+            f.write_all(format!("{}\n", hex(&secret)).as_bytes())
+                .and_then(|()| f.sync_all())
+                .map_err(PipelineError::io(file.display()))?;
+            Ok(radar_core::hash::EntityHasher::new(secret))
+        }
+        // Another process of this deployment made it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let text = std::fs::read_to_string(file).map_err(PipelineError::io(file.display()))?;
+            parse(&text, &file.display().to_string())
+        }
+        Err(e) => Err(PipelineError::io(file.display())(e)),
+    }
 }
 
 fn db_err(e: rusqlite::Error) -> PipelineError {
@@ -336,6 +403,32 @@ impl KeyStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_entity_secret_is_made_once_kept_private_and_overridable() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("data/entity.secret");
+        let first = entity_hasher_from(None, &file).unwrap();
+        assert_eq!(entity_hasher_from(None, &file).unwrap(), first);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "readable by others: {mode:o}");
+        }
+        let given = "000102030405060708090a0b0c0d0e0f".to_owned();
+        let from_env = entity_hasher_from(Some(given), &file).unwrap();
+        assert_ne!(from_env, first);
+        assert_eq!(
+            from_env,
+            radar_core::hash::EntityHasher::new(std::array::from_fn(|i| i as u8))
+        );
+        let e = entity_hasher_from(Some("xyz".into()), &file).unwrap_err();
+        assert!(e.to_string().contains("32 hexadecimal"), "{e}");
+        std::fs::write(&file, "short\n").unwrap();
+        let e = entity_hasher_from(None, &file).unwrap_err();
+        assert!(e.to_string().contains("entity.secret"), "{e}");
+    }
 
     #[test]
     fn keys_open_by_role_until_revoked_or_expired() {

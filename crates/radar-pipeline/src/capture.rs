@@ -70,6 +70,7 @@ pub fn run(
         rt.handle(),
         &crate::labels::Indexing::new(
             &schema,
+            config.entity_hasher()?,
             config.open_labels()?,
             std::sync::Arc::new(Health::default()),
             None,

@@ -324,6 +324,12 @@ impl Config {
         crate::access::KeyStore::open(&self.storage.local_dir().join("keys.db"))
     }
 
+    /// The hasher that places entities' feature state, keyed with the
+    /// deployment's secret ([`crate::access::entity_hasher`]).
+    pub fn entity_hasher(&self) -> Result<radar_core::hash::EntityHasher> {
+        crate::access::entity_hasher(&self.storage.local_dir().join("entity.secret"))
+    }
+
     /// The alerts table.
     pub fn open_alerts(&self) -> Result<crate::sinks::AlertStore> {
         Ok(crate::sinks::AlertStore::open(

@@ -105,6 +105,7 @@ pub fn bootstrap(
         rt.handle(),
         &crate::labels::Indexing::new(
             &schema,
+            config.entity_hasher()?,
             config.open_labels()?,
             std::sync::Arc::new(radar_core::health::Health::default()),
             None,

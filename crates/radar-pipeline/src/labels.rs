@@ -260,13 +260,14 @@ pub struct Indexing {
 impl Indexing {
     pub fn new(
         schema: &radar_core::schema::StreamSchema,
+        entities: radar_core::hash::EntityHasher,
         labels: LabelStore,
         health: std::sync::Arc<radar_core::health::Health>,
         metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
     ) -> Indexing {
         Indexing {
             stream: schema.name.clone(),
-            keyer: radar_core::features::LabelKeyer::new(schema),
+            keyer: radar_core::features::LabelKeyer::new(schema, entities),
             labels,
             health,
             metrics,

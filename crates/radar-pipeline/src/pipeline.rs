@@ -109,6 +109,7 @@ impl Pipeline {
         let registry = config.open_registry()?;
         let alerts = config.open_alerts()?;
         let labels = config.open_labels()?;
+        let entities = config.entity_hasher()?;
         let local: PathBuf = config.storage.local_dir();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -119,7 +120,9 @@ impl Pipeline {
         let online = OnlineModel::from_schema(&schema)?.map(|m| Arc::new(Mutex::new(m)));
         let shared = Shared {
             schema: schema.clone(),
-            engine: Arc::new(RwLock::new(FeatureEngine::new(schema.clone()))),
+            engine: Arc::new(RwLock::new(
+                FeatureEngine::new(schema.clone()).with_entity_hasher(entities),
+            )),
             model: Arc::new(ArcSwapOption::empty()),
             online,
             metrics: metrics.clone(),
@@ -212,6 +215,7 @@ impl Pipeline {
             );
             let observer = crate::labels::Indexing::new(
                 &schema,
+                entities,
                 labels.clone(),
                 shared.health.clone(),
                 Some(metrics.clone()),

@@ -365,6 +365,13 @@ pub fn run(
         }
         progress
     };
+    // Keyed like the feature state: which entities a canary decides for
+    // cannot be chosen by crafting their keys.
+    let entities = shared
+        .engine
+        .read()
+        .map_err(|_| ScorerError::Poisoned)?
+        .entity_hasher();
     let mut consumer = retry.run(|| log.consumer(&topic, &options.group))?;
     let mut decoder = Decoder::new(shared.schema.clone());
     let width = shared.schema.columns.len();
@@ -552,7 +559,7 @@ pub fn run(
                         entity_hash: record
                             .entity
                             .as_deref()
-                            .map_or(0, |e| radar_core::hash::hash64(e.as_bytes())),
+                            .map_or(0, |e| entities.hash(e.as_bytes())),
                         champion_alert: scores[i] > threshold,
                         challenger_alert: match (&challenger, &challenger_scores) {
                             (Some(c), Some(s)) => s[i] > c.bundle.threshold,

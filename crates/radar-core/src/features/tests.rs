@@ -614,3 +614,85 @@ proptest! {
         }
     }
 }
+
+/// Two 16-byte printable keys with the same unkeyed [`hash64`]: its
+/// word step is invertible, so the second word of one key can be solved
+/// to bring its state to the other's.
+fn keys_colliding_under_hash64() -> (String, String) {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let h0: u64 = 0x243F_6A88_85A3_08D3 ^ 16u64.wrapping_mul(K);
+    let step = |h: u64, w: &[u8]| {
+        (h ^ u64::from_le_bytes(w.try_into().unwrap()))
+            .wrapping_mul(K)
+            .rotate_left(29)
+    };
+    let a = *b"card-0000-victim";
+    let after_a = step(h0, &a[..8]);
+    let a2 = u64::from_le_bytes(a[8..].try_into().unwrap());
+    const ALNUM: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    for n in 0u64.. {
+        // Every byte varies (a fixed low byte would fix one of the solved
+        // second word's bytes after the multiply and rotate).
+        let b1: String = (0..8)
+            .map(|i| ALNUM[((n >> (6 * i)) % 62) as usize] as char)
+            .collect();
+        let b2 = (after_a ^ a2 ^ step(h0, b1.as_bytes())).to_le_bytes();
+        if b2.iter().all(|c| c.is_ascii_alphanumeric()) {
+            let b = format!("{b1}{}", std::str::from_utf8(&b2).unwrap());
+            return (String::from_utf8(a.to_vec()).unwrap(), b);
+        }
+    }
+    unreachable!()
+}
+
+#[test]
+fn regression_a_crafted_entity_key_could_share_another_entitys_state() {
+    let (victim, crafted) = keys_colliding_under_hash64();
+    assert_ne!(victim, crafted);
+    assert_eq!(hash64(victim.as_bytes()), hash64(crafted.as_bytes()));
+    let secret = EntityHasher::new(*b"a deployment key");
+    let mut engine = FeatureEngine::new(schema(ALL_KINDS)).with_entity_hasher(secret);
+    let mut row = vec![0.0; engine.width()];
+    for t in 0..3 {
+        engine.process(&record(&victim, 100 + t, 5.0, "a", 0.0, 0.0), &mut row);
+    }
+    // The crafted key starts its own history: nothing of the victim's.
+    assert_eq!(
+        engine.process(&record(&crafted, 104, 5.0, "a", 0.0, 0.0), &mut row),
+        0
+    );
+    assert_eq!(
+        engine.process(&record(&victim, 105, 5.0, "a", 0.0, 0.0), &mut row),
+        3
+    );
+}
+
+#[test]
+fn checkpoints_are_read_only_under_the_secret_they_were_kept_under() {
+    let keyed = |k: u8| {
+        FeatureEngine::new(schema(ALL_KINDS)).with_entity_hasher(EntityHasher::new([k; 16]))
+    };
+    let mut engine = keyed(1);
+    let mut row = vec![0.0; engine.width()];
+    engine.process(&record("card", 100, 5.0, "a", 0.0, 0.0), &mut row);
+    let bytes = engine.checkpoint();
+    assert!(matches!(
+        keyed(2).restore(&bytes),
+        Err(CheckpointError::WrongSecret { .. })
+    ));
+    let mut same = keyed(1);
+    same.restore(&bytes).unwrap();
+    assert_eq!(
+        same.process(&record("card", 101, 5.0, "a", 0.0, 0.0), &mut row),
+        1
+    );
+    // A checkpoint of the unkeyed format is refused with what to do.
+    let mut old = bytes.clone();
+    old[10] = 1; // the envelope's kind
+    let len = old.len() - 4;
+    let crc = crc32c::crc32c(&old[..len]);
+    old[len..].copy_from_slice(&crc.to_le_bytes());
+    let e = keyed(1).restore(&old).unwrap_err();
+    assert!(matches!(e, CheckpointError::Unkeyed), "{e}");
+    assert!(e.to_string().contains("remove it"));
+}
