@@ -6,6 +6,10 @@
 #   RADAR_AZURITE_ENDPOINT an Azure Blob emulator (azurite, from npm)
 #   RADAR_PYTHON          a Python with pyarrow, for interoperability tests
 #   RADAR_MLFLOW_URL      an MLflow tracking server (PyPI mlflow, its own venv)
+#   RADAR_SCHEMATHESIS    schemathesis' `st` (PyPI), which fuzzes the API from
+#                         its OpenAPI document
+#   RADAR_PEER_PYTHON     a Python with FastAPI, uvicorn and scikit-learn (the
+#                         mlflow venv has all three), for the serving peer
 
 cache="${RADAR_CACHE:-$HOME/.cache/radar}"
 venv="$cache/venv"
@@ -25,6 +29,17 @@ if ! "$mlflow_venv/bin/python" -c "import mlflow" >/dev/null 2>&1; then
   python3 -m venv "$mlflow_venv"
   "$mlflow_venv/bin/pip" install -q mlflow==3.17.2
 fi
+
+export RADAR_PEER_PYTHON="$mlflow_venv/bin/python"
+
+# The API's contract checker, in a venv of its own.
+checks_venv="$cache/checks-venv"
+if ! "$checks_venv/bin/st" --version >/dev/null 2>&1; then
+  echo "installing schemathesis into $checks_venv" >&2
+  python3 -m venv "$checks_venv"
+  "$checks_venv/bin/pip" install -q 'schemathesis==4.32.*'
+fi
+export RADAR_SCHEMATHESIS="$checks_venv/bin/st"
 
 node_dir="$cache/node"
 if [ ! -x "$node_dir/node_modules/.bin/azurite-blob" ]; then

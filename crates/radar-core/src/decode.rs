@@ -458,6 +458,9 @@ impl Decoder {
                     Some(Scalar::Str(v)) if !v.is_empty() => Ok(Some(v.as_ref().into())),
                     Some(Scalar::I64(v)) => Ok(Some(v.to_string().into())),
                     Some(Scalar::U64(v)) => Ok(Some(v.to_string().into())),
+                    Some(Scalar::F64(v)) if integral(*v).is_some() => {
+                        Ok(integral(*v).map(|d| d.into()))
+                    }
                     Some(Scalar::Str(_)) => Err(Reason::WrongType {
                         field: name.clone(),
                         expected: "a non-empty string or an integer",
@@ -556,6 +559,25 @@ impl<'a> Seen<'a> {
 
 /// Types a wire scalar as a declared field; on failure returns (expected,
 /// found).
+/// An integral number written with a fraction or exponent (`12.0`,
+/// `1e3`), as the digits of the integer it is, when it is one that fits
+/// an i64 or a u64: JSON does not tell `12` from `12.0`, so neither may a
+/// key or a category.
+fn integral(v: f64) -> Option<String> {
+    if v.fract() != 0.0 || !v.is_finite() {
+        return None;
+    }
+    // Strict bounds: the f64 next to i64::MIN or u64::MAX may stand for
+    // an integer beyond them.
+    if v > i64::MIN as f64 && v < i64::MAX as f64 {
+        Some((v as i64).to_string())
+    } else if v >= 0.0 && v < u64::MAX as f64 {
+        Some((v as u64).to_string())
+    } else {
+        None
+    }
+}
+
 fn typed(ty: FieldType, s: Scalar<'_>) -> Result<Value, (&'static str, &'static str)> {
     let found = s.kind();
     match (ty, s) {
@@ -579,6 +601,9 @@ fn typed(ty: FieldType, s: Scalar<'_>) -> Result<Value, (&'static str, &'static 
         (FieldType::Category, Scalar::Str(v)) => Ok(Value::Str(v.as_ref().into())),
         (FieldType::Category, Scalar::I64(v)) => Ok(Value::Str(v.to_string().into())),
         (FieldType::Category, Scalar::U64(v)) => Ok(Value::Str(v.to_string().into())),
+        (FieldType::Category, Scalar::F64(v)) if integral(v).is_some() => {
+            Ok(Value::Str(integral(v).unwrap_or_default().into()))
+        }
         (FieldType::Category, _) => Err(("a string", found)),
     }
 }

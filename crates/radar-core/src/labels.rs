@@ -45,19 +45,34 @@ fn err(field: &'static str, message: impl Into<String>) -> LabelError {
 pub const FUTURE_TOLERANCE_MICROS: i64 = 5 * 60 * 1_000_000;
 
 /// The verdict words accepted for `label`.
+/// The words a verdict may be written with (any case, spaces around):
+/// the first six say fraud, the rest genuine.
+pub const VERDICTS: [&str; 13] = [
+    "fraud",
+    "true_positive",
+    "true",
+    "1",
+    "yes",
+    "anomaly",
+    "legit",
+    "genuine",
+    "false_positive",
+    "false",
+    "0",
+    "no",
+    "normal",
+];
+
 fn verdict(text: &str) -> Option<bool> {
-    match text.trim().to_ascii_lowercase().as_str() {
-        "fraud" | "true_positive" | "true" | "1" | "yes" | "anomaly" => Some(true),
-        "legit" | "genuine" | "false_positive" | "false" | "0" | "no" | "normal" => Some(false),
-        _ => None,
-    }
+    let text = text.trim().to_ascii_lowercase();
+    VERDICTS.iter().position(|v| *v == text).map(|i| i < 6)
 }
 
 fn text_field(name: &'static str, v: &serde_json::Value) -> Result<Option<String>, LabelError> {
     match v {
         serde_json::Value::Null => Ok(None),
         serde_json::Value::String(s) if s.trim().is_empty() => Ok(None),
-        serde_json::Value::String(s) if s.len() > 200 => {
+        serde_json::Value::String(s) if s.chars().count() > 200 => {
             Err(err(name, "longer than 200 characters"))
         }
         serde_json::Value::String(s) => Ok(Some(s.trim().to_owned())),
@@ -160,7 +175,7 @@ impl Label {
         author: Option<String>,
         now: i64,
     ) -> Result<Label, LabelError> {
-        if event_id.len() > 200 {
+        if event_id.chars().count() > 200 {
             return Err(err("event_id", "longer than 200 characters"));
         }
         if known_at > now + FUTURE_TOLERANCE_MICROS {

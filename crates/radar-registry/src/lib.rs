@@ -149,6 +149,7 @@ CREATE TABLE IF NOT EXISTS alias_history (
 "#;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Run {
     pub id: String,
     pub experiment: String,
@@ -164,6 +165,7 @@ pub struct Run {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ModelVersion {
     pub name: String,
     pub version: i64,
@@ -177,6 +179,7 @@ pub struct ModelVersion {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AliasMove {
     pub name: String,
     pub alias: String,

@@ -129,7 +129,7 @@ impl Door {
 /// The role an endpoint needs; `None`: open to all.
 pub fn needed_role(method: &Method, path: &str, open_metrics: bool) -> Option<Role> {
     match (method, path) {
-        (_, "/healthz" | "/readyz") => None,
+        (_, "/healthz" | "/readyz" | "/openapi.json") => None,
         (_, "/metrics") => (!open_metrics).then_some(Role::Read),
         (&Method::POST, "/v1/streams/{stream}/events") => Some(Role::Ingest),
         (&Method::POST, "/v1/streams/{stream}/score") => Some(Role::Score),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::handler::Handler;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,11 +17,16 @@ use radar_lake::capture::dead_letter_record;
 use radar_log::{EventLog, Record};
 use radar_pipeline::pipeline::Pipeline;
 use radar_pipeline::scorer::{Shared, Source};
-use radar_pipeline::sinks::{AlertQuery, AlertStore, direction_name};
+use radar_pipeline::sinks::{AlertQuery, AlertStore, Contribution, direction_name};
+use radar_registry::ModelVersion;
 use radar_registry::Registry;
-use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::api::{
+    AlertsList, DriftAnswer, ErrorBody, Healthy, IngestAnswer, IngestItem, IngestOrError,
+    LabelItem, LabelsAnswer, LabelsList, LabelsOrError, ModelAnswer, ModelsList, Readiness,
+    RunsList, ScoreAnswer, ScoreItem, StoredLabel,
+};
 use crate::door::Door;
 use crate::error::ApiError;
 
@@ -52,6 +58,10 @@ impl AppState {
 /// answered and counted, not stored.
 pub const MAX_DEAD_LETTERS_PER_REQUEST: usize = 100;
 
+/// The furthest a page of alerts may start (SQLite's OFFSET is an i64;
+/// beyond this, paging is not what the caller wants).
+pub const MAX_OFFSET: usize = 1_000_000_000;
+
 /// Events one request may carry unless `radar up` says otherwise.
 pub const DEFAULT_MAX_EVENTS: usize = 10_000;
 
@@ -61,20 +71,32 @@ pub const LOG: &str = "log";
 /// The API; behind `door` when given (keys and roles), and always with
 /// POST bodies declared as JSON or NDJSON.
 pub fn router(state: AppState, max_body_bytes: usize, door: Option<Arc<Door>>) -> Router {
+    // The body check sits on each POST handler, not on the router: a
+    // method a path does not take must be a 405, not a 415.
     let routes = Router::new()
-        .route("/v1/streams/{stream}/events", post(ingest))
-        .route("/v1/streams/{stream}/score", post(score))
+        .route(
+            "/v1/streams/{stream}/events",
+            post(ingest.layer(axum::middleware::from_fn(crate::door::declared_body))),
+        )
+        .route(
+            "/v1/streams/{stream}/score",
+            post(score.layer(axum::middleware::from_fn(crate::door::declared_body))),
+        )
         .route("/v1/streams/{stream}/drift", get(drift))
         .route("/v1/alerts", get(alerts))
-        .route("/v1/labels", post(post_labels).get(get_labels))
+        .route(
+            "/v1/labels",
+            post(post_labels.layer(axum::middleware::from_fn(crate::door::declared_body)))
+                .get(get_labels),
+        )
         .route("/v1/models", get(models))
         .route("/v1/models/{name}", get(model))
         .route("/v1/models/{name}/versions/{version}", get(model_version))
         .route("/v1/runs", get(runs))
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi_json))
         .route("/readyz", get(ready))
-        .route("/metrics", get(metrics))
-        .route_layer(axum::middleware::from_fn(crate::door::declared_body));
+        .route("/metrics", get(metrics));
     let routes = match door {
         Some(door) => routes.route_layer(axum::middleware::from_fn_with_state(
             door,
@@ -89,6 +111,7 @@ pub fn router(state: AppState, max_body_bytes: usize, door: Option<Arc<Door>>) -
             )
         })
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn(crate::error::json_errors))
         .with_state(state)
 }
 
@@ -150,22 +173,28 @@ fn split_events(body: &[u8], max: usize) -> Result<Vec<Vec<u8>>, ApiError> {
     Ok(lines.into_iter().map(<[u8]>::to_vec).collect())
 }
 
-#[derive(Serialize)]
-struct ItemResult {
-    index: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    partition: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    offset: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<String>,
-}
-
-async fn ingest(
+/// Events to append to the stream's log: one JSON object, an array of
+/// them, or NDJSON. Each is validated on its own; refused ones are kept
+/// as dead letters with their reason (up to 100 per request).
+#[utoipa::path(
+    post,
+    path = "/v1/streams/{stream}/events",
+    tag = "events",
+    params(("stream" = String, Path, description = "The stream's name")),
+    request_body(
+        description = "One event (a JSON object), an array of events, or NDJSON (one object per line).",
+        content(
+            (serde_json::Value = "application/json"),
+            (String = "application/x-ndjson"),
+        ),
+    ),
+    responses(
+        (status = 202, description = "Accepted: the accepted events are durable in the log", body = IngestAnswer),
+        (status = 400, description = "No event was valid (or the body was not events at all)", body = IngestOrError),
+        (status = 413, description = "More events or bytes than one request may carry", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn ingest(
     State(state): State<AppState>,
     Path(stream): Path<String>,
     body: Bytes,
@@ -182,7 +211,7 @@ async fn ingest(
     let mut rejected_by_reason: std::collections::BTreeMap<&'static str, u64> = Default::default();
     let (mut invalid, mut unstored) = (0usize, 0u64);
     for (index, raw) in events.into_iter().enumerate() {
-        let mut result = ItemResult {
+        let mut result = IngestItem {
             index,
             partition: None,
             offset: None,
@@ -258,25 +287,45 @@ async fn ingest(
             r.offset = Some(o);
         }
     }
-    let body = json!({
-        "accepted": valid,
-        "rejected": results.len() - valid,
-        "rejected_by_reason": rejected_by_reason,
-        "results": results,
-    });
-    let status = if valid == 0 {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::ACCEPTED
+    let body = IngestAnswer {
+        accepted: valid,
+        rejected: results.len() - valid,
+        rejected_by_reason,
+        results,
     };
-    Ok((status, Json(body)).into_response())
+    Ok(if valid == 0 {
+        (StatusCode::BAD_REQUEST, Json(IngestOrError::Answer(body))).into_response()
+    } else {
+        (StatusCode::ACCEPTED, Json(body)).into_response()
+    })
 }
 
-async fn score(
+/// Scores events against the served model without storing them: each
+/// event's score, the threshold, the decision, and the features behind
+/// it. Needs the `score` role.
+#[utoipa::path(
+    post,
+    path = "/v1/streams/{stream}/score",
+    tag = "events",
+    params(("stream" = String, Path, description = "The stream's name")),
+    request_body(
+        description = "One event, an array of events, or NDJSON.",
+        content(
+            (serde_json::Value = "application/json"),
+            (String = "application/x-ndjson"),
+        ),
+    ),
+    responses(
+        (status = 200, description = "Each event's score, or why it could not be scored", body = ScoreAnswer),
+        (status = 400, description = "No event in the body is valid", body = ErrorBody),
+        (status = 503, description = "No model is loaded yet", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn score(
     State(state): State<AppState>,
     Path(stream): Path<String>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ScoreAnswer>, ApiError> {
     check_stream(&state, &stream)?;
     let events = split_events(&body, state.max_events_per_request)?;
     // The scorer holds the feature state's lock for a batch: wait for it
@@ -286,10 +335,17 @@ async fn score(
 
 /// The served model's drift: the window being filled, the last finished
 /// one per feature, and the history (oldest first).
-async fn drift(
+#[utoipa::path(
+    get,
+    path = "/v1/streams/{stream}/drift",
+    tag = "models",
+    params(("stream" = String, Path, description = "The stream's name")),
+    responses((status = 200, description = "The served model's drift", body = DriftAnswer)),
+)]
+pub(crate) async fn drift(
     State(state): State<AppState>,
     Path(stream): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DriftAnswer>, ApiError> {
     check_stream(&state, &stream)?;
     let monitor = state
         .shared
@@ -307,16 +363,16 @@ async fn drift(
             })
         })
         .collect();
-    Ok(Json(json!({
-        "stream": stream,
-        "options": monitor.options(),
-        "pending_events": monitor.pending(),
-        "latest": monitor.latest(),
-        "history": history,
-    })))
+    Ok(Json(DriftAnswer {
+        stream,
+        options: json!(monitor.options()),
+        pending_events: monitor.pending() as u64,
+        latest: json!(monitor.latest()),
+        history,
+    }))
 }
 
-fn score_events(shared: &Shared, events: &[Vec<u8>]) -> Result<Json<Value>, ApiError> {
+fn score_events(shared: &Shared, events: &[Vec<u8>]) -> Result<Json<ScoreAnswer>, ApiError> {
     let Some(source) = Source::of(shared) else {
         return Err(ApiError::unavailable("no champion model is loaded yet"));
     };
@@ -329,7 +385,7 @@ fn score_events(shared: &Shared, events: &[Vec<u8>]) -> Result<Json<Value>, ApiE
     // it was refused.
     let width = columns.len();
     let mut features: Vec<f64> = Vec::with_capacity(events.len() * width);
-    let mut rows: Vec<Result<usize, Value>> = Vec::with_capacity(events.len());
+    let mut rows: Vec<Result<usize, ScoreItem>> = Vec::with_capacity(events.len());
     for (chunk_start, chunk) in events.chunks(256).enumerate() {
         let engine = shared
             .engine
@@ -344,23 +400,25 @@ fn score_events(shared: &Shared, events: &[Vec<u8>]) -> Result<Json<Value>, ApiE
                     engine.peek(&record, &mut features[at..]);
                     Ok(at)
                 }
-                Err(dl) => Err(
-                    json!({"index": index, "error": dl.reason.to_string(), "reason": dl.reason.code(), "field": dl.reason.field()}),
-                ),
+                Err(dl) => Err(ScoreItem::Refused {
+                    index,
+                    error: dl.reason.to_string(),
+                    reason: dl.reason.code(),
+                    field: dl.reason.field().map(str::to_owned),
+                }),
             });
         }
     }
     if !rows.is_empty() && rows.iter().all(Result::is_err) {
-        let first = rows.iter().find_map(|r| r.as_ref().err()).cloned();
+        let (error, field) = match rows.iter().find_map(|r| r.as_ref().err()) {
+            Some(ScoreItem::Refused { error, field, .. }) => (error.as_str(), field.clone()),
+            _ => ("invalid", None),
+        };
         let mut e = ApiError::bad(format!(
-            "none of the {} events is valid; the first: {}",
-            rows.len(),
-            first
-                .as_ref()
-                .and_then(|f| f["error"].as_str())
-                .unwrap_or("invalid")
+            "none of the {} events is valid; the first: {error}",
+            rows.len()
         ));
-        e.field = first.and_then(|f| f["field"].as_str().map(str::to_owned));
+        e.field = field;
         return Err(e);
     }
     let scoring = source.lock()?;
@@ -376,36 +434,52 @@ fn score_events(shared: &Shared, events: &[Vec<u8>]) -> Result<Json<Value>, ApiE
         };
         let s = scoring.peek(row).map_err(ApiError::internal)?;
         let ranked = scoring.explain(columns, row).map_err(ApiError::internal)?;
-        let contributions: Vec<Value> = ranked
+        let contributions = ranked
             .into_iter()
             .take(5)
-            .map(|e| {
-                let mut c = json!({"feature": e.input, "share": e.share, "value": e.value});
-                if let Some(d) = direction_name(e.above) {
-                    c["direction"] = json!(d);
-                }
-                c
+            .map(|e| Contribution {
+                feature: e.input,
+                share: e.share,
+                value: e.value,
+                direction: direction_name(e.above),
             })
             .collect();
-        out.push(json!({
-            "index": index,
-            "score": s,
-            "threshold": threshold,
-            "anomaly": s > threshold,
-            "contributions": contributions,
-            "features": columns.iter().zip(row).map(|(c, v)| (c.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
-        }));
+        out.push(ScoreItem::Scored {
+            index,
+            score: s,
+            threshold,
+            anomaly: s > threshold,
+            contributions,
+            features: columns.iter().cloned().zip(row.iter().copied()).collect(),
+        });
     }
-    let (name, version, warming_up) = scoring.model();
-    Ok(Json(
-        json!({ "model": name, "model_version": version, "warming_up": warming_up, "results": out }),
-    ))
+    let (model, model_version, warming_up) = scoring.model();
+    Ok(Json(ScoreAnswer {
+        model,
+        model_version,
+        warming_up,
+        results: out,
+    }))
 }
 
-async fn alerts(
+/// Stored alerts, newest event time first, filtered and paged.
+#[utoipa::path(
+    get,
+    path = "/v1/alerts",
+    tag = "alerts",
+    params(
+        ("since" = Option<String>, Query, description = "Event time from (RFC 3339)"),
+        ("entity" = Option<String>, Query, description = "Only this entity's alerts"),
+        ("min_score" = Option<f64>, Query, description = "Only scores at least this"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 10000, description = "At most this many (default 100)"),
+        ("offset" = Option<u32>, Query, maximum = 1000000000, description = "Skip this many"),
+    ),
+    responses((status = 200, description = "The alerts", body = AlertsList)),
+)]
+pub(crate) async fn alerts(
     State(state): State<AppState>,
     q: Result<Query<AlertQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AlertsList>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::bad(e.body_text()))?;
     let since = match &q.since {
         Some(s) => Some(
@@ -426,9 +500,15 @@ async fn alerts(
             "`min_score` must be a finite number",
         ));
     }
+    if q.offset.is_some_and(|o| o > MAX_OFFSET) {
+        return Err(ApiError::bad_field(
+            "offset",
+            format!("`offset` must be at most {MAX_OFFSET}"),
+        ));
+    }
     let store = state.alerts.clone();
-    let found = blocking(move || store.query(&q, since)).await??;
-    Ok(Json(json!({ "alerts": found })))
+    let alerts = blocking(move || store.query(&q, since)).await??;
+    Ok(Json(AlertsList { alerts }))
 }
 
 /// Labels: one JSON object, an array, or NDJSON (`event_id`, `label`,
@@ -436,10 +516,30 @@ async fn alerts(
 /// answered), a duplicate of a statement already made, refused for a bad
 /// field, or about an event the stream never had. 201 when any was
 /// accepted or already known, 400 when none was.
-async fn post_labels(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+#[utoipa::path(
+    post,
+    path = "/v1/labels",
+    tag = "labels",
+    request_body(
+        description = "One label (`event_id`, `label`: fraud or legit, optional `kind`, `source`, `known_at`, `author`), an array, or NDJSON.",
+        content(
+            (crate::api::LabelInput = "application/json"),
+            (String = "application/x-ndjson"),
+        ),
+    ),
+    responses(
+        (status = 201, description = "Some labels were recorded or already known", body = LabelsAnswer),
+        (status = 400, description = "No label was recorded", body = LabelsOrError),
+        (status = 404, description = "Every label is about an event the stream never had", body = LabelsAnswer),
+    ),
+)]
+pub(crate) async fn post_labels(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let items = split_events(&body, state.max_events_per_request)?;
     let now = crate::now_micros();
-    let mut results: Vec<Value> = Vec::with_capacity(items.len());
+    let mut results: Vec<LabelItem> = Vec::with_capacity(items.len());
     let mut good = Vec::new();
     for (index, raw) in items.iter().enumerate() {
         let parsed = serde_json::from_slice::<Value>(raw)
@@ -448,15 +548,22 @@ async fn post_labels(State(state): State<AppState>, body: Bytes) -> Result<Respo
                 message: format!("not JSON: {e}"),
             })
             .and_then(|v| radar_core::labels::Label::from_json(&v, "api", now));
+        let mut item = LabelItem {
+            index,
+            status: "invalid".into(),
+            event_id: None,
+            seq: None,
+            error: None,
+            field: None,
+        };
         match parsed {
-            Ok(l) => {
-                good.push((index, l));
-                results.push(Value::Null);
+            Ok(l) => good.push((index, l)),
+            Err(e) => {
+                item.error = Some(e.to_string());
+                item.field = Some(e.field.to_owned());
             }
-            Err(e) => results.push(json!({
-                "index": index, "status": "invalid", "error": e.to_string(), "field": e.field,
-            })),
         }
+        results.push(item);
     }
     let stream = state.shared.schema.name.clone();
     let labels: Vec<_> = good.iter().map(|(_, l)| l.clone()).collect();
@@ -464,44 +571,78 @@ async fn post_labels(State(state): State<AppState>, body: Bytes) -> Result<Respo
     let recorded = blocking(move || store.record(&stream, &labels)).await??;
     let mut stored = 0;
     for ((index, label), outcome) in good.iter().zip(recorded) {
-        let mut v = json!(outcome);
-        v["index"] = json!(index);
-        v["event_id"] = json!(label.event_id);
+        use radar_pipeline::labels::Recorded;
+        let item = &mut results[*index];
+        item.event_id = Some(label.event_id.clone());
         match outcome {
-            radar_pipeline::labels::Recorded::UnknownEvent => {
-                v["error"] = json!(format!(
+            Recorded::Accepted { seq } | Recorded::Duplicate { seq } => {
+                stored += 1;
+                item.seq = Some(seq);
+                item.status = if matches!(outcome, Recorded::Accepted { .. }) {
+                    "accepted"
+                } else {
+                    "duplicate"
+                }
+                .into();
+            }
+            Recorded::UnknownEvent => {
+                item.status = "unknown_event".into();
+                item.error = Some(format!(
                     "no event `{}` in stream `{}`",
                     label.event_id, state.shared.schema.name
                 ));
-                v["field"] = json!("event_id");
+                item.field = Some("event_id".into());
             }
-            _ => stored += 1,
         }
-        results[*index] = v;
     }
-    let status = if stored > 0 {
-        StatusCode::CREATED
-    } else {
-        StatusCode::BAD_REQUEST
+    let body = LabelsAnswer {
+        recorded: stored,
+        refused: results.len() - stored,
+        results,
     };
-    let body = json!({ "recorded": stored, "refused": results.len() - stored, "results": results });
-    Ok((status, Json(body)).into_response())
+    let all_unknown = body.results.iter().all(|r| r.status == "unknown_event");
+    Ok(if stored > 0 {
+        (StatusCode::CREATED, Json(body)).into_response()
+    } else if all_unknown {
+        // Well-formed, about events the stream never had.
+        (StatusCode::NOT_FOUND, Json(body)).into_response()
+    } else {
+        (StatusCode::BAD_REQUEST, Json(LabelsOrError::Answer(body))).into_response()
+    })
 }
 
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct LabelQuery {
+pub(crate) struct LabelQuery {
     event_id: Option<String>,
     /// Labels recorded after this sequence number.
     after: Option<u64>,
     limit: Option<usize>,
 }
 
-async fn get_labels(
+/// Stored labels of the stream, in the order they were recorded.
+#[utoipa::path(
+    get,
+    path = "/v1/labels",
+    tag = "labels",
+    params(
+        ("event_id" = Option<String>, Query, description = "Only this event's labels"),
+        ("after" = Option<i64>, Query, minimum = 0, description = "Labels recorded after this sequence number"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 10000, description = "At most this many (default 100)"),
+    ),
+    responses((status = 200, description = "The labels", body = LabelsList)),
+)]
+pub(crate) async fn get_labels(
     State(state): State<AppState>,
     q: Result<Query<LabelQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LabelsList>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::bad(e.body_text()))?;
+    if q.after.is_some_and(|a| a > i64::MAX as u64) {
+        return Err(ApiError::bad_field(
+            "after",
+            "`after` must be at most 9223372036854775807",
+        ));
+    }
     let limit = q.limit.unwrap_or(100);
     if limit == 0 || limit > 10_000 {
         return Err(ApiError::bad_field(
@@ -514,34 +655,46 @@ async fn get_labels(
     let rows =
         blocking(move || store.list(&stream, q.event_id.as_deref(), q.after.unwrap_or(0), limit))
             .await??;
-    let labels: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            json!({
-                "seq": r.seq,
-                "event_id": r.label.event_id,
-                "label": if r.label.fraud { "fraud" } else { "legit" },
-                "kind": r.label.kind,
-                "source": r.label.source,
-                "author": r.label.author,
-                "known_at": radar_core::time::format_rfc3339(r.label.known_at),
-                "recorded_at": radar_core::time::format_rfc3339(r.recorded_at),
-            })
+    let labels = rows
+        .into_iter()
+        .map(|r| StoredLabel {
+            seq: r.seq,
+            label: if r.label.fraud { "fraud" } else { "legit" },
+            known_at: radar_core::time::format_rfc3339(r.label.known_at),
+            recorded_at: radar_core::time::format_rfc3339(r.recorded_at),
+            event_id: r.label.event_id,
+            kind: r.label.kind,
+            source: r.label.source,
+            author: r.label.author,
         })
         .collect();
-    Ok(Json(json!({ "labels": labels })))
+    Ok(Json(LabelsList { labels }))
 }
 
-async fn models(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let versions = blocking(move || state.registry.versions()).await??;
-    Ok(Json(json!({ "models": versions })))
+/// Every model version in the registry, with its aliases.
+#[utoipa::path(
+    get,
+    path = "/v1/models",
+    tag = "models",
+    responses((status = 200, description = "The model versions", body = ModelsList)),
+)]
+pub(crate) async fn models(State(state): State<AppState>) -> Result<Json<ModelsList>, ApiError> {
+    let models = blocking(move || state.registry.versions()).await??;
+    Ok(Json(ModelsList { models }))
 }
 
 /// One model: its versions (newest first) and the history of its aliases.
-async fn model(
+#[utoipa::path(
+    get,
+    path = "/v1/models/{name}",
+    tag = "models",
+    params(("name" = String, Path, description = "The model's name")),
+    responses((status = 200, description = "The model", body = ModelAnswer)),
+)]
+pub(crate) async fn model(
     State(state): State<AppState>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ModelAnswer>, ApiError> {
     let (versions, history) = blocking(move || {
         let versions: Vec<_> = state
             .registry
@@ -556,13 +709,26 @@ async fn model(
         Ok((versions, history))
     })
     .await??;
-    Ok(Json(json!({ "versions": versions, "aliases": history })))
+    Ok(Json(ModelAnswer {
+        versions,
+        aliases: history,
+    }))
 }
 
-async fn model_version(
+#[utoipa::path(
+    get,
+    path = "/v1/models/{name}/versions/{version}",
+    tag = "models",
+    params(
+        ("name" = String, Path, description = "The model's name"),
+        ("version" = i64, Path, description = "The version number"),
+    ),
+    responses((status = 200, description = "The model version", body = ModelVersion)),
+)]
+pub(crate) async fn model_version(
     State(state): State<AppState>,
     Path((name, version)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ModelVersion>, ApiError> {
     let version: i64 = version.parse().map_err(|_| {
         ApiError::bad_field(
             "version",
@@ -570,58 +736,110 @@ async fn model_version(
         )
     })?;
     let mv = blocking(move || state.registry.version(&name, version)).await??;
-    Ok(Json(json!(mv)))
+    Ok(Json(mv))
 }
 
-async fn runs(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// The last 100 training runs, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/runs",
+    tag = "models",
+    responses((status = 200, description = "The runs", body = RunsList)),
+)]
+pub(crate) async fn runs(State(state): State<AppState>) -> Result<Json<RunsList>, ApiError> {
     let runs = blocking(move || state.registry.runs(100)).await??;
-    Ok(Json(json!({ "runs": runs })))
+    Ok(Json(RunsList { runs }))
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    security(()),
+    responses((status = 200, description = "Alive", body = Healthy)),
+)]
+pub(crate) async fn healthz() -> Json<Healthy> {
+    Json(Healthy { status: "ok" })
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    security(()),
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API", content_type = "application/json", body = Object)),
+)]
+pub(crate) async fn openapi_json(State(state): State<AppState>) -> Json<Value> {
+    Json(crate::api::document_for(
+        &state.shared.schema,
+        state.max_events_per_request,
+    ))
 }
 
 /// Ready when a model scores the stream and every component works; the
 /// body says which component is not and why.
-async fn ready(State(state): State<AppState>) -> Result<Response, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    security(()),
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Not ready: no model yet, or a component degraded", body = Readiness),
+    ),
+)]
+pub(crate) async fn ready(State(state): State<AppState>) -> Result<Response, ApiError> {
     blocking(move || readiness(&state.shared)).await
 }
 
 fn readiness(shared: &Shared) -> Response {
     let components = shared.health.snapshot();
-    let broken: Vec<&String> = components
+    let broken: Vec<&str> = components
         .iter()
         .filter(|(_, s)| s.state != radar_core::health::State::Ok)
-        .map(|(name, _)| name)
+        .map(|(name, _)| name.as_str())
         .collect();
-    let mut body = match Source::of(shared).map(|s| s.lock().map(|m| m.model())) {
-        Some(Ok((model, version, warming_up))) => json!({
-            "status": "ready",
-            "model": model,
-            "model_version": version,
-            "warming_up": warming_up,
-        }),
-        Some(Err(e)) => json!({"status": e.to_string()}),
-        None => json!({"status": "waiting for a champion model"}),
+    let mut body = Readiness {
+        status: "waiting for a champion model".into(),
+        model: None,
+        model_version: None,
+        warming_up: None,
+        components: json!(components),
     };
-    body["components"] = json!(components);
-    let mut status = if body["status"] == "ready" {
+    match Source::of(shared).map(|s| s.lock().map(|m| m.model())) {
+        Some(Ok((model, version, warming_up))) => {
+            body.status = "ready".into();
+            body.model = Some(model);
+            body.model_version = Some(version);
+            body.warming_up = Some(warming_up);
+        }
+        Some(Err(e)) => body.status = e.to_string(),
+        None => {}
+    }
+    let mut status = if body.status == "ready" {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     if !broken.is_empty() && status == StatusCode::OK {
-        body["status"] = json!(format!(
-            "degraded: {}",
-            broken
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+        body.status = format!("degraded: {}", broken.join(", "));
         status = StatusCode::SERVICE_UNAVAILABLE;
     }
     (status, Json(body)).into_response()
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+/// Prometheus metrics (text exposition format). Open unless `radar up`
+/// was told `--metrics-auth`; then it needs the `read` role.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    security((), ("api_key" = [])),
+    responses((status = 200, description = "The metrics", content_type = "application/openmetrics-text", body = String)),
+)]
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     let text = state.shared.metrics.render(&state.shared.health);
     (
         [(header::CONTENT_TYPE, radar_pipeline::metrics::CONTENT_TYPE)],

@@ -3,6 +3,7 @@
 //! a few lines each: parse, call the pipeline, answer; [`error`] maps every
 //! failure to its status in one place.
 
+pub mod api;
 pub mod door;
 pub mod error;
 pub mod http;

@@ -412,7 +412,17 @@ async fn labels_are_recorded_with_history_and_bad_ones_named() {
         .map(|l| l["label"].as_str().unwrap())
         .collect();
     assert_eq!(history, ["legit", "fraud"], "{body}");
+    // Well-formed labels all about unknown events: 404; mixed with a bad
+    // one: 400.
     let (status, body) = post(&s, "/v1/labels", r#"{"event_id":"nope","label":1}"#).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["results"][0]["status"], "unknown_event");
+    let (status, body) = post(
+        &s,
+        "/v1/labels",
+        r#"[{"event_id":"nope","label":1},{"label":1}]"#,
+    )
+    .await;
     assert_eq!(status, 400, "{body}");
     let (status, _) = get(&s, "/v1/labels?limit=0").await;
     assert_eq!(status, 400);
@@ -701,4 +711,35 @@ async fn dead_letters_are_bounded_per_request() {
         .find(|l| l.contains("dead_letter_cap") && l.contains("ingest"))
         .unwrap_or_else(|| panic!("no dead_letter_cap count in {text}"));
     assert!(capped.trim_end().ends_with(" 50"), "{capped}");
+}
+
+/// Every error is JSON with a stable code, also those the router makes on
+/// its own (405, 413, 404), and the contract is served to anyone.
+#[tokio::test]
+async fn every_error_is_json_with_a_code_and_the_contract_is_served() {
+    let s = server().await;
+    let (status, body) = get(&s, "/v1/streams/tx/events").await;
+    assert_eq!(status, 405);
+    assert_eq!(body["code"], "method_not_allowed", "{body}");
+    let (status, body) = post(&s, "/v1/streams/tx/events", vec![b' '; 17 << 20]).await;
+    assert_eq!(status, 413);
+    assert_eq!(body["code"], "payload_too_large", "{body}");
+    let (status, body) = get(&s, "/nowhere").await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+    let (status, body) = get(&s, "/v1/alerts?offset=18446744073709551615").await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("offset")),
+        "{body}"
+    );
+    let (status, body) = get(&s, "/v1/alerts?limit=99999999999999999999999").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_input")),
+        "{body}"
+    );
+    let (status, doc) = get(&s, "/openapi.json").await;
+    assert_eq!(status, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{doc}");
+    assert!(doc["paths"]["/v1/streams/{stream}/score"]["post"].is_object());
 }

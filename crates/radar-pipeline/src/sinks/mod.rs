@@ -34,6 +34,7 @@ pub use table::{AlertError, AlertQuery, AlertStore};
 
 /// A feature's share of an alert's score.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Contribution {
     pub feature: String,
     pub share: f64,
@@ -49,6 +50,7 @@ pub fn direction_name(above: Option<bool>) -> Option<String> {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Alert {
     pub event_id: String,
     /// Where the event sits in the log (`stream/partition/offset`): the

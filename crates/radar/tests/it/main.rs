@@ -2,6 +2,7 @@
 //! so it links once.
 
 mod capture;
+mod contract;
 mod demo;
 mod eval;
 mod faults;

@@ -179,7 +179,7 @@ fn accepted_labels_survive_sigkill_of_radar_up() {
 /// state without alerting (counted as backfill); events sent after it
 /// started alert; a restart does not move that point.
 #[test]
-fn history_builds_state_without_alerting_and_live_events_alert() {
+fn history_builds_state_without_alerting_and_live_events_alert_even_under_a_reused_id() {
     let dir = tempfile::tempdir().unwrap();
     let place = Place {
         config: harness::transactions_config(),
@@ -207,9 +207,17 @@ fn history_builds_state_without_alerting_and_live_events_alert() {
         0.0,
         "no alert on history"
     );
+    // The second half reuses one client-chosen event id: alerts are
+    // keyed by the event's place in the log, so reuse cannot suppress
+    // them (an id-keyed store would keep one).
     let mut sent = 0;
     while sent < 3000 {
-        let (body, _) = harness::batch(&mut live, 100);
+        let (mut body, ids) = harness::batch(&mut live, 100);
+        if sent >= 1500 {
+            for id in ids {
+                body = body.replace(&id, "tx-reused");
+            }
+        }
         assert!(matches!(
             harness::post(&client, port, &body),
             Posted::Accepted
@@ -236,6 +244,8 @@ fn history_builds_state_without_alerting_and_live_events_alert() {
             .event_ids()
             .unwrap();
     assert_eq!(stored.len() as f64, alerts);
+    let reused = stored.iter().filter(|id| *id == "tx-reused").count();
+    assert!(reused > 1, "{reused} alerts under the reused id");
 }
 
 /// Beyond loopback, `radar up` refuses to start without API keys unless
