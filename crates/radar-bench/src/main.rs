@@ -8,6 +8,8 @@ mod lake;
 mod log;
 mod parity;
 mod peer;
+mod serve;
+mod served;
 mod soak;
 mod speed;
 mod streaming;
@@ -46,6 +48,9 @@ enum Command {
     /// `radar up` fed for many minutes at a steady rate with churning
     /// entities: memory, open files, disk use and lag over time.
     Soak(soak::Args),
+    /// `radar up`'s `/score` against a FastAPI + uvicorn + scikit-learn
+    /// peer at the same concurrency, then batched ingest end to end.
+    Serve(serve::Args),
     /// Radar's boosted trees (the hybrid's supervised part) against
     /// LightGBM and XGBoost on the generated stream's labels.
     Supervised(supervised::Args),
@@ -68,6 +73,7 @@ fn main() -> Result<()> {
         Command::Lake(args) => lake::run(args),
         Command::Streaming(args) => streaming::run(args),
         Command::Soak(args) => soak::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Supervised(args) => supervised::run(args),
         Command::JointTail(args) => tail::run(args),
         Command::Eif(args) => eif::run(args),

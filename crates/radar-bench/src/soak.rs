@@ -5,12 +5,11 @@
 //! goal; the JSON holds every sample.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use radar_core::synth::transactions::{TransactionSpec, Transactions};
 use serde_json::json;
 
@@ -75,91 +74,35 @@ fn metric_sum(text: &str, name: &str) -> f64 {
         .sum()
 }
 
-fn radar(bin: &Path, args: &[&str]) -> Result<()> {
-    let out = Command::new(bin).args(args).output()?;
-    if !out.status.success() {
-        bail!("radar {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(())
-}
-
 pub fn run(args: Args) -> Result<()> {
-    let bin = match &args.radar {
-        Some(b) => b.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("no directory beside radar-bench")?
-            .join("radar"),
-    };
+    let bin = crate::served::radar_bin(args.radar.as_deref())?;
     let dir = tempfile::tempdir()?;
-    let data = dir.path().join("data");
-    let examples = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/transactions.toml"),
-    )?;
+    eprintln!("soak: history, capture, train");
     // Room for two generations of entities; older ones are evicted.
-    let streams = examples.replacen(
-        "[streams.transactions]\n",
+    let deployment = crate::served::Deployment::train(
+        &bin,
+        dir.path(),
+        TransactionSpec {
+            cardholders: args.entities,
+            days: 3.0,
+            seed: 1,
+            ..TransactionSpec::default()
+        },
+        2 * args.entities,
         &format!(
-            "[streams.transactions]\nmax_entities = {}\n",
-            2 * args.entities
-        ),
-        1,
-    );
-    let config = dir.path().join("radar.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[storage]\nroot = \"{}\"\n\n[log]\nsegment_bytes = {}\nretention_bytes = {}\n\n{streams}",
-            data.display(),
+            "[log]\nsegment_bytes = {}\nretention_bytes = {}",
             (args.retention_bytes / 4).max(1 << 20),
             args.retention_bytes
         ),
     )?;
-    let cfg = config.to_str().context("config path")?;
-    eprintln!("soak: history, capture, train");
-    let history = dir.path().join("history.jsonl");
-    let mut text = String::new();
-    let spec = TransactionSpec {
-        cardholders: args.entities,
-        days: 3.0,
-        seed: 1,
-        ..TransactionSpec::default()
-    };
-    for tx in Transactions::new(spec) {
-        tx.write_json(&mut text);
-        text.push('\n');
-    }
-    std::fs::write(&history, text)?;
-    radar(
-        &bin,
-        &["ingest", history.to_str().context("path")?, "--config", cfg],
-    )?;
-    radar(&bin, &["capture", "--until-idle", "1", "--config", cfg])?;
-    radar(&bin, &["train", "--promote", "--config", cfg])?;
-
-    let port = args.port.to_string();
-    let mut child = Command::new(&bin)
-        .args(["up", "--config", cfg, "--port", &port])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let pid = child.id();
+    let data = deployment.data.clone();
+    let up = deployment.up(&bin, args.port, &[])?;
+    let pid = up.pid();
+    let port = args.port;
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()?;
-    let ready_by = Instant::now() + Duration::from_secs(60);
-    while !client
-        .get(format!("{base}/readyz"))
-        .send()
-        .is_ok_and(|r| r.status().is_success())
-    {
-        if Instant::now() > ready_by {
-            let _ = child.kill();
-            bail!("radar up did not become ready");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
 
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(AtomicU64::new(0));
@@ -260,8 +203,7 @@ pub fn run(args: Args) -> Result<()> {
     for t in threads {
         let _ = t.join();
     }
-    unsafe { libc::kill(pid as i32, libc::SIGINT) };
-    let status = child.wait()?;
+    let clean_exit = up.stop()?;
     let get = |s: &serde_json::Value, k: &str| s[k].as_f64().unwrap_or(0.0);
     // After the first sample (start-up), compare the second and the last.
     let (first, last) = (samples.get(1).or(samples.first()), samples.last());
@@ -279,7 +221,7 @@ pub fn run(args: Args) -> Result<()> {
             "scorer_lag_last": get(l, "scorer_lag"),
             "refused_503": get(l, "refused_503"),
             "failed": get(l, "failed"),
-            "clean_exit": status.success(),
+            "clean_exit": clean_exit,
         }),
         _ => json!({"error": "no samples"}),
     };

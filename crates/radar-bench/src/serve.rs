@@ -1,0 +1,369 @@
+//! Serving against the peer it replaces, in one run on one machine: the
+//! replaced system's scoring script as a FastAPI + uvicorn service scoring
+//! one event with scikit-learn's IsolationForest (`bench/serve_peer.py`),
+//! and `radar up`'s `/score`, driven by the same closed-loop load generator
+//! (keep-alive HTTP/1.1, one thread per connection, the same events) at the
+//! same concurrency. Then radar's batched ingest end to end: NDJSON batches
+//! acknowledged (durable), until the scorer has decided on every one.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use radar_core::synth::transactions::{TransactionSpec, Transactions};
+use serde_json::json;
+
+use crate::served::{Deployment, radar_bin, wait_until};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Connections, each a thread sending its next request when the last
+    /// is answered.
+    #[arg(long, default_value_t = 8)]
+    connections: usize,
+    /// Seconds each service is driven.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// uvicorn workers of the peer.
+    #[arg(long, default_value_t = 2)]
+    peer_workers: usize,
+    /// Events per NDJSON batch in the ingest run.
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    #[arg(long, default_value_t = 10_000)]
+    cardholders: usize,
+    /// The radar binary (default: beside this one).
+    #[arg(long)]
+    radar: Option<PathBuf>,
+}
+
+/// What one load run measured.
+#[derive(Debug, serde::Serialize)]
+struct Load {
+    requests: u64,
+    failed: u64,
+    requests_per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// One keep-alive connection: sends a request, reads the whole answer;
+/// its status.
+struct Connection {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Connection {
+    fn open(port: u16) -> Result<Connection> {
+        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        Ok(Connection {
+            stream,
+            buf: Vec::with_capacity(64 << 10),
+        })
+    }
+
+    fn post(&mut self, path: &str, content_type: &str, body: &[u8]) -> Result<u16> {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        self.stream.write_all(head.as_bytes())?;
+        self.stream.write_all(body)?;
+        self.buf.clear();
+        let mut chunk = [0u8; 16 << 10];
+        let header_end = loop {
+            let n = self.stream.read(&mut chunk)?;
+            if n == 0 {
+                bail!("the server closed the connection");
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+        };
+        let head = std::str::from_utf8(&self.buf[..header_end]).context("answer head")?;
+        let status: u16 = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .context("no status")?;
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
+            })
+            .context("answers must carry Content-Length")?;
+        while self.buf.len() < header_end + length {
+            let n = self.stream.read(&mut chunk)?;
+            if n == 0 {
+                bail!("the server closed the connection mid-answer");
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+        Ok(status)
+    }
+}
+
+/// Closed-loop load: `connections` threads cycling through `bodies` for
+/// `seconds`; latencies of every request.
+fn load(
+    port: u16,
+    path: &str,
+    content_type: &str,
+    bodies: &[Vec<u8>],
+    connections: usize,
+    seconds: f64,
+) -> Result<Load> {
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let results: Vec<Result<(Vec<u32>, u64)>> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..connections)
+            .map(|c| {
+                s.spawn(move || -> Result<(Vec<u32>, u64)> {
+                    let mut conn = Connection::open(port)?;
+                    let mut micros = Vec::new();
+                    let mut failed = 0;
+                    let mut i = c;
+                    while Instant::now() < deadline {
+                        let t = Instant::now();
+                        let status = conn.post(path, content_type, &bodies[i % bodies.len()])?;
+                        micros.push(t.elapsed().as_micros() as u32);
+                        if !(200..300).contains(&status) {
+                            failed += 1;
+                        }
+                        i += connections;
+                    }
+                    Ok((micros, failed))
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().unwrap_or_else(|_| bail!("a load thread panicked")))
+            .collect()
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut all = Vec::new();
+    let mut failed = 0;
+    for r in results {
+        let (m, f) = r?;
+        all.extend(m);
+        failed += f;
+    }
+    all.sort_unstable();
+    let q = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .map_or(0.0, |&u| u as f64 / 1000.0)
+    };
+    Ok(Load {
+        requests: all.len() as u64,
+        failed,
+        requests_per_second: (all.len() as f64 / elapsed).round(),
+        p50_ms: q(0.50),
+        p99_ms: q(0.99),
+    })
+}
+
+fn metric(port: u16, name: &str) -> f64 {
+    let text = reqwest::blocking::get(format!("http://127.0.0.1:{port}/metrics"))
+        .and_then(|r| r.text())
+        .unwrap_or_default();
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The decision latency's p99 from the histogram's buckets (their upper
+/// bound), over what was decided since `before` (bucket counts).
+fn histogram_p99(port: u16, before: &[(f64, f64)]) -> Option<f64> {
+    let now = buckets(port);
+    let delta: Vec<(f64, f64)> = now
+        .iter()
+        .map(|&(le, n)| {
+            let b = before.iter().find(|(l, _)| *l == le).map_or(0.0, |p| p.1);
+            (le, n - b)
+        })
+        .collect();
+    let total = delta.last()?.1;
+    delta
+        .iter()
+        .find(|(_, n)| *n >= 0.99 * total)
+        .map(|(le, _)| le * 1000.0)
+}
+
+fn buckets(port: u16) -> Vec<(f64, f64)> {
+    let text = reqwest::blocking::get(format!("http://127.0.0.1:{port}/metrics"))
+        .and_then(|r| r.text())
+        .unwrap_or_default();
+    let mut out: Vec<(f64, f64)> = text
+        .lines()
+        .filter(|l| l.starts_with("radar_decision_latency_seconds_bucket"))
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, l.rsplit(' ').next()?.parse().ok()?))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
+    out
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let bin = radar_bin(args.radar.as_deref())?;
+    let dir = tempfile::tempdir()?;
+    eprintln!("serve: history, capture, train");
+    let deployment = Deployment::train(
+        &bin,
+        dir.path(),
+        TransactionSpec {
+            cardholders: args.cardholders,
+            days: 3.0,
+            seed: 1,
+            ..TransactionSpec::default()
+        },
+        4 * args.cardholders,
+        "",
+    )?;
+    let live: Vec<_> = Transactions::new(TransactionSpec {
+        cardholders: args.cardholders,
+        days: 3650.0,
+        seed: 99,
+        ..TransactionSpec::default()
+    })
+    .take(200_000)
+    .collect();
+    let singles: Vec<Vec<u8>> = live
+        .iter()
+        .take(4096)
+        .map(|tx| {
+            let mut s = String::new();
+            tx.write_json(&mut s);
+            s.into_bytes()
+        })
+        .collect();
+    let batches: Vec<Vec<u8>> = live
+        .chunks(args.batch)
+        .map(|c| {
+            let mut s = String::new();
+            for tx in c {
+                tx.write_json(&mut s);
+                s.push('\n');
+            }
+            s.into_bytes()
+        })
+        .collect();
+
+    let port = free_port()?;
+    let up = deployment.up(&bin, port, &[])?;
+    eprintln!("serve: radar /score, {} connections", args.connections);
+    let radar_score = load(
+        port,
+        "/v1/streams/transactions/score",
+        "application/json",
+        &singles,
+        args.connections,
+        args.seconds,
+    )?;
+    eprintln!("{radar_score:?}");
+    eprintln!("serve: radar ingest, batches of {}", args.batch);
+    let scored_before = metric(port, "radar_scored_total");
+    let buckets_before = buckets(port);
+    let started = Instant::now();
+    let ingest = load(
+        port,
+        "/v1/streams/transactions/events",
+        "application/x-ndjson",
+        &batches,
+        args.connections,
+        args.seconds,
+    )?;
+    let acked = (ingest.requests - ingest.failed) * args.batch as u64;
+    let ack_seconds = started.elapsed().as_secs_f64();
+    let caught_up_by = Instant::now() + Duration::from_secs(300);
+    while metric(port, "radar_scored_total") - scored_before < acked as f64 {
+        if Instant::now() > caught_up_by {
+            bail!("the scorer did not catch up within 5 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let end_to_end_seconds = started.elapsed().as_secs_f64();
+    let decision_p99_ms = histogram_p99(port, &buckets_before);
+    let clean_exit = up.stop()?;
+
+    eprintln!("serve: the peer, {} uvicorn workers", args.peer_workers);
+    let peer_port = free_port()?;
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench/serve_peer.py");
+    let python = std::env::var("RADAR_PEER_PYTHON")
+        .context("set RADAR_PEER_PYTHON to a Python with fastapi, uvicorn and scikit-learn (scripts/services.sh exports one)")?;
+    let mut peer = Command::new(&python)
+        .arg(&script)
+        .arg(&deployment.history)
+        .arg(peer_port.to_string())
+        .arg(args.peer_workers.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", script.display()))?;
+    let peer_result = wait_until(peer_port, "/healthz", Duration::from_secs(120)).and_then(|()| {
+        load(
+            peer_port,
+            "/score",
+            "application/json",
+            &singles,
+            args.connections,
+            args.seconds,
+        )
+    });
+    let _ = peer.kill();
+    let _ = peer.wait();
+    let peer_score = peer_result?;
+    eprintln!("{peer_score:?}");
+    let versions = Command::new(&python)
+        .args(["-c", "import fastapi, uvicorn, sklearn; print(fastapi.__version__, uvicorn.__version__, sklearn.__version__)"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&json!({
+            "serve": {
+                "connections": args.connections,
+                "seconds": args.seconds,
+                "radar_score": radar_score,
+                "peer_score": peer_score,
+                "peer": format!("FastAPI + uvicorn ({} workers) + scikit-learn IsolationForest (fastapi, uvicorn, sklearn: {versions})", args.peer_workers),
+                "score_ratio": radar_score.requests_per_second / peer_score.requests_per_second.max(1e-9),
+                "ingest": {
+                    "batch": args.batch,
+                    "acknowledged_events": acked,
+                    "acknowledged_per_second": (acked as f64 / ack_seconds).round(),
+                    "request_p99_ms": ingest.p99_ms,
+                    "failed_requests": ingest.failed,
+                    "end_to_end_events_per_second": (acked as f64 / end_to_end_seconds).round(),
+                    "decision_p99_ms_bucket_bound": decision_p99_ms,
+                },
+                "radar_clean_exit": clean_exit,
+            }
+        }))?
+    );
+    Ok(())
+}
