@@ -10,6 +10,8 @@
 #                         its OpenAPI document
 #   RADAR_PEER_PYTHON     a Python with FastAPI, uvicorn and scikit-learn (the
 #                         mlflow venv has all three), for the serving peer
+#   RADAR_CHROMIUM        Debian's chromium, for the dashboard's browser test
+#   RADAR_NODE_MODULES    where npm's playwright-core is, to drive it
 
 cache="${RADAR_CACHE:-$HOME/.cache/radar}"
 venv="$cache/venv"
@@ -40,6 +42,22 @@ if ! "$checks_venv/bin/st" --version >/dev/null 2>&1; then
   "$checks_venv/bin/pip" install -q 'schemathesis==4.32.*'
 fi
 export RADAR_SCHEMATHESIS="$checks_venv/bin/st"
+
+# A browser for the dashboard's test: Debian's chromium (browser downloads
+# by test tools fail here), driven by npm's playwright-core.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "installing chromium (apt)" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null ||
+    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
+fi
+export RADAR_CHROMIUM="$(command -v chromium)"
+browser_dir="$cache/browser"
+if [ ! -d "$browser_dir/node_modules/playwright-core" ]; then
+  echo "installing playwright-core into $browser_dir" >&2
+  mkdir -p "$browser_dir"
+  npm install --prefix "$browser_dir" --no-audit --no-fund --silent playwright-core@1.65 >/dev/null
+fi
+export RADAR_NODE_MODULES="$browser_dir/node_modules"
 
 node_dir="$cache/node"
 if [ ! -x "$node_dir/node_modules/.bin/azurite-blob" ]; then

@@ -199,6 +199,48 @@ pub struct DriftAnswer {
     pub history: Vec<serde_json::Value>,
 }
 
+/// Where to point an alias.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AliasRequest {
+    /// The model version (JSON does not tell `3` from `3.0`; both are
+    /// version 3).
+    #[serde(deserialize_with = "integral")]
+    pub version: i64,
+    /// Why, for the alias history.
+    #[schema(max_length = 500)]
+    pub reason: Option<String>,
+}
+
+fn integral<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let n = <serde_json::Number as serde::Deserialize>::deserialize(d)?;
+    if let Some(i) = n.as_i64() {
+        return Ok(i);
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f > i64::MIN as f64 && f < i64::MAX as f64 => Ok(f as i64),
+        _ => Err(serde::de::Error::custom(format!(
+            "`{n}` is not a version number (an integer)"
+        ))),
+    }
+}
+
+/// A rollback's reason.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    #[schema(max_length = 500)]
+    pub reason: Option<String>,
+}
+
+/// Where an alias points now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AliasAnswer {
+    pub name: String,
+    pub alias: String,
+    pub version: i64,
+}
+
 /// Liveness.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Healthy {
@@ -241,6 +283,8 @@ pub struct Readiness {
         crate::http::models,
         crate::http::model,
         crate::http::model_version,
+        crate::http::set_alias,
+        crate::http::rollback_alias,
         crate::http::runs,
         crate::http::healthz,
         crate::http::ready,
@@ -627,6 +671,6 @@ mod tests {
                 }
             }
         }
-        assert_eq!(paths.len(), 13, "a route is not in the document");
+        assert_eq!(paths.len(), 15, "a route is not in the document");
     }
 }

@@ -129,11 +129,14 @@ impl Door {
 /// The role an endpoint needs; `None`: open to all.
 pub fn needed_role(method: &Method, path: &str, open_metrics: bool) -> Option<Role> {
     match (method, path) {
-        (_, "/healthz" | "/readyz" | "/openapi.json") => None,
+        // The dashboard's files hold nothing secret: its data comes through
+        // the API, with the key the person gives it.
+        (_, "/healthz" | "/readyz" | "/openapi.json" | "/" | "/ui/app.js" | "/ui/app.css") => None,
         (_, "/metrics") => (!open_metrics).then_some(Role::Read),
         (&Method::POST, "/v1/streams/{stream}/events") => Some(Role::Ingest),
         (&Method::POST, "/v1/streams/{stream}/score") => Some(Role::Score),
         (&Method::POST, "/v1/labels") => Some(Role::Label),
+        (&Method::POST, path) if path.starts_with("/v1/models/") => Some(Role::Admin),
         _ => Some(Role::Read),
     }
 }
@@ -146,11 +149,15 @@ fn presented(headers: &HeaderMap) -> Option<&str> {
     headers.get("x-api-key")?.to_str().ok().map(str::trim)
 }
 
+/// The id (never the secret) of the key a request came with.
+#[derive(Debug, Clone)]
+pub struct KeyId(pub String);
+
 /// The key check (on matched routes).
 pub async fn authorize(
     State(door): State<Arc<Door>>,
     matched: Option<MatchedPath>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let path = matched.as_ref().map_or("", |m| m.as_str());
@@ -178,6 +185,8 @@ pub async fn authorize(
                     .insert(header::RETRY_AFTER, header::HeaderValue::from(wait));
                 return r;
             }
+            // Who did it, for the audit trail of what a request changes.
+            request.extensions_mut().insert(KeyId(id.clone()));
             let response = next.run(request).await;
             door.release(&id);
             response

@@ -92,11 +92,22 @@ pub fn router(state: AppState, max_body_bytes: usize, door: Option<Arc<Door>>) -
         .route("/v1/models", get(models))
         .route("/v1/models/{name}", get(model))
         .route("/v1/models/{name}/versions/{version}", get(model_version))
+        .route(
+            "/v1/models/{name}/aliases/{alias}",
+            post(set_alias.layer(axum::middleware::from_fn(crate::door::declared_body))),
+        )
+        .route(
+            "/v1/models/{name}/aliases/{alias}/rollback",
+            post(rollback_alias.layer(axum::middleware::from_fn(crate::door::declared_body))),
+        )
         .route("/v1/runs", get(runs))
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi_json))
         .route("/readyz", get(ready))
-        .route("/metrics", get(metrics));
+        .route("/metrics", get(metrics))
+        .route("/", get(crate::dashboard::index))
+        .route("/ui/app.js", get(crate::dashboard::app_js))
+        .route("/ui/app.css", get(crate::dashboard::app_css));
     let routes = match door {
         Some(door) => routes.route_layer(axum::middleware::from_fn_with_state(
             door,
@@ -739,6 +750,117 @@ pub(crate) async fn model_version(
     Ok(Json(mv))
 }
 
+/// An alias as a request names it: short, lower-case letters, digits,
+/// `_` and `-`.
+fn check_alias(alias: &str) -> Result<(), ApiError> {
+    let ok = !alias.is_empty()
+        && alias.len() <= 40
+        && alias
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_field(
+            "alias",
+            format!("`{alias}` is not an alias: 1 to 40 of a-z, 0-9, `_`, `-`"),
+        ))
+    }
+}
+
+/// The reason an alias moved, with who moved it.
+fn reason(
+    given: Option<&str>,
+    default: &str,
+    key: Option<axum::Extension<crate::door::KeyId>>,
+) -> Result<String, ApiError> {
+    let given = given.unwrap_or(default);
+    if given.chars().count() > 500 {
+        return Err(ApiError::bad_field(
+            "reason",
+            "`reason` is longer than 500 characters",
+        ));
+    }
+    let who = key.map_or_else(|| "an open server".to_owned(), |k| format!("key {}", k.0.0));
+    Ok(format!("{given} (by {who})"))
+}
+
+/// Points an alias of a model at a version (promotes it, for `champion`):
+/// the scorer follows within a second; the alias history records who and
+/// why. Needs the `admin` role.
+#[utoipa::path(
+    post,
+    path = "/v1/models/{name}/aliases/{alias}",
+    tag = "models",
+    params(
+        ("name" = String, Path, description = "The model's name"),
+        ("alias" = String, Path, pattern = "^[a-z0-9_-]{1,40}$", description = "The alias (`champion` decides)"),
+    ),
+    request_body(content = crate::api::AliasRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The alias moved", body = crate::api::AliasAnswer),
+        (status = 409, description = "The move cannot be made", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn set_alias(
+    State(state): State<AppState>,
+    key: Option<axum::Extension<crate::door::KeyId>>,
+    Path((name, alias)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Json<crate::api::AliasAnswer>, ApiError> {
+    check_alias(&alias)?;
+    let request: crate::api::AliasRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad(format!("the body is not an alias move: {e}")))?;
+    let reason = reason(request.reason.as_deref(), "moved through the API", key)?;
+    let version = request.version;
+    let (n, a) = (name.clone(), alias.clone());
+    blocking(move || state.registry.set_alias(&n, &a, version, &reason)).await??;
+    Ok(Json(crate::api::AliasAnswer {
+        name,
+        alias,
+        version,
+    }))
+}
+
+/// Moves an alias back to where it pointed before its last move. Needs
+/// the `admin` role.
+#[utoipa::path(
+    post,
+    path = "/v1/models/{name}/aliases/{alias}/rollback",
+    tag = "models",
+    params(
+        ("name" = String, Path, description = "The model's name"),
+        ("alias" = String, Path, pattern = "^[a-z0-9_-]{1,40}$", description = "The alias"),
+    ),
+    request_body(content = crate::api::RollbackRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The alias moved back", body = crate::api::AliasAnswer),
+        (status = 409, description = "The alias has no earlier version to go back to", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn rollback_alias(
+    State(state): State<AppState>,
+    key: Option<axum::Extension<crate::door::KeyId>>,
+    Path((name, alias)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Json<crate::api::AliasAnswer>, ApiError> {
+    check_alias(&alias)?;
+    let request: crate::api::RollbackRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad(format!("the body is not a rollback: {e}")))?;
+    let reason = reason(
+        request.reason.as_deref(),
+        "rolled back through the API",
+        key,
+    )?;
+    let (n, a) = (name.clone(), alias.clone());
+    let version = blocking(move || state.registry.rollback(&n, &a, &reason)).await??;
+    Ok(Json(crate::api::AliasAnswer {
+        name,
+        alias,
+        version,
+    }))
+}
+
 /// The last 100 training runs, newest first.
 #[utoipa::path(
     get,
@@ -861,6 +983,39 @@ pub struct ServerOptions {
     pub header_timeout: std::time::Duration,
     /// A request not answered by then gets 408.
     pub request_timeout: std::time::Duration,
+    /// Serve HTTPS with this certificate chain and key ([`tls_acceptor`]).
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// A TLS acceptor from PEM files: the certificate chain (leaf first) and
+/// its private key (PKCS#8, PKCS#1 or SEC1). TLS 1.2 and 1.3 only.
+pub fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|i| i.collect::<Result<_, _>>())
+        .map_err(|e| format!("--tls-cert `{}`: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "--tls-cert `{}` holds no PEM certificate",
+            cert.display()
+        ));
+    }
+    let private = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("--tls-key `{}`: {e}", key.display()))?;
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("TLS: {e}"))?
+    .with_no_client_auth()
+    .with_single_cert(certs, private)
+    .map_err(|e| format!("--tls-cert and --tls-key do not make a usable pair: {e}"))?;
+    Ok(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)))
 }
 
 impl Default for ServerOptions {
@@ -871,16 +1026,19 @@ impl Default for ServerOptions {
             door: None,
             header_timeout: std::time::Duration::from_secs(10),
             request_timeout: std::time::Duration::from_secs(60),
+            tls: None,
         }
     }
 }
 
-/// Accepts connections until `stop`, each served over HTTP/1.1 with a
-/// header-read timeout; then lets the requests in flight finish.
+/// Accepts connections until `stop`, each served over HTTP/1.1 (inside
+/// TLS when given) with a header-read timeout; then lets the requests in
+/// flight finish.
 async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     header_timeout: std::time::Duration,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -897,17 +1055,37 @@ async fn serve(
             },
             _ = &mut stop => break,
         };
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(header_timeout)
-            .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
+        let (app, watcher, tls) = (app.clone(), graceful.watcher(), tls.clone());
         tokio::spawn(async move {
-            let _ = conn.await;
+            match tls {
+                None => serve_connection(stream, app, header_timeout, watcher).await,
+                // The handshake is held to the header timeout too: a
+                // client that opens and stalls must not keep the socket.
+                Some(tls) => match tokio::time::timeout(header_timeout, tls.accept(stream)).await {
+                    Ok(Ok(stream)) => serve_connection(stream, app, header_timeout, watcher).await,
+                    Ok(Err(e)) => tracing::debug!(error = %e, "a TLS handshake failed"),
+                    Err(_) => tracing::debug!("a TLS handshake timed out"),
+                },
+            }
         });
     }
     graceful.shutdown().await;
+}
+
+async fn serve_connection<S>(
+    io: S,
+    app: Router,
+    header_timeout: std::time::Duration,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    let _ = watcher.watch(conn).await;
 }
 
 /// A server running in front of a pipeline.
@@ -948,9 +1126,13 @@ impl Server {
                 }
             }),
         );
-        let task = pipeline
-            .rt
-            .spawn(serve(listener, app, options.header_timeout, rx));
+        let task = pipeline.rt.spawn(serve(
+            listener,
+            app,
+            options.header_timeout,
+            options.tls,
+            rx,
+        ));
         Ok(Server {
             addr,
             task: Some(task),

@@ -4,6 +4,7 @@
 //! failure to its status in one place.
 
 pub mod api;
+pub mod dashboard;
 pub mod door;
 pub mod error;
 pub mod http;

@@ -156,7 +156,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     } = serve(&config, args.port, boot.events)?;
     let metrics = pipeline.shared.metrics.clone();
     eprintln!(
-        "serving on {url}; live traffic for {:.0} s at {}, labels and a retrain half-way",
+        "serving on {url} (the dashboard: {url}/); live traffic for {:.0} s at {}, labels and a retrain half-way",
         duration.as_secs_f64(),
         if rate.is_finite() {
             format!("{rate} events/s")

@@ -140,7 +140,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let model = pipeline.model_name.clone();
     let audit_before = pipeline.registry.events(&model)?.len();
     eprintln!(
-        "serving on {url}; live traffic for {:.0} s at {rate} events/s; the stream shifts about a third of the way in",
+        "serving on {url} (the dashboard: {url}/); live traffic for {:.0} s at {rate} events/s; the stream shifts about a third of the way in",
         duration.as_secs_f64()
     );
     eprintln!("the loop's policy (appended to the built-in declaration):{POLICY}");

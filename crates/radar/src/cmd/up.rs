@@ -27,6 +27,12 @@ pub struct UpArgs {
     pub host: String,
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
+    /// Serve HTTPS: the certificate chain (PEM, leaf first)…
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// …and its private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
     /// Also print each new alert as a JSON line on stdout.
     #[arg(long)]
     pub stdout_alerts: bool,
@@ -150,8 +156,16 @@ pub fn run(args: UpArgs) -> Result<()> {
             concurrent: args.key_concurrency,
         },
     )?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(radar_server::http::tls_acceptor(cert, key).map_err(anyhow::Error::msg)?)
+        }
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let pipeline = Pipeline::start(&config, &args.options()?)?;
     let options = ServerOptions {
+        tls,
         max_body_bytes: args.max_body_bytes,
         max_events_per_request: args.max_events_per_request,
         door: Some(door),
@@ -161,8 +175,9 @@ pub fn run(args: UpArgs) -> Result<()> {
     let server = Server::start(&pipeline, addr, options)
         .with_context(|| format!("cannot listen on {addr}"))?;
     eprintln!(
-        "radar is up on http://{} (stream `{}`); Ctrl-C stops it",
-        server.addr, pipeline.shared.schema.name
+        "radar is up on {scheme}://{addr} (stream `{}`; the dashboard at {scheme}://{addr}/); Ctrl-C stops it",
+        pipeline.shared.schema.name,
+        addr = server.addr
     );
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let exporter = match &args.mlflow_url {

@@ -3,6 +3,7 @@
 
 mod capture;
 mod contract;
+mod dashboard;
 mod demo;
 mod eval;
 mod faults;

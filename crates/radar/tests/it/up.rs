@@ -335,3 +335,107 @@ fn slow_requests_are_cut_off() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// HTTPS from PEM files: a client that trusts the certificate is served;
+/// plain HTTP on the same port is not; a key that does not match the
+/// certificate stops `radar up` before it listens, naming the flags.
+#[test]
+fn tls_from_certificate_and_key_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let openssl = |key_out: &std::path::Path, cert_out: &std::path::Path| {
+        let ok = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+            ])
+            .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
+            .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+            // A server's certificate, not a CA's (webpki refuses a CA
+            // certificate as the end entity).
+            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+            .arg("-keyout")
+            .arg(key_out)
+            .arg("-out")
+            .arg(cert_out)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl runs")
+            .success();
+        assert!(ok, "openssl made no certificate");
+    };
+    openssl(&key, &cert);
+    let place = Place {
+        config: harness::transactions_config(),
+        data_dir: Some(dir.path().join("data").to_str().unwrap().to_owned()),
+    };
+    let port = harness::free_port();
+    let tls_args = [
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ];
+    let child = place.up(port, &tls_args, None);
+    let trusted = reqwest::blocking::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap()])
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let url = format!("https://127.0.0.1:{port}/healthz");
+    let mut answered = None;
+    let mut last_error = String::new();
+    for _ in 0..150 {
+        match trusted.get(&url).send() {
+            Ok(r) => {
+                answered = Some(r.status().as_u16());
+                break;
+            }
+            Err(e) => last_error = format!("{e:?}"),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(answered, Some(200), "HTTPS /healthz: {last_error}");
+    let plain = harness::client()
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send();
+    assert!(
+        plain.map_or(true, |r| !r.status().is_success()),
+        "plain HTTP must not be served on a TLS port"
+    );
+    let untrusting = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .unwrap();
+    assert!(
+        untrusting.get(&url).send().is_err(),
+        "an unknown certificate is refused by default clients"
+    );
+    harness::stop(child, None);
+    // Another pair's key: refused at start.
+    let (other_cert, other_key) = (dir.path().join("other.pem"), dir.path().join("other.key"));
+    openssl(&other_key, &other_cert);
+    let out = crate::radar(&[
+        "up",
+        "--config",
+        &place.config,
+        "--data-dir",
+        place.data_dir.as_deref().unwrap(),
+        "--port",
+        &harness::free_port().to_string(),
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        other_key.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = crate::stderr(&out);
+    assert!(
+        err.contains("--tls-cert") && err.contains("--tls-key"),
+        "{err}"
+    );
+}

@@ -1,0 +1,620 @@
+// radar's dashboard. Plain JavaScript, no build step and no framework:
+// every figure comes from the public API (/openapi.json, /metrics,
+// /readyz, /v1/...) with the API key the person gives, kept in this
+// browser's localStorage. Charts are hand-written SVG.
+"use strict";
+
+const state = {
+  key: localStorage.getItem("radar-key") || "",
+  stream: null,
+  eventSchema: null,
+  samples: [], // overview samples: {t, events, alerts, scored, lag, p99}
+  alertsOffset: 0,
+  // Verdicts given in this page, by the alert's position, so the live
+  // feed's refresh keeps showing them.
+  verdicts: new Map(),
+  alertsPage: 50,
+  lastAlertIds: new Set(),
+};
+
+const $ = (sel) => document.querySelector(sel);
+const el = (tag, attrs = {}, ...children) => {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return e;
+};
+
+async function api(path, options = {}) {
+  const headers = Object.assign({}, options.headers || {});
+  if (state.key) headers["Authorization"] = "Bearer " + state.key;
+  const r = await fetch(path, Object.assign({}, options, { headers }));
+  const type = r.headers.get("content-type") || "";
+  const body = type.includes("json") ? await r.json() : await r.text();
+  if (!r.ok && !(body && typeof body === "object" && body.results)) {
+    const message = body && body.error ? body.error : r.status + " " + r.statusText;
+    const e = new Error(r.status === 401 ? "This needs an API key: " + message : message);
+    e.status = r.status;
+    throw e;
+  }
+  return body;
+}
+
+// --- routing -------------------------------------------------------------
+
+const pages = { overview: showOverview, alerts: showAlerts, try: showTry, models: showModels };
+
+function route() {
+  const name = (location.hash || "#overview").slice(1);
+  const page = pages[name] ? name : "overview";
+  for (const s of document.querySelectorAll("[data-page]")) s.hidden = s.dataset.page !== page;
+  for (const a of document.querySelectorAll("nav a")) {
+    if (a.getAttribute("href") === "#" + page) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  pages[page]().catch(report);
+}
+
+function report(e) {
+  const status = $("#ready");
+  if (status) {
+    status.textContent = e.message;
+    status.classList.add("bad");
+  }
+}
+
+// --- overview ------------------------------------------------------------
+
+function parseMetrics(text) {
+  const sum = (name, filter) =>
+    text
+      .split("\n")
+      .filter((l) => l.startsWith(name) && (l[name.length] === "{" || l[name.length] === " "))
+      .filter((l) => !filter || l.includes(filter))
+      .reduce((s, l) => s + (parseFloat(l.slice(l.lastIndexOf(" ") + 1)) || 0), 0);
+  const buckets = text
+    .split("\n")
+    .filter((l) => l.startsWith("radar_decision_latency_seconds_bucket"))
+    .map((l) => {
+      const le = l.match(/le="([^"]+)"/)[1];
+      return [le === "+Inf" ? Infinity : parseFloat(le), parseFloat(l.slice(l.lastIndexOf(" ") + 1))];
+    })
+    .sort((a, b) => a[0] - b[0]);
+  const dead = {};
+  for (const l of text.split("\n")) {
+    const m = l.match(/^radar_dead_letters_total\{[^}]*reason="([^"]+)"[^}]*\} (\S+)/);
+    if (m) dead[m[1]] = (dead[m[1]] || 0) + parseFloat(m[2]);
+  }
+  return {
+    events: sum("radar_events_in_total"),
+    scored: sum("radar_scored_total"),
+    alerts: sum("radar_alerts_total"),
+    lag: sum("radar_consumer_lag"),
+    buckets,
+    dead,
+  };
+}
+
+function quantileFromBuckets(before, now, q) {
+  if (!before) return null;
+  const delta = now.map(([le, n], i) => [le, n - ((before[i] && before[i][1]) || 0)]);
+  const total = delta.length ? delta[delta.length - 1][1] : 0;
+  if (total <= 0) return null;
+  const hit = delta.find(([, n]) => n >= q * total);
+  return hit ? hit[0] : null;
+}
+
+function spark(svg, values) {
+  svg.replaceChildren();
+  const v = values.filter((x) => x != null && isFinite(x));
+  if (v.length < 2) return;
+  const max = Math.max(...v, 1e-9);
+  const step = 200 / (values.length - 1);
+  const points = values
+    .map((x, i) => (x == null || !isFinite(x) ? null : `${(i * step).toFixed(1)},${(38 - (x / max) * 36).toFixed(1)}`))
+    .filter(Boolean)
+    .join(" ");
+  const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+  line.setAttribute("points", points);
+  svg.append(line);
+}
+
+const fmt = (x, digits = 0) =>
+  x == null || !isFinite(x) ? "–" : x.toLocaleString(undefined, { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+let overviewTimer = null;
+
+async function showOverview() {
+  clearInterval(overviewTimer);
+  await sampleOverview();
+  // Rates need two samples: the second comes after a second.
+  setTimeout(() => sampleOverview().catch(report), 1000);
+  overviewTimer = setInterval(() => {
+    if (!$("#page-overview").hidden) sampleOverview().catch(report);
+  }, 2000);
+}
+
+async function sampleOverview() {
+  const [text, ready] = await Promise.all([
+    api("/metrics"),
+    fetch("/readyz").then((r) => r.json()),
+  ]);
+  const m = parseMetrics(text);
+  const now = performance.now() / 1000;
+  const prev = state.samples[state.samples.length - 1];
+  const s = { t: now, ...m };
+  if (prev) {
+    const dt = Math.max(now - prev.t, 1e-3);
+    s.eventsPerSecond = (m.events - prev.events) / dt;
+    s.alertsPerSecond = (m.alerts - prev.alerts) / dt;
+    const scored = m.scored - prev.scored;
+    s.alertRate = scored > 0 ? (m.alerts - prev.alerts) / scored : null;
+    s.p99 = quantileFromBuckets(prev.buckets, m.buckets, 0.99);
+  }
+  state.samples.push(s);
+  // An hour of samples at one every two seconds.
+  if (state.samples.length > 1800) state.samples.shift();
+  const last = state.samples.slice(-1)[0];
+  $("#m-events").textContent = fmt(last.eventsPerSecond);
+  $("#m-alerts").textContent = fmt(last.alertsPerSecond, 1);
+  $("#m-rate").textContent = last.alertRate == null ? "–" : fmt(100 * last.alertRate, 2) + " %";
+  $("#m-latency").textContent = last.p99 == null ? "–" : last.p99 === Infinity ? "> 10 s" : fmt(last.p99 * 1000, 1) + " ms";
+  $("#m-lag").textContent = fmt(m.lag);
+  spark($("#s-events"), state.samples.map((x) => x.eventsPerSecond));
+  spark($("#s-alerts"), state.samples.map((x) => x.alertsPerSecond));
+  spark($("#s-rate"), state.samples.map((x) => x.alertRate));
+  spark($("#s-latency"), state.samples.map((x) => (x.p99 === Infinity ? null : x.p99)));
+  spark($("#s-lag"), state.samples.map((x) => x.lag));
+  const status = $("#ready");
+  status.classList.toggle("bad", ready.status !== "ready");
+  status.textContent = ready.status === "ready" ? "Ready" : ready.status;
+  $("#m-model").textContent = ready.model ? `${ready.model} v${ready.model_version}` : "none yet";
+  $("#m-warm").textContent = ready.warming_up ? "warming up" : "";
+  const rows = Object.entries(m.dead).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
+  $("#dead-letters").replaceChildren(
+    ...(rows.length
+      ? rows.map(([reason, n]) => el("tr", {}, el("td", {}, reason), el("td", { class: "num" }, fmt(n))))
+      : [el("tr", {}, el("td", { colspan: "2" }, "none"))])
+  );
+}
+
+// --- alerts --------------------------------------------------------------
+
+let alertsTimer = null;
+
+async function showAlerts() {
+  clearInterval(alertsTimer);
+  await loadAlerts();
+  alertsTimer = setInterval(() => {
+    if (!$("#page-alerts").hidden && $("#live").checked && state.alertsOffset === 0) loadAlerts().catch(alertsError);
+  }, 2000);
+}
+
+function alertsError(e) {
+  const p = $("#alerts-error");
+  p.textContent = e.message;
+  p.hidden = false;
+}
+
+function alertQuery() {
+  const f = new FormData($("#alert-filter"));
+  const q = new URLSearchParams({ limit: state.alertsPage, offset: state.alertsOffset });
+  for (const k of ["entity", "min_score", "since"]) {
+    const v = (f.get(k) || "").trim();
+    if (v) q.set(k, v);
+  }
+  return q;
+}
+
+const why = (a) =>
+  (a.contributions || [])
+    .slice(0, 3)
+    .map((c) => `${c.feature} ${c.direction === "above" ? "↑" : c.direction === "below" ? "↓" : ""} ${fmt(c.value, 2)}`)
+    .join(", ");
+
+async function loadAlerts() {
+  const body = await api("/v1/alerts?" + alertQuery());
+  $("#alerts-error").hidden = true;
+  const rows = body.alerts.map((a) => {
+    const given = state.verdicts.get(a.position);
+    const button = (verdict, text) =>
+      el(
+        "button",
+        { type: "button", class: verdict, "data-event": a.event_id, onclick: (e) => label(e, a, verdict) },
+        given === verdict ? "✓ " + text : text
+      );
+    const verdict = el("td", {}, button("fraud", "Fraud"), " ", button("legit", "Not fraud"));
+    const tr = el(
+      "tr",
+      { class: "anomaly clickable", tabindex: "0", "data-position": a.position },
+      el("td", {}, a.event_time),
+      el("td", {}, a.entity || "–"),
+      el("td", { class: "num score" }, fmt(a.score, 3)),
+      el("td", { class: "num" }, fmt(a.threshold, 3)),
+      el("td", {}, why(a)),
+      verdict
+    );
+    const open = (e) => {
+      if (e.target.tagName !== "BUTTON") showAlert(a).catch(alertsError);
+    };
+    tr.addEventListener("click", open);
+    tr.addEventListener("keydown", (e) => e.key === "Enter" && open(e));
+    return tr;
+  });
+  $("#alerts").replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: "6" }, "No alerts"))]));
+  $("#page-info").textContent = `${state.alertsOffset + 1}–${state.alertsOffset + body.alerts.length}`;
+  $("#newer").disabled = state.alertsOffset === 0;
+  $("#older").disabled = body.alerts.length < state.alertsPage;
+}
+
+// Records a verdict. An alert can show up before capture has indexed
+// its event (it does every few seconds): "unknown event" is retried for
+// a while before it is said.
+async function label(e, alert, verdict) {
+  const button = e.target;
+  const text = button.textContent.replace(/^✓ /, "");
+  button.disabled = true;
+  button.textContent = "saving…";
+  try {
+    // Capture indexes events every few seconds (5 by default): a verdict
+    // on an alert younger than that waits for it rather than be refused.
+    const wait = alert.decided_at_us / 1000 + 6000 - Date.now();
+    if (wait > 0) await new Promise((ok) => setTimeout(ok, Math.min(wait, 6000)));
+    for (let attempt = 0; ; attempt++) {
+      const body = await api("/v1/labels", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ event_id: alert.event_id, label: verdict, source: "dashboard" }),
+      });
+      const r = body.results && body.results[0];
+      if (r && (r.status === "accepted" || r.status === "duplicate")) {
+        state.verdicts.set(alert.position, verdict);
+        button.textContent = "✓ " + text;
+        break;
+      }
+      if (!(r && r.status === "unknown_event") || attempt >= 20) throw new Error(r ? r.error : "the label was not recorded");
+      await new Promise((ok) => setTimeout(ok, 1000));
+    }
+  } catch (err) {
+    alertsError(err);
+    button.textContent = text;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function showAlert(a) {
+  const detail = $("#alert-detail");
+  const history = a.entity
+    ? (await api("/v1/alerts?" + new URLSearchParams({ entity: a.entity, limit: 100 }))).alerts
+    : [];
+  detail.replaceChildren(
+    el("h2", {}, `Alert on ${a.entity || "an event"} at ${a.event_time}`),
+    el("p", {}, `Score ${fmt(a.score, 3)} against threshold ${fmt(a.threshold, 3)} (model ${a.model} v${a.model_version}); event ${a.event_id}, decided in ${fmt(a.latency_ms, 1)} ms.`),
+    bars(a.contributions || []),
+    el("h2", {}, `${a.entity || "The entity"}'s alerts`),
+    timeline(history, a)
+  );
+  detail.hidden = false;
+}
+
+// Horizontal bars of the features' shares of a score.
+function bars(contributions) {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  const rows = contributions.slice(0, 8);
+  svg.setAttribute("viewBox", `0 0 420 ${rows.length * 22 + 4}`);
+  svg.setAttribute("class", "bars");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", "Feature contributions: " + rows.map((c) => `${c.feature} ${Math.round(c.share * 100)}%`).join(", "));
+  const max = Math.max(...rows.map((c) => c.share), 1e-9);
+  rows.forEach((c, i) => {
+    const t = document.createElementNS(ns, "text");
+    t.setAttribute("x", 0);
+    t.setAttribute("y", i * 22 + 15);
+    t.textContent = `${c.feature} = ${fmt(c.value, 2)}`;
+    const r = document.createElementNS(ns, "rect");
+    r.setAttribute("x", 200);
+    r.setAttribute("y", i * 22 + 4);
+    r.setAttribute("height", 14);
+    r.setAttribute("width", Math.max(1, (c.share / max) * 200));
+    r.setAttribute("class", c.direction === "below" ? "below" : "above");
+    svg.append(t, r);
+  });
+  return svg;
+}
+
+// The entity's alerts on a time axis, the chosen one marked.
+function timeline(alerts, chosen) {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 600 60");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", `${alerts.length} alerts of this entity over time`);
+  if (!alerts.length) return svg;
+  const ts = alerts.map((a) => a.event_time_us);
+  const lo = Math.min(...ts);
+  const span = Math.max(Math.max(...ts) - lo, 1);
+  const axis = document.createElementNS(ns, "line");
+  Object.entries({ x1: 5, x2: 595, y1: 40, y2: 40, stroke: "currentColor", "stroke-opacity": 0.3 }).forEach(([k, v]) => axis.setAttribute(k, v));
+  svg.append(axis);
+  for (const a of alerts) {
+    const c = document.createElementNS(ns, "circle");
+    c.setAttribute("cx", 5 + ((a.event_time_us - lo) / span) * 590);
+    c.setAttribute("cy", 40 - Math.min(30, a.score * 30));
+    c.setAttribute("r", a.position === chosen.position ? 6 : 3.5);
+    c.setAttribute("fill", a.position === chosen.position ? "var(--alert)" : "var(--accent)");
+    const title = document.createElementNS(ns, "title");
+    title.textContent = `${a.event_time}: ${fmt(a.score, 3)}`;
+    c.append(title);
+    svg.append(c);
+  }
+  return svg;
+}
+
+// --- try it --------------------------------------------------------------
+
+async function loadContract() {
+  if (state.eventSchema) return;
+  const doc = await fetch("/openapi.json").then((r) => r.json());
+  const param = doc.paths["/v1/streams/{stream}/score"].post.parameters.find((p) => p.name === "stream");
+  state.stream = param.schema.enum[0];
+  state.eventSchema = doc.components.schemas.Event;
+  $("#stream-name").textContent = state.stream;
+}
+
+// The JSON type a field takes, from its schema (first alternative).
+function kindOf(schema) {
+  const s = schema.anyOf ? schema.anyOf[0] : schema;
+  if (s.anyOf) return kindOf(s);
+  const t = Array.isArray(s.type) ? s.type[0] : s.type;
+  return s.pattern ? "time" : t || "string";
+}
+
+async function showTry() {
+  await loadContract();
+  const fields = $("#try-fields");
+  if (fields.children.length > 1) return;
+  const props = state.eventSchema.properties;
+  const required = new Set(state.eventSchema.required || []);
+  for (const [name, schema] of Object.entries(props)) {
+    const kind = kindOf(schema);
+    const input = el("input", { name, "data-kind": kind, spellcheck: "false" });
+    if (kind === "time") input.value = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+    if (kind === "number" || kind === "integer") input.setAttribute("inputmode", "decimal");
+    if (required.has(name)) input.required = true;
+    fields.append(el("label", {}, name + (required.has(name) ? " *" : ""), input));
+  }
+}
+
+function typed(kind, text, where) {
+  if (text === "") return undefined;
+  if (kind === "number" || kind === "integer") {
+    const v = Number(text);
+    if (!isFinite(v)) throw new Error(`${where}: \`${text}\` is not a number`);
+    return v;
+  }
+  if (kind === "boolean") {
+    if (/^(true|1)$/i.test(text)) return true;
+    if (/^(false|0)$/i.test(text)) return false;
+    throw new Error(`${where}: \`${text}\` is not true or false`);
+  }
+  return text;
+}
+
+$("#try-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const out = $("#try-result");
+  try {
+    const event = {};
+    for (const input of $("#try-fields").querySelectorAll("input")) {
+      const v = typed(input.dataset.kind, input.value.trim(), `field ${input.name}`);
+      if (v !== undefined) event[input.name] = v;
+    }
+    const body = await api(`/v1/streams/${state.stream}/score`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(event),
+    });
+    const r = body.results[0];
+    if (r.error) throw new Error(r.error);
+    out.replaceChildren(
+      el("p", { class: r.anomaly ? "big error" : "big" }, `${fmt(r.score, 3)} ${r.anomaly ? "— anomaly" : "— normal"}`),
+      el("p", {}, `threshold ${fmt(r.threshold, 3)}, model ${body.model} v${body.model_version}`),
+      bars(r.contributions)
+    );
+  } catch (err) {
+    out.replaceChildren(el("p", { class: "error", role: "alert" }, err.message));
+  }
+});
+
+// A small RFC 4180 reader: quoted cells, doubled quotes, CRLF.
+function parseCsv(text) {
+  const rows = [];
+  let row = [], cell = "", quoted = false, line = 1;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') { cell += '"'; i++; }
+      else if (c === '"') quoted = false;
+      else { if (c === "\n") line++; cell += c; }
+    } else if (c === '"' && cell === "") quoted = true;
+    else if (c === ",") { row.push(cell); cell = ""; }
+    else if (c === "\n" || c === "\r") {
+      if (c === "\r" && text[i + 1] === "\n") i++;
+      row.push(cell); rows.push(row); row = []; cell = ""; line++;
+    } else cell += c;
+  }
+  if (quoted) throw new Error(`line ${line}: a quoted cell is not closed`);
+  if (cell !== "" || row.length) { row.push(cell); rows.push(row); }
+  return rows.filter((r) => !(r.length === 1 && r[0] === ""));
+}
+
+const csvCell = (v) => {
+  const s = v == null ? "" : String(v);
+  return /[",\n\r]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
+};
+
+$("#csv").addEventListener("change", async (e) => {
+  const file = e.target.files[0];
+  const error = $("#csv-error");
+  error.hidden = true;
+  $("#csv-download").hidden = true;
+  if (!file) return;
+  try {
+    await loadContract();
+    const rows = parseCsv(await file.text());
+    if (rows.length < 2) throw new Error("the file needs a header row and at least one event");
+    const header = rows[0].map((h) => h.trim());
+    const props = state.eventSchema.properties;
+    header.forEach((h, c) => {
+      if (!props[h]) throw new Error(`row 1, column ${c + 1}: \`${h}\` is not a field of stream ${state.stream} (fields: ${Object.keys(props).join(", ")})`);
+    });
+    const events = rows.slice(1).map((r, i) => {
+      if (r.length !== header.length) throw new Error(`row ${i + 2}: ${r.length} cells, the header has ${header.length}`);
+      const event = {};
+      r.forEach((cell, c) => {
+        const v = typed(kindOf(props[header[c]]), cell.trim(), `row ${i + 2}, column ${c + 1} (${header[c]})`);
+        if (v !== undefined) event[header[c]] = v;
+      });
+      return event;
+    });
+    const scored = [];
+    for (let i = 0; i < events.length; i += 1000) {
+      const body = await api(`/v1/streams/${state.stream}/score`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(events.slice(i, i + 1000)),
+      });
+      scored.push(...body.results);
+    }
+    const outHeader = [...header, "score", "decision", "top_features", "error"];
+    const outRows = scored.map((r, i) => [
+      ...rows[i + 1],
+      r.score == null ? "" : r.score,
+      r.error ? "" : r.anomaly ? "anomaly" : "normal",
+      r.contributions ? r.contributions.slice(0, 3).map((c) => c.feature).join(" ") : "",
+      r.error ? `row ${i + 2}: ${r.error}` : "",
+    ]);
+    const table = $("#csv-table");
+    table.querySelector("thead").replaceChildren(el("tr", {}, ...outHeader.map((h) => el("th", {}, h))));
+    table.querySelector("tbody").replaceChildren(
+      ...outRows.slice(0, 500).map((r) => el("tr", { class: r[header.length + 1] === "anomaly" ? "anomaly" : "" }, ...r.map((v) => el("td", {}, v))))
+    );
+    table.hidden = false;
+    const csv = [outHeader, ...outRows].map((r) => r.map(csvCell).join(",")).join("\n") + "\n";
+    const link = $("#csv-download");
+    link.href = URL.createObjectURL(new Blob([csv], { type: "text/csv" }));
+    link.hidden = false;
+  } catch (err) {
+    error.textContent = err.message;
+    error.hidden = false;
+  }
+});
+
+// --- models --------------------------------------------------------------
+
+async function showModels() {
+  await loadContract();
+  const [{ models }, drift] = await Promise.all([
+    api("/v1/models"),
+    api(`/v1/streams/${state.stream}/drift`).catch(() => null),
+  ]);
+  $("#models").replaceChildren(
+    ...models.map((m) =>
+      el(
+        "tr",
+        { "data-model": m.name, "data-version": m.version },
+        el("td", {}, m.name),
+        el("td", { class: "num" }, m.version),
+        el(
+          "td",
+          {},
+          (m.aliases || []).join(", "),
+          " ",
+          (m.aliases || []).includes("champion")
+            ? el("button", { type: "button", class: "rollback", onclick: () => moveAlias(m, "rollback") }, "Roll back")
+            : el("button", { type: "button", class: "promote", onclick: () => moveAlias(m, "promote") }, "Make champion")
+        ),
+        el("td", {}, new Date(m.created_at / 1000).toISOString().slice(0, 19).replace("T", " ")),
+        el("td", {}, Object.entries(m.metrics || {}).filter(([, v]) => typeof v === "number").slice(0, 4).map(([k, v]) => `${k} ${fmt(v, 3)}`).join(", "))
+      )
+    )
+  );
+  const names = [...new Set(models.map((m) => m.name))];
+  const histories = await Promise.all(names.map((n) => api(`/v1/models/${encodeURIComponent(n)}`)));
+  const moves = histories.flatMap((h) => h.aliases).sort((a, b) => b.at - a.at);
+  $("#aliases").replaceChildren(
+    ...moves.map((a) =>
+      el(
+        "tr",
+        {},
+        el("td", {}, new Date(a.at / 1000).toISOString().slice(0, 19).replace("T", " ")),
+        el("td", {}, a.name),
+        el("td", {}, a.alias),
+        el("td", {}, `${a.from_version == null ? "–" : "v" + a.from_version} → v${a.to_version}`),
+        el("td", {}, a.reason)
+      )
+    )
+  );
+  const latest = drift && drift.latest;
+  $("#drift-summary").textContent = latest
+    ? `Last window: ${latest.events} events, ${fmt(100 * latest.drifted_share, 0)}% of features drifted${latest.drift ? " — drift" : ""}.`
+    : "No finished drift window yet.";
+  $("#drift").replaceChildren(
+    ...((latest && latest.features) || []).map((f) =>
+      el("tr", {}, el("td", {}, f.column), el("td", { class: "num" }, fmt(f.psi, 3)), el("td", { class: "num" }, fmt(f.wasserstein, 3)), el("td", {}, f.drifted ? "yes" : "no"))
+    )
+  );
+}
+
+// Promote a version to champion, or move the champion back; an admin
+// key's action, confirmed first.
+async function moveAlias(m, action) {
+  const question =
+    action === "promote"
+      ? `Make ${m.name} v${m.version} the champion? It decides on live events within a second.`
+      : `Move ${m.name}'s champion back to the version it pointed at before?`;
+  if (!window.confirm(question)) return;
+  const path =
+    `/v1/models/${encodeURIComponent(m.name)}/aliases/champion` + (action === "rollback" ? "/rollback" : "");
+  const body = action === "promote" ? { version: m.version, reason: "from the dashboard" } : { reason: "from the dashboard" };
+  try {
+    await api(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    $("#models-error").hidden = true;
+  } catch (e) {
+    $("#models-error").textContent = e.message;
+    $("#models-error").hidden = false;
+  }
+  await showModels();
+}
+
+// --- start ---------------------------------------------------------------
+
+$("#key").value = state.key;
+$("#key-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  state.key = $("#key").value.trim();
+  localStorage.setItem("radar-key", state.key);
+  route();
+});
+$("#alert-filter").addEventListener("submit", (e) => {
+  e.preventDefault();
+  state.alertsOffset = 0;
+  loadAlerts().catch(alertsError);
+});
+$("#newer").addEventListener("click", () => {
+  state.alertsOffset = Math.max(0, state.alertsOffset - state.alertsPage);
+  loadAlerts().catch(alertsError);
+});
+$("#older").addEventListener("click", () => {
+  state.alertsOffset += state.alertsPage;
+  loadAlerts().catch(alertsError);
+});
+window.addEventListener("hashchange", route);
+loadContract().catch(report);
+route();
