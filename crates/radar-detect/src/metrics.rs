@@ -96,6 +96,33 @@ pub fn average_precision(scores: &[f64], labels: &[bool]) -> Result<f64, MetricE
     Ok(ap)
 }
 
+/// The precision-recall curve, thinned to at most `points` points spread
+/// over recall (each tie group of scores is one step): `(recall,
+/// precision)` from the highest threshold down.
+pub fn pr_curve(
+    scores: &[f64],
+    labels: &[bool],
+    points: usize,
+) -> Result<Vec<(f64, f64)>, MetricError> {
+    let (p, _) = check(scores, labels)?;
+    if p == 0 {
+        return Err(MetricError::SingleClass("normal"));
+    }
+    let all: Vec<(f64, f64)> = tie_groups(scores, labels)
+        .into_iter()
+        .map(|(tp, fp)| (tp as f64 / p as f64, tp as f64 / (tp + fp) as f64))
+        .collect();
+    let step = 1.0 / points.max(1) as f64;
+    let mut out: Vec<(f64, f64)> = Vec::with_capacity(points + 1);
+    for (i, &(recall, precision)) in all.iter().enumerate() {
+        let last = i + 1 == all.len();
+        if last || out.last().is_none_or(|&(r, _)| recall - r >= step) {
+            out.push((recall, precision));
+        }
+    }
+    Ok(out)
+}
+
 /// The highest recall reached at a threshold whose precision is at least
 /// `min_precision`, with that threshold (rows scoring at or above it are
 /// flagged). None when no threshold reaches the precision.
@@ -241,6 +268,19 @@ pub fn quantile(values: &[f64], q: f64) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_pr_curve_steps_down_the_thresholds_and_ends_at_full_recall() {
+        let scores = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4];
+        let labels = [true, false, true, false, false, true];
+        let curve = pr_curve(&scores, &labels, 100).unwrap();
+        assert_eq!(curve.first(), Some(&(1.0 / 3.0, 1.0)));
+        assert_eq!(curve.last(), Some(&(1.0, 0.5)));
+        assert!(curve.windows(2).all(|w| w[0].0 <= w[1].0));
+        // Thinned: at most about `points` steps of recall apart.
+        assert!(pr_curve(&scores, &labels, 1).unwrap().len() <= 2);
+    }
+
     use super::*;
 
     const EPS: f64 = 1e-12;

@@ -44,6 +44,7 @@ pub mod nab;
 pub mod online;
 pub mod params;
 pub mod pipeline;
+pub mod recent;
 pub mod retrain;
 pub mod rollout;
 pub mod scorer;

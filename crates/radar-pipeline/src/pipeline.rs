@@ -134,6 +134,7 @@ impl Pipeline {
             rollout: Arc::new(Mutex::new(crate::rollout::Rollout::new(
                 schema.rollout.clone(),
             ))),
+            recent: Default::default(),
         };
         let stop = Arc::new(AtomicBool::new(false));
 

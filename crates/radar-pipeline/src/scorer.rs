@@ -64,6 +64,8 @@ pub struct Shared {
     pub challenger: Arc<ArcSwapOption<Served>>,
     /// Where the challenger's rollout stands.
     pub rollout: Arc<Mutex<crate::rollout::Rollout>>,
+    /// The last scored live events (features, score, alert).
+    pub recent: Arc<Mutex<crate::recent::Recent>>,
 }
 
 const CHECKPOINT: Envelope = Envelope {
@@ -473,6 +475,16 @@ pub fn run(
             .map(|(_, appended, ..)| *appended >= progress.alerts_from)
             .collect();
         let any_live = live.iter().any(|&l| l);
+        if any_live && let Ok(mut recent) = shared.recent.lock() {
+            for (i, (record, ..)) in meta.iter().enumerate().filter(|(i, _)| live[*i]) {
+                recent.push(crate::recent::Scored {
+                    ts: record.ts,
+                    score: scores[i],
+                    alert: scores[i] > threshold,
+                    features: matrix.row(i).to_vec(),
+                });
+            }
+        }
         let backfill = live.iter().filter(|&&l| !l).count() as u64;
         if backfill > 0 {
             shared.metrics.backfill_total.inc_by(backfill);

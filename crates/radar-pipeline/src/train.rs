@@ -457,6 +457,22 @@ pub fn train(config: &Config, spec: &TrainSpec, progress: Progress<'_>) -> Resul
         metrics_json.insert("holdout_precision".into(), c.precision().into());
         metrics_json.insert("holdout_recall".into(), c.recall().into());
         metrics_json.insert("holdout_f1".into(), c.f1().into());
+        // For people: the confusion at the threshold and the curve.
+        metrics_json.insert(
+            "holdout_confusion".into(),
+            serde_json::json!({
+                "true_positives": c.true_positives, "false_positives": c.false_positives,
+                "true_negatives": c.true_negatives, "false_negatives": c.false_negatives,
+            }),
+        );
+        metrics_json.insert(
+            "holdout_pr_curve".into(),
+            metrics::pr_curve(&scores, &hold_labels, 50)?
+                .into_iter()
+                .map(|(r, p)| serde_json::json!([r, p]))
+                .collect::<Vec<_>>()
+                .into(),
+        );
         let by_kind = evaluate::recall_by_kind(&scores, &hold_labels, &hold_kinds, threshold);
         let kinds: serde_json::Map<String, serde_json::Value> = by_kind
             .into_iter()

@@ -193,6 +193,7 @@ pub struct AliasMove {
 /// promoted, rejected, rolled back), with why and the figures that
 /// decided it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ModelEvent {
     pub name: String,
     pub version: i64,

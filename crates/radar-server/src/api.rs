@@ -170,11 +170,25 @@ pub struct ModelsList {
     pub models: Vec<ModelVersion>,
 }
 
-/// One model: its versions (newest first) and its aliases' history.
+/// One model: its versions (newest first), its aliases' history and its
+/// audit trail (trained, gated, shadow, canary, promoted, rejected, rolled
+/// back — each with why and the figures).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ModelAnswer {
     pub versions: Vec<ModelVersion>,
     pub aliases: Vec<AliasMove>,
+    pub events: Vec<radar_registry::ModelEvent>,
+}
+
+/// Where a challenger's rollout stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RolloutAnswer {
+    /// `shadow`, `canary`, or null when no challenger is being rolled out.
+    pub stage: Option<String>,
+    /// The tallies behind it (both models' events and alerts, agreement,
+    /// the canary's events, a promoted champion's watch).
+    #[schema(value_type = Object)]
+    pub state: serde_json::Value,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -241,6 +255,22 @@ pub struct AliasAnswer {
     pub version: i64,
 }
 
+/// The last scored live events and the served model's reference.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecentAnswer {
+    /// The feature columns, in the order of each event's `features`.
+    pub columns: Vec<String>,
+    pub model: Option<String>,
+    pub model_version: Option<i64>,
+    pub threshold: Option<f64>,
+    /// Per column, the training rows' percentiles (0, 1, …, 100%).
+    pub reference_features: Vec<Vec<f64>>,
+    /// The training scores' percentiles.
+    pub reference_scores: Vec<f64>,
+    /// Oldest first.
+    pub events: Vec<radar_pipeline::recent::Scored>,
+}
+
 /// Liveness.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Healthy {
@@ -277,6 +307,8 @@ pub struct Readiness {
         crate::http::ingest,
         crate::http::score,
         crate::http::drift,
+        crate::http::recent,
+        crate::http::rollout,
         crate::http::alerts,
         crate::http::post_labels,
         crate::http::get_labels,
@@ -671,6 +703,6 @@ mod tests {
                 }
             }
         }
-        assert_eq!(paths.len(), 15, "a route is not in the document");
+        assert_eq!(paths.len(), 17, "a route is not in the document");
     }
 }

@@ -83,6 +83,8 @@ pub fn router(state: AppState, max_body_bytes: usize, door: Option<Arc<Door>>) -
             post(score.layer(axum::middleware::from_fn(crate::door::declared_body))),
         )
         .route("/v1/streams/{stream}/drift", get(drift))
+        .route("/v1/streams/{stream}/recent", get(recent))
+        .route("/v1/streams/{stream}/rollout", get(rollout))
         .route("/v1/alerts", get(alerts))
         .route(
             "/v1/labels",
@@ -380,6 +382,97 @@ pub(crate) async fn drift(
         pending_events: monitor.pending() as u64,
         latest: json!(monitor.latest()),
         history,
+    }))
+}
+
+/// Where a challenger's rollout stands (shadow, canary, none) with its
+/// tallies.
+#[utoipa::path(
+    get,
+    path = "/v1/streams/{stream}/rollout",
+    tag = "models",
+    params(("stream" = String, Path, description = "The stream's name")),
+    responses((status = 200, description = "The rollout", body = crate::api::RolloutAnswer)),
+)]
+pub(crate) async fn rollout(
+    State(state): State<AppState>,
+    Path(stream): Path<String>,
+) -> Result<Json<crate::api::RolloutAnswer>, ApiError> {
+    check_stream(&state, &stream)?;
+    let rollout = state
+        .shared
+        .rollout
+        .lock()
+        .map_err(|_| ApiError::internal("the rollout's lock is poisoned"))?;
+    Ok(Json(crate::api::RolloutAnswer {
+        stage: rollout.stage().map(|s| {
+            match s {
+                radar_pipeline::rollout::Stage::Shadow => "shadow",
+                radar_pipeline::rollout::Stage::Canary => "canary",
+            }
+            .to_owned()
+        }),
+        state: json!(*rollout),
+    }))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RecentQuery {
+    limit: Option<usize>,
+}
+
+/// The last scored live events (feature rows, scores, alerts) beside the
+/// served model's reference profile: what the dashboard's Explore page
+/// draws. Kept in memory, the last 5,000.
+#[utoipa::path(
+    get,
+    path = "/v1/streams/{stream}/recent",
+    tag = "events",
+    params(
+        ("stream" = String, Path, description = "The stream's name"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 5000, description = "At most this many, newest (default 2000)"),
+    ),
+    responses((status = 200, description = "The recent events", body = crate::api::RecentAnswer)),
+)]
+pub(crate) async fn recent(
+    State(state): State<AppState>,
+    Path(stream): Path<String>,
+    q: Result<Query<RecentQuery>, QueryRejection>,
+) -> Result<Json<crate::api::RecentAnswer>, ApiError> {
+    check_stream(&state, &stream)?;
+    let Query(q) = q.map_err(|e| ApiError::bad(e.body_text()))?;
+    let limit = q.limit.unwrap_or(2000);
+    if limit == 0 || limit > radar_pipeline::recent::DEFAULT_CAPACITY {
+        return Err(ApiError::bad_field(
+            "limit",
+            format!(
+                "`limit` must be between 1 and {}",
+                radar_pipeline::recent::DEFAULT_CAPACITY
+            ),
+        ));
+    }
+    let events = state
+        .shared
+        .recent
+        .lock()
+        .map_err(|_| ApiError::internal("the recent events' lock is poisoned"))?
+        .last(limit);
+    let served = state.shared.model.load_full();
+    Ok(Json(crate::api::RecentAnswer {
+        columns: state.shared.schema.columns.clone(),
+        model: served.as_ref().map(|s| s.name.clone()),
+        model_version: served.as_ref().map(|s| s.version),
+        threshold: served.as_ref().map(|s| s.bundle.threshold),
+        reference_features: served
+            .as_ref()
+            .map(|s| s.bundle.reference.feature_quantiles.clone())
+            .unwrap_or_default(),
+        reference_scores: served
+            .as_ref()
+            .map(|s| s.bundle.reference.score_quantiles.clone())
+            .unwrap_or_default(),
+        events,
     }))
 }
 
@@ -706,7 +799,7 @@ pub(crate) async fn model(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<ModelAnswer>, ApiError> {
-    let (versions, history) = blocking(move || {
+    let (versions, history, events) = blocking(move || {
         let versions: Vec<_> = state
             .registry
             .versions()?
@@ -717,12 +810,14 @@ pub(crate) async fn model(
             return Err(radar_registry::RegistryError::NoModel(name));
         }
         let history = state.registry.alias_history(&versions[0].name)?;
-        Ok((versions, history))
+        let events = state.registry.events(&versions[0].name)?;
+        Ok((versions, history, events))
     })
     .await??;
     Ok(Json(ModelAnswer {
         versions,
         aliases: history,
+        events,
     }))
 }
 

@@ -76,6 +76,7 @@ async fn server_behind(
         rollout: Arc::new(std::sync::Mutex::new(
             radar_pipeline::rollout::Rollout::new(Default::default()),
         )),
+        recent: Default::default(),
     };
     let labels = LabelStore::open(&dir.path().join("labels.db")).unwrap();
     let state = AppState {

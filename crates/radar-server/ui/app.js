@@ -37,7 +37,7 @@ async function api(path, options = {}) {
   const body = type.includes("json") ? await r.json() : await r.text();
   if (!r.ok && !(body && typeof body === "object" && body.results)) {
     const message = body && body.error ? body.error : r.status + " " + r.statusText;
-    const e = new Error(r.status === 401 ? "This needs an API key: " + message : message);
+    const e = new Error(r.status === 401 ? "This needs an API key (401): " + message : message);
     e.status = r.status;
     throw e;
   }
@@ -46,7 +46,7 @@ async function api(path, options = {}) {
 
 // --- routing -------------------------------------------------------------
 
-const pages = { overview: showOverview, alerts: showAlerts, try: showTry, models: showModels };
+const pages = { overview: showOverview, alerts: showAlerts, explore: showExplore, try: showTry, models: showModels };
 
 function route() {
   const name = (location.hash || "#overview").slice(1);
@@ -60,6 +60,9 @@ function route() {
 }
 
 function report(e) {
+  // Said in the console too: a page that failed to draw must not look
+  // merely empty.
+  console.error(e);
   const status = $("#ready");
   if (status) {
     status.textContent = e.message;
@@ -356,6 +359,128 @@ function timeline(alerts, chosen) {
   return svg;
 }
 
+// --- explore -------------------------------------------------------------
+
+const SVG = "http://www.w3.org/2000/svg";
+const svgEl = (tag, attrs) => {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  return e;
+};
+let recent = null;
+
+async function showExplore() {
+  await loadContract();
+  recent = await api(`/v1/streams/${state.stream}/recent?limit=5000`);
+  const n = recent.events.length;
+  const alerts = recent.events.filter((e) => e.alert).length;
+  $("#explore-summary").textContent = n
+    ? `The last ${n.toLocaleString()} scored events: ${alerts.toLocaleString()} alerts (${fmt((100 * alerts) / n, 2)} %), model ${recent.model} v${recent.model_version}.`
+    : "No live event scored yet.";
+  for (const [id, pick] of [["#scatter-x", 0], ["#scatter-y", 1], ["#dist-feature", 0]]) {
+    const select = $(id);
+    if (!select.options.length) {
+      recent.columns.forEach((c, i) => select.append(el("option", { value: i }, c)));
+      select.value = Math.min(pick, recent.columns.length - 1);
+      select.addEventListener("change", drawExplore);
+    }
+  }
+  drawExplore();
+}
+
+function drawExplore() {
+  if (!recent) return;
+  const ev = recent.events;
+  // Score histogram, bins over the scores seen and the threshold.
+  const scores = ev.map((e) => e.score);
+  const t = recent.threshold;
+  const lo = Math.min(...scores, t ?? Infinity), hi = Math.max(...scores, t ?? -Infinity);
+  histogram($("#score-hist"), scores, lo, hi, (x) => t != null && x >= t, t);
+  // Alert share per event-time bin.
+  const rate = $("#rate-time");
+  rate.replaceChildren();
+  if (ev.length) {
+    // Scoring order is not event-time order (late events): bin by the
+    // span of times seen.
+    const times = ev.map((e) => e.ts);
+    const t0 = Math.min(...times), t1 = Math.max(...times, t0 + 1);
+    const bins = Array.from({ length: 30 }, () => [0, 0]);
+    for (const e of ev) {
+      const b = Math.min(29, Math.floor(((e.ts - t0) / (t1 - t0)) * 30));
+      bins[b][0] += e.alert ? 1 : 0;
+      bins[b][1] += 1;
+    }
+    const shares = bins.map(([a, n]) => (n ? a / n : null));
+    const max = Math.max(...shares.filter((x) => x != null), 1e-9);
+    const points = shares
+      .map((s, i) => (s == null ? null : `${10 + i * (380 / 29)},${145 - (s / max) * 130}`))
+      .filter(Boolean)
+      .join(" ");
+    rate.append(svgEl("polyline", { class: "rate", points }));
+    const label = svgEl("text", { x: 10, y: 12 });
+    label.textContent = `max ${fmt(100 * max, 1)} %`;
+    rate.append(label);
+  }
+  // Any two features, alerts on top.
+  const [x, y] = [Number($("#scatter-x").value), Number($("#scatter-y").value)];
+  const scatter = $("#scatter");
+  scatter.replaceChildren();
+  const xs = ev.map((e) => e.features[x]), ys = ev.map((e) => e.features[y]);
+  const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+  const sx = (v) => 10 + ((v - x0) / (x1 - x0 || 1)) * 380, sy = (v) => 250 - ((v - y0) / (y1 - y0 || 1)) * 240;
+  for (const pass of [false, true]) {
+    for (const e of ev) {
+      if (e.alert !== pass) continue;
+      scatter.append(svgEl("circle", { cx: sx(e.features[x]).toFixed(1), cy: sy(e.features[y]).toFixed(1), r: pass ? 2.6 : 1.6, class: pass ? "alert" : "normal" }));
+    }
+  }
+  scatter.setAttribute("aria-label", `${recent.columns[y]} against ${recent.columns[x]} for ${ev.length} events`);
+  // One feature live against the reference's percentiles.
+  const f = Number($("#dist-feature").value);
+  const values = ev.map((e) => e.features[f]);
+  const ref = recent.reference_features[f] || [];
+  const dlo = Math.min(...values, ...ref), dhi = Math.max(...values, ...ref);
+  histogram($("#dist"), values, dlo, dhi, () => false, null, ref);
+}
+
+// Bars of `values` over [lo, hi]; bars where `over(x)` in red; a dashed
+// line at `mark`; the reference's density (from its percentiles) as a line.
+function histogram(svg, values, lo, hi, over, mark, reference) {
+  svg.replaceChildren();
+  if (!values.length || !isFinite(lo) || !isFinite(hi)) return;
+  const bins = 40, span = hi - lo || 1;
+  const counts = new Array(bins).fill(0);
+  for (const v of values) counts[Math.min(bins - 1, Math.floor(((v - lo) / span) * bins))]++;
+  const shares = counts.map((c) => c / values.length);
+  let ref = null;
+  if (reference && reference.length > 1) {
+    // Each percentile step holds 1% of the training rows.
+    ref = new Array(bins).fill(0);
+    for (let i = 1; i < reference.length; i++) {
+      const mid = (reference[i - 1] + reference[i]) / 2;
+      ref[Math.min(bins - 1, Math.max(0, Math.floor(((mid - lo) / span) * bins)))] += 1 / (reference.length - 1);
+    }
+  }
+  const max = Math.max(...shares, ...(ref || [0]), 1e-9);
+  const w = 380 / bins;
+  shares.forEach((s, i) => {
+    const h = (s / max) * 130;
+    svg.append(svgEl("rect", { x: 10 + i * w, y: 145 - h, width: Math.max(w - 1, 1), height: h, class: over(lo + (i + 0.5) * (span / bins)) ? "over" : "live" }));
+  });
+  if (ref) {
+    const points = ref.map((s, i) => `${10 + (i + 0.5) * w},${145 - (s / max) * 130}`).join(" ");
+    svg.append(svgEl("polyline", { class: "reference", points }));
+  }
+  if (mark != null) {
+    const mx = 10 + ((mark - lo) / span) * 380;
+    svg.append(svgEl("line", { class: "threshold", x1: mx, x2: mx, y1: 10, y2: 150 }));
+  }
+  const axis = svgEl("text", { x: 10, y: 158 });
+  axis.textContent = `${fmt(lo, 3)} … ${fmt(hi, 3)}`;
+  svg.append(axis);
+  svg.setAttribute("aria-label", `Distribution of ${values.length} values from ${fmt(lo, 3)} to ${fmt(hi, 3)}`);
+}
+
 // --- try it --------------------------------------------------------------
 
 async function loadContract() {
@@ -545,9 +670,23 @@ async function showModels() {
       )
     )
   );
+  holdout(models.find((m) => (m.aliases || []).includes("champion")) || models[0]);
   const names = [...new Set(models.map((m) => m.name))];
   const histories = await Promise.all(names.map((n) => api(`/v1/models/${encodeURIComponent(n)}`)));
   const moves = histories.flatMap((h) => h.aliases).sort((a, b) => b.at - a.at);
+  const when = (us) => new Date(us / 1000).toISOString().slice(0, 19).replace("T", " ");
+  const steps = histories.flatMap((h) => h.events).sort((a, b) => b.at - a.at).slice(0, 100);
+  $("#audit").replaceChildren(
+    ...steps.map((e) =>
+      el("tr", {}, el("td", {}, when(e.at)), el("td", {}, e.name), el("td", { class: "num" }, e.version), el("td", {}, e.event), el("td", {}, e.reason))
+    )
+  );
+  const rollout = await api(`/v1/streams/${state.stream}/rollout`).catch(() => null);
+  const r = rollout && rollout.state;
+  $("#rollout").textContent = !rollout || !rollout.stage
+    ? "No challenger is being rolled out."
+    : `v${r.challenger} in ${rollout.stage} against v${r.champion}: ${fmt(r.challenger_tally.events)} events, challenger ${fmt(r.challenger_tally.alerts)} alerts, champion ${fmt(r.champion_tally.alerts)}` +
+      (rollout.stage === "canary" ? `; it decided ${fmt(r.canary_events)} events` : "");
   $("#aliases").replaceChildren(
     ...moves.map((a) =>
       el(
@@ -570,6 +709,35 @@ async function showModels() {
       el("tr", {}, el("td", {}, f.column), el("td", { class: "num" }, fmt(f.psi, 3)), el("td", { class: "num" }, fmt(f.wasserstein, 3)), el("td", {}, f.drifted ? "yes" : "no"))
     )
   );
+}
+
+// The confusion at the threshold and the precision-recall curve that
+// training measured on the version's holdout (when it had labels).
+function holdout(m) {
+  const table = $("#confusion");
+  const svg = $("#pr-curve");
+  svg.replaceChildren();
+  const c = m && m.metrics && m.metrics.holdout_confusion;
+  $("#holdout-title").textContent = m ? `${m.name} v${m.version} on its holdout` : "No model yet";
+  if (!c) {
+    table.replaceChildren(el("tr", {}, el("td", {}, "No labelled holdout for this version.")));
+    return;
+  }
+  table.replaceChildren(
+    el("tr", {}, el("th", {}, ""), el("th", {}, "flagged"), el("th", {}, "not flagged")),
+    el("tr", {}, el("th", {}, "fraud"), el("td", { class: "num" }, fmt(c.true_positives)), el("td", { class: "num" }, fmt(c.false_negatives))),
+    el("tr", {}, el("th", {}, "genuine"), el("td", { class: "num" }, fmt(c.false_positives)), el("td", { class: "num" }, fmt(c.true_negatives))),
+    el("tr", {}, el("td", { colspan: "3" }, `precision ${fmt(m.metrics.holdout_precision, 3)}, recall ${fmt(m.metrics.holdout_recall, 3)}, average precision ${fmt(m.metrics.holdout_average_precision, 3)}`))
+  );
+  const curve = m.metrics.holdout_pr_curve || [];
+  if (curve.length) {
+    const points = curve.map(([r, p]) => `${(20 + r * 370).toFixed(1)},${(185 - p * 175).toFixed(1)}`).join(" ");
+    svg.append(svgEl("polyline", { class: "rate", points }));
+    const axes = svgEl("text", { x: 20, y: 198 });
+    axes.textContent = "recall 0 → 1; precision up to 1";
+    svg.append(axes);
+    svg.setAttribute("aria-label", `Precision-recall curve with ${curve.length} points; average precision ${fmt(m.metrics.holdout_average_precision, 3)}`);
+  }
 }
 
 // Promote a version to champion, or move the champion back; an admin

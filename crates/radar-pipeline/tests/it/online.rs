@@ -135,6 +135,7 @@ fn score_with_restart(
             rollout: Arc::new(Mutex::new(radar_pipeline::rollout::Rollout::new(
                 Default::default(),
             ))),
+            recent: Default::default(),
         };
         if let Some(forest) = &champion {
             let x = Matrix::from_rows(&[vec![0.0, 0.0]]).unwrap();

@@ -134,6 +134,7 @@ fn run(
             max_alert_rate_ratio: 3.0,
             watch_events: 1500,
         }))),
+        recent: Default::default(),
     };
     let threshold = challenger.threshold;
     shared.model.store(Some(Arc::new(Served {

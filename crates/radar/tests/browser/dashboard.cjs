@@ -104,6 +104,11 @@ async function api(p, options = {}) {
     await page.locator("#alert-detail svg").first().waitFor();
     await page.screenshot({ path: path.join(shots, "alert-detail.png"), fullPage: true });
 
+    // Explore: the recent events drawn, the alert posted above among them.
+    await visit("#explore", () => document.querySelectorAll("#score-hist rect").length > 0 && document.querySelectorAll("#scatter circle.alert").length > 0);
+    await page.selectOption("#dist-feature", { index: 1 });
+    await page.waitForFunction(() => document.querySelectorAll("#dist polyline.reference").length === 1);
+
     // The form built from the stream's declaration.
     await visit("#try", () => document.querySelectorAll("#try-fields input").length > 3);
     for (const [name, value] of Object.entries(event)) {
@@ -139,7 +144,8 @@ async function api(p, options = {}) {
     check(/row 2, column 4 \(amount\)/.test(message), "bad CSV message: " + message);
     summary.bad_csv_message = message;
 
-    await visit("#models", () => document.querySelectorAll("#models tr").length > 0);
+    await visit("#models", () => document.querySelectorAll("#models tr").length > 0 && document.querySelectorAll("#confusion tr").length > 0);
+    summary.holdout_pr_points = await page.evaluate(() => document.querySelectorAll("#pr-curve polyline").length);
 
     // Promote and roll back move the champion (an admin's action, confirmed).
     page.on("dialog", (d) => d.accept());
@@ -166,6 +172,12 @@ async function api(p, options = {}) {
     await page.screenshot({ path: path.join(shots, "alerts-phone.png"), fullPage: true });
   } catch (e) {
     problems.push(e.message);
+    // What the page showed when it went wrong.
+    try {
+      const page = browser.contexts()[0].pages()[0];
+      await page.screenshot({ path: path.join(shots, "failure.png"), fullPage: true });
+      problems.push("at " + page.url() + ": " + (await page.evaluate(() => document.body.innerText)).slice(0, 1500));
+    } catch (_) {}
   } finally {
     await browser.close();
   }

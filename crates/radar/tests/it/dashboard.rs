@@ -108,15 +108,19 @@ fn the_dashboard_shows_alerts_takes_verdicts_and_scores_csv_in_a_browser() {
     let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     // The figure is recorded in BENCHMARKS.md; here only that each page
     // painted at all.
-    for page in ["overview", "alerts", "try", "models"] {
+    for page in ["overview", "alerts", "explore", "try", "models"] {
         assert!(
             summary["first_paint_ms"][page].as_f64().is_some(),
             "{page} never painted"
         );
     }
     assert_eq!(summary["csv_rows"], 3);
+    assert_eq!(
+        summary["holdout_pr_points"], 1,
+        "no precision-recall curve drawn"
+    );
     assert_eq!(summary["champion_moves"].as_array().map(Vec::len), Some(3));
-    for page in ["overview", "alerts", "try", "models"] {
+    for page in ["overview", "alerts", "explore", "try", "models"] {
         assert!(
             shots.join(format!("{page}.png")).is_file(),
             "no screenshot of {page}"
