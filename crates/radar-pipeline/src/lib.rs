@@ -35,6 +35,7 @@ pub mod drift;
 pub mod error;
 pub mod evaluate;
 pub mod events;
+pub mod history;
 pub mod hybrid;
 pub mod ingest;
 pub mod labels;

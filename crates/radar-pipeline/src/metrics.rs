@@ -30,6 +30,25 @@ const BUCKETS: [f64; 18] = [
     2.0, 5.0, 10.0,
 ];
 
+/// The upper bound (seconds) of the bucket holding quantile `q` of
+/// bucket `counts` (as [`Histogram::counts`] gives, or a difference of
+/// two), or None when they are all zero.
+pub fn quantile_of(counts: &[u64], q: f64) -> Option<f64> {
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = (q * total as f64).ceil().max(1.0) as u64;
+    let mut seen = 0;
+    for (i, c) in counts.iter().enumerate() {
+        seen += c;
+        if seen >= rank {
+            return Some(BUCKETS.get(i).copied().unwrap_or(f64::INFINITY));
+        }
+    }
+    None
+}
+
 /// A latency histogram on atomics that can also tell its quantiles (for
 /// reports), at the resolution of its buckets.
 #[derive(Default, Debug)]
@@ -52,24 +71,7 @@ impl Histogram {
     /// The upper bound (seconds) of the bucket holding quantile `q`, or None
     /// without observations.
     pub fn quantile(&self, q: f64) -> Option<f64> {
-        let counts: Vec<u64> = self
-            .counts
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
-            .collect();
-        let total: u64 = counts.iter().sum();
-        if total == 0 {
-            return None;
-        }
-        let rank = (q * total as f64).ceil().max(1.0) as u64;
-        let mut seen = 0;
-        for (i, c) in counts.iter().enumerate() {
-            seen += c;
-            if seen >= rank {
-                return Some(BUCKETS.get(i).copied().unwrap_or(f64::INFINITY));
-            }
-        }
-        None
+        quantile_of(&self.counts(), q)
     }
 
     /// Forgets every observation (e.g. after a warm-up that should not
@@ -83,6 +85,14 @@ impl Histogram {
 
     pub fn count(&self) -> u64 {
         self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Each bucket's count now (the last is above every bound).
+    pub fn counts(&self) -> Vec<u64> {
+        self.counts
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect()
     }
 }
 
@@ -240,6 +250,8 @@ pub struct Metrics {
     pub webhook_sent: Counter,
     pub webhook_failed: Counter,
     pub webhook_dropped: Counter,
+    /// The lag gauges' values, to sum them (a family cannot be read back).
+    lag_by_partition: Mutex<std::collections::BTreeMap<u32, u64>>,
     /// Mirrors of the counters above for quick reads (reports, tests).
     pub scored: AtomicU64,
     pub alerts: AtomicU64,
@@ -273,6 +285,7 @@ impl Metrics {
             webhook_sent: Counter::default(),
             webhook_failed: Counter::default(),
             webhook_dropped: Counter::default(),
+            lag_by_partition: Mutex::new(Default::default()),
             scored: AtomicU64::new(0),
             alerts: AtomicU64::new(0),
         };
@@ -450,11 +463,24 @@ impl Metrics {
     }
 
     pub fn set_lag(&self, lag: &[(u32, u64)]) {
+        if let Ok(mut total) = self.lag_by_partition.lock() {
+            for &(partition, l) in lag {
+                total.insert(partition, l);
+            }
+        }
         for &(partition, l) in lag {
             self.lag
                 .get_or_create(&PartitionLabel { partition })
                 .set(l.min(i64::MAX as u64) as i64);
         }
+    }
+
+    /// Events not yet scored, over all partitions, as last set.
+    pub fn lag_total(&self) -> u64 {
+        self.lag_by_partition
+            .lock()
+            .map(|m| m.values().sum())
+            .unwrap_or(0)
     }
 
     /// Sets the drift gauges from a finished window.

@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 pub struct Scored {
     /// Event time (UTC µs).
     pub ts: i64,
+    pub entity: Option<String>,
     pub score: f64,
     pub alert: bool,
     pub features: Vec<f64>,
@@ -46,10 +47,18 @@ impl Recent {
         self.events.push_back(event);
     }
 
-    /// The last `n`, oldest first.
-    pub fn last(&self, n: usize) -> Vec<Scored> {
-        let skip = self.events.len().saturating_sub(n);
-        self.events.iter().skip(skip).cloned().collect()
+    /// The last `n` (of `entity`'s, when given), oldest first.
+    pub fn last(&self, n: usize, entity: Option<&str>) -> Vec<Scored> {
+        let mut out: Vec<Scored> = self
+            .events
+            .iter()
+            .rev()
+            .filter(|e| entity.is_none_or(|x| e.entity.as_deref() == Some(x)))
+            .take(n)
+            .cloned()
+            .collect();
+        out.reverse();
+        out
     }
 }
 
@@ -63,14 +72,17 @@ mod tests {
         for i in 0..5 {
             r.push(Scored {
                 ts: i,
+                entity: Some(format!("e{}", i % 2)),
                 score: i as f64,
                 alert: i == 4,
                 features: vec![i as f64],
             });
         }
-        let ts: Vec<i64> = r.last(10).iter().map(|s| s.ts).collect();
+        let ts: Vec<i64> = r.last(10, None).iter().map(|s| s.ts).collect();
         assert_eq!(ts, [2, 3, 4]);
-        assert_eq!(r.last(1)[0].ts, 4);
-        assert!(r.last(1)[0].alert);
+        assert_eq!(r.last(1, None)[0].ts, 4);
+        assert!(r.last(1, None)[0].alert);
+        let odd: Vec<i64> = r.last(10, Some("e1")).iter().map(|s| s.ts).collect();
+        assert_eq!(odd, [3]);
     }
 }

@@ -479,6 +479,7 @@ pub fn run(
             for (i, (record, ..)) in meta.iter().enumerate().filter(|(i, _)| live[*i]) {
                 recent.push(crate::recent::Scored {
                     ts: record.ts,
+                    entity: record.entity.as_deref().map(str::to_owned),
                     score: scores[i],
                     alert: scores[i] > threshold,
                     features: matrix.row(i).to_vec(),

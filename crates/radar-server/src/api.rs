@@ -180,6 +180,14 @@ pub struct ModelAnswer {
     pub events: Vec<radar_registry::ModelEvent>,
 }
 
+/// The last hour of a stream's figures.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryAnswer {
+    pub interval_seconds: u64,
+    /// Oldest first.
+    pub samples: Vec<radar_pipeline::history::Sample>,
+}
+
 /// Where a challenger's rollout stands.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RolloutAnswer {
@@ -309,6 +317,7 @@ pub struct Readiness {
         crate::http::drift,
         crate::http::recent,
         crate::http::rollout,
+        crate::http::history,
         crate::http::alerts,
         crate::http::post_labels,
         crate::http::get_labels,
@@ -703,6 +712,6 @@ mod tests {
                 }
             }
         }
-        assert_eq!(paths.len(), 17, "a route is not in the document");
+        assert_eq!(paths.len(), 18, "a route is not in the document");
     }
 }

@@ -39,6 +39,8 @@ pub struct AppState {
     pub alerts: AlertStore,
     pub labels: radar_pipeline::labels::LabelStore,
     pub registry: Registry,
+    /// The last hour of the stream's figures ([`sample_history`]).
+    pub history: Arc<std::sync::Mutex<radar_pipeline::history::History>>,
 }
 
 impl AppState {
@@ -50,8 +52,28 @@ impl AppState {
             alerts: p.alerts.clone(),
             labels: p.labels.clone(),
             registry: p.registry.clone(),
+            history: Default::default(),
         }
     }
+}
+
+/// Samples the stream's metrics into `state.history` every few seconds,
+/// on `rt`, while the state lives.
+pub fn sample_history(state: &AppState, rt: &tokio::runtime::Handle) {
+    let history = Arc::downgrade(&state.history);
+    let metrics = state.shared.metrics.clone();
+    rt.spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(
+            radar_pipeline::history::INTERVAL_SECONDS,
+        ));
+        loop {
+            every.tick().await;
+            let Some(h) = history.upgrade() else { return };
+            if let Ok(mut h) = h.lock() {
+                h.sample(&metrics, crate::now_micros());
+            }
+        }
+    });
 }
 
 /// Invalid events of one request kept as dead letters; the rest are
@@ -85,6 +107,7 @@ pub fn router(state: AppState, max_body_bytes: usize, door: Option<Arc<Door>>) -
         .route("/v1/streams/{stream}/drift", get(drift))
         .route("/v1/streams/{stream}/recent", get(recent))
         .route("/v1/streams/{stream}/rollout", get(rollout))
+        .route("/v1/streams/{stream}/history", get(history))
         .route("/v1/alerts", get(alerts))
         .route(
             "/v1/labels",
@@ -385,6 +408,32 @@ pub(crate) async fn drift(
     }))
 }
 
+/// The last hour of the stream's figures, one sample every 5 seconds
+/// since the server started (events, scored and alerts per second, alert
+/// rate, decision p99, lag).
+#[utoipa::path(
+    get,
+    path = "/v1/streams/{stream}/history",
+    tag = "events",
+    params(("stream" = String, Path, description = "The stream's name")),
+    responses((status = 200, description = "The samples, oldest first", body = crate::api::HistoryAnswer)),
+)]
+pub(crate) async fn history(
+    State(state): State<AppState>,
+    Path(stream): Path<String>,
+) -> Result<Json<crate::api::HistoryAnswer>, ApiError> {
+    check_stream(&state, &stream)?;
+    let samples = state
+        .history
+        .lock()
+        .map_err(|_| ApiError::internal("the history's lock is poisoned"))?
+        .samples();
+    Ok(Json(crate::api::HistoryAnswer {
+        interval_seconds: radar_pipeline::history::INTERVAL_SECONDS,
+        samples,
+    }))
+}
+
 /// Where a challenger's rollout stands (shadow, canary, none) with its
 /// tallies.
 #[utoipa::path(
@@ -420,6 +469,7 @@ pub(crate) async fn rollout(
 #[serde(deny_unknown_fields)]
 pub(crate) struct RecentQuery {
     limit: Option<usize>,
+    entity: Option<String>,
 }
 
 /// The last scored live events (feature rows, scores, alerts) beside the
@@ -432,6 +482,7 @@ pub(crate) struct RecentQuery {
     params(
         ("stream" = String, Path, description = "The stream's name"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 5000, description = "At most this many, newest (default 2000)"),
+        ("entity" = Option<String>, Query, description = "Only this entity's events"),
     ),
     responses((status = 200, description = "The recent events", body = crate::api::RecentAnswer)),
 )]
@@ -457,7 +508,7 @@ pub(crate) async fn recent(
         .recent
         .lock()
         .map_err(|_| ApiError::internal("the recent events' lock is poisoned"))?
-        .last(limit);
+        .last(limit, q.entity.as_deref());
     let served = state.shared.model.load_full();
     Ok(Json(crate::api::RecentAnswer {
         columns: state.shared.schema.columns.clone(),
@@ -1207,6 +1258,7 @@ impl Server {
             max_events_per_request: options.max_events_per_request,
             ..AppState::of(pipeline)
         };
+        sample_history(&state, pipeline.rt.handle());
         let request_timeout = options.request_timeout;
         let app = router(state, options.max_body_bytes, options.door).layer(
             axum::middleware::from_fn(move |req, next: axum::middleware::Next| async move {

@@ -86,6 +86,7 @@ async fn server_behind(
         alerts: AlertStore::open(&dir.path().join("alerts.db")).unwrap(),
         labels: labels.clone(),
         registry,
+        history: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

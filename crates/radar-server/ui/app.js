@@ -8,7 +8,7 @@ const state = {
   key: localStorage.getItem("radar-key") || "",
   stream: null,
   eventSchema: null,
-  samples: [], // overview samples: {t, events, alerts, scored, lag, p99}
+  samples: [], // the last two /metrics readings: {t, events, alerts, scored, lag, p99}
   alertsOffset: 0,
   // Verdicts given in this page, by the alert's position, so the live
   // feed's refresh keeps showing them.
@@ -159,19 +159,23 @@ async function sampleOverview() {
     s.p99 = quantileFromBuckets(prev.buckets, m.buckets, 0.99);
   }
   state.samples.push(s);
-  // An hour of samples at one every two seconds.
-  if (state.samples.length > 1800) state.samples.shift();
+  // The figures are the last interval's; the history is the server's.
+  if (state.samples.length > 2) state.samples.shift();
   const last = state.samples.slice(-1)[0];
   $("#m-events").textContent = fmt(last.eventsPerSecond);
   $("#m-alerts").textContent = fmt(last.alertsPerSecond, 1);
   $("#m-rate").textContent = last.alertRate == null ? "–" : fmt(100 * last.alertRate, 2) + " %";
   $("#m-latency").textContent = last.p99 == null ? "–" : last.p99 === Infinity ? "> 10 s" : fmt(last.p99 * 1000, 1) + " ms";
   $("#m-lag").textContent = fmt(m.lag);
-  spark($("#s-events"), state.samples.map((x) => x.eventsPerSecond));
-  spark($("#s-alerts"), state.samples.map((x) => x.alertsPerSecond));
-  spark($("#s-rate"), state.samples.map((x) => x.alertRate));
-  spark($("#s-latency"), state.samples.map((x) => (x.p99 === Infinity ? null : x.p99)));
-  spark($("#s-lag"), state.samples.map((x) => x.lag));
+  // The sparklines: the server's last hour (a sample every 5 s since it
+  // started), so they are full the moment the page opens.
+  await loadContract();
+  const { samples } = await api(`/v1/streams/${state.stream}/history`);
+  spark($("#s-events"), samples.map((x) => x.events_per_second));
+  spark($("#s-alerts"), samples.map((x) => x.alerts_per_second));
+  spark($("#s-rate"), samples.map((x) => x.alert_rate));
+  spark($("#s-latency"), samples.map((x) => x.decision_p99_ms));
+  spark($("#s-lag"), samples.map((x) => x.lag));
   const status = $("#ready");
   status.classList.toggle("bad", ready.status !== "ready");
   status.textContent = ready.status === "ready" ? "Ready" : ready.status;
@@ -295,10 +299,19 @@ async function showAlert(a) {
   const history = a.entity
     ? (await api("/v1/alerts?" + new URLSearchParams({ entity: a.entity, limit: 100 }))).alerts
     : [];
+  // Every recent scored event of the entity, alerts or not.
+  const events = a.entity
+    ? (await api(`/v1/streams/${state.stream}/recent?` + new URLSearchParams({ entity: a.entity, limit: 500 }))).events
+    : [];
   detail.replaceChildren(
     el("h2", {}, `Alert on ${a.entity || "an event"} at ${a.event_time}`),
     el("p", {}, `Score ${fmt(a.score, 3)} against threshold ${fmt(a.threshold, 3)} (model ${a.model} v${a.model_version}); event ${a.event_id}, decided in ${fmt(a.latency_ms, 1)} ms.`),
     bars(a.contributions || []),
+    el("h2", {}, `${a.entity || "The entity"}'s recent events (score over time; alerts in red)`),
+    timeline(
+      events.map((e) => ({ event_time_us: e.ts, score: e.score, alert: e.alert, event_time: new Date(e.ts / 1000).toISOString() })),
+      a
+    ),
     el("h2", {}, `${a.entity || "The entity"}'s alerts`),
     timeline(history, a)
   );
@@ -349,8 +362,11 @@ function timeline(alerts, chosen) {
     const c = document.createElementNS(ns, "circle");
     c.setAttribute("cx", 5 + ((a.event_time_us - lo) / span) * 590);
     c.setAttribute("cy", 40 - Math.min(30, a.score * 30));
-    c.setAttribute("r", a.position === chosen.position ? 6 : 3.5);
-    c.setAttribute("fill", a.position === chosen.position ? "var(--alert)" : "var(--accent)");
+    // The chosen alert (by its place in the log, or its event time among
+    // the entity's events) large; alerts red.
+    const chosenOne = a.position ? a.position === chosen.position : a.event_time_us === chosen.event_time_us;
+    c.setAttribute("r", chosenOne ? 6 : 3.5);
+    c.setAttribute("fill", chosenOne || a.alert ? "var(--alert)" : "var(--accent)");
     const title = document.createElementNS(ns, "title");
     title.textContent = `${a.event_time}: ${fmt(a.score, 3)}`;
     c.append(title);
@@ -402,11 +418,14 @@ function drawExplore() {
   if (ev.length) {
     // Scoring order is not event-time order (late events): bin by the
     // span of times seen.
-    const times = ev.map((e) => e.ts);
-    const t0 = Math.min(...times), t1 = Math.max(...times, t0 + 1);
+    // The central 98% of times, so one straggler does not squeeze the
+    // rest into a bin (the rest are counted at the edges).
+    const times = ev.map((e) => e.ts).sort((a, b) => a - b);
+    const t0 = times[Math.floor(0.01 * (times.length - 1))];
+    const t1 = Math.max(times[Math.ceil(0.99 * (times.length - 1))], t0 + 1);
     const bins = Array.from({ length: 30 }, () => [0, 0]);
     for (const e of ev) {
-      const b = Math.min(29, Math.floor(((e.ts - t0) / (t1 - t0)) * 30));
+      const b = Math.max(0, Math.min(29, Math.floor(((e.ts - t0) / (t1 - t0)) * 30)));
       bins[b][0] += e.alert ? 1 : 0;
       bins[b][1] += 1;
     }
