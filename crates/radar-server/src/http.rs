@@ -41,6 +41,59 @@ pub struct AppState {
     pub registry: Registry,
     /// The last hour of the stream's figures ([`sample_history`]).
     pub history: Arc<std::sync::Mutex<radar_pipeline::history::History>>,
+    /// Dead letters each key may have kept per minute.
+    pub dead_letters: Arc<DeadLetterBudget>,
+}
+
+/// Dead letters kept per key (on an open server, for everyone together)
+/// in a minute unless `radar up` says otherwise.
+pub const DEAD_LETTERS_PER_KEY_PER_MINUTE: u64 = 10_000;
+
+/// How many refused events each key may have kept as dead letters in the
+/// current minute: with the per-request bound, what keeps a key sending
+/// garbage from filling the disk. Past it, refused events are answered and
+/// counted, not stored.
+#[derive(Debug)]
+pub struct DeadLetterBudget {
+    per_minute: u64,
+    /// Per key: the minute (since the epoch) and what was spent in it.
+    spent: std::sync::Mutex<std::collections::HashMap<String, (i64, u64)>>,
+}
+
+impl Default for DeadLetterBudget {
+    fn default() -> Self {
+        DeadLetterBudget::new(DEAD_LETTERS_PER_KEY_PER_MINUTE)
+    }
+}
+
+impl DeadLetterBudget {
+    pub fn new(per_minute: u64) -> DeadLetterBudget {
+        DeadLetterBudget {
+            per_minute,
+            spent: Default::default(),
+        }
+    }
+
+    /// Takes one dead letter from `key`'s budget at `now_us`; false when
+    /// the minute's budget is spent.
+    pub fn take(&self, key: &str, now_us: i64) -> bool {
+        let minute = now_us.div_euclid(60_000_000);
+        let Ok(mut spent) = self.spent.lock() else {
+            return false;
+        };
+        if spent.len() > 10_000 {
+            spent.retain(|_, (m, _)| *m == minute);
+        }
+        let entry = spent.entry(key.to_owned()).or_insert((minute, 0));
+        if entry.0 != minute {
+            *entry = (minute, 0);
+        }
+        if entry.1 >= self.per_minute {
+            return false;
+        }
+        entry.1 += 1;
+        true
+    }
 }
 
 impl AppState {
@@ -53,6 +106,7 @@ impl AppState {
             labels: p.labels.clone(),
             registry: p.registry.clone(),
             history: Default::default(),
+            dead_letters: Default::default(),
         }
     }
 }
@@ -232,9 +286,11 @@ fn split_events(body: &[u8], max: usize) -> Result<Vec<Vec<u8>>, ApiError> {
 )]
 pub(crate) async fn ingest(
     State(state): State<AppState>,
+    key: Option<axum::Extension<crate::door::KeyId>>,
     Path(stream): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let key = key.map_or_else(String::new, |k| k.0.0);
     check_stream(&state, &stream)?;
     let events = split_events(&body, state.max_events_per_request)?;
     let counters = state.shared.metrics.component("ingest");
@@ -272,15 +328,17 @@ pub(crate) async fn ingest(
                 *rejected_by_reason.entry(dl.reason.code()).or_insert(0u64) += 1;
                 invalid += 1;
                 result.reason = Some(dl.reason.code());
-                if invalid <= MAX_DEAD_LETTERS_PER_REQUEST {
+                if invalid <= MAX_DEAD_LETTERS_PER_REQUEST && state.dead_letters.take(&key, now) {
                     records.push(dead_letter_record(&dl, now));
                     positions.push(index);
                     result.error = Some(dl.reason.to_string());
                     result.field = dl.reason.field().map(str::to_owned);
                 } else {
                     unstored += 1;
-                    result.error =
-                        Some("invalid (not kept: too many dead letters in one request)".into());
+                    result.error = Some(
+                        "invalid (not kept: too many dead letters in this request or from this key this minute)"
+                            .into(),
+                    );
                 }
             }
         }
@@ -1295,5 +1353,25 @@ impl Server {
         if let Some(task) = self.task.take() {
             let _ = rt.block_on(task);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dead_letters_are_bounded_per_key_and_minute() {
+        let budget = DeadLetterBudget::new(3);
+        let minute = 60_000_000;
+        for _ in 0..3 {
+            assert!(budget.take("k1", 5 * minute));
+        }
+        assert!(
+            !budget.take("k1", 5 * minute + 1),
+            "the minute's budget is spent"
+        );
+        assert!(budget.take("k2", 5 * minute), "another key has its own");
+        assert!(budget.take("k1", 6 * minute), "a new minute, a new budget");
     }
 }

@@ -87,6 +87,7 @@ async fn server_behind(
         labels: labels.clone(),
         registry,
         history: Default::default(),
+        dead_letters: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
