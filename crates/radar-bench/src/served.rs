@@ -138,3 +138,14 @@ impl Up {
         Ok(self.child.wait()?.success())
     }
 }
+
+impl Drop for Up {
+    /// A bench that fails before stopping it leaves no server behind
+    /// (a no-op once `stop` has reaped it).
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

@@ -40,11 +40,42 @@ impl Recent {
         }
     }
 
-    pub fn push(&mut self, event: Scored) {
-        if self.events.len() == self.capacity {
-            self.events.pop_front();
+    /// Keeps one scored event. Once full, the evicted event's buffers take
+    /// the new one: the scorer calls this for every live event, and
+    /// steady state allocates nothing.
+    pub fn push(
+        &mut self,
+        ts: i64,
+        entity: Option<&str>,
+        score: f64,
+        alert: bool,
+        features: &[f64],
+    ) {
+        let mut slot = if self.events.len() == self.capacity {
+            self.events.pop_front()
+        } else {
+            None
         }
-        self.events.push_back(event);
+        .unwrap_or_else(|| Scored {
+            ts,
+            entity: None,
+            score,
+            alert,
+            features: Vec::with_capacity(features.len()),
+        });
+        slot.ts = ts;
+        slot.score = score;
+        slot.alert = alert;
+        slot.features.clear();
+        slot.features.extend_from_slice(features);
+        match (entity, &mut slot.entity) {
+            (Some(e), Some(kept)) => {
+                kept.clear();
+                kept.push_str(e);
+            }
+            (e, kept) => *kept = e.map(str::to_owned),
+        }
+        self.events.push_back(slot);
     }
 
     /// The last `n` (of `entity`'s, when given), oldest first.
@@ -70,14 +101,16 @@ mod tests {
     fn keeps_the_last_capacity_oldest_first() {
         let mut r = Recent::new(3);
         for i in 0..5 {
-            r.push(Scored {
-                ts: i,
-                entity: Some(format!("e{}", i % 2)),
-                score: i as f64,
-                alert: i == 4,
-                features: vec![i as f64],
-            });
+            r.push(
+                i,
+                Some(&format!("e{}", i % 2)),
+                i as f64,
+                i == 4,
+                &[i as f64],
+            );
         }
+        assert_eq!(r.last(1, None)[0].features, [4.0]);
+        assert_eq!(r.last(1, None)[0].entity.as_deref(), Some("e0"));
         let ts: Vec<i64> = r.last(10, None).iter().map(|s| s.ts).collect();
         assert_eq!(ts, [2, 3, 4]);
         assert_eq!(r.last(1, None)[0].ts, 4);

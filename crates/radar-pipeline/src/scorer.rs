@@ -477,13 +477,13 @@ pub fn run(
         let any_live = live.iter().any(|&l| l);
         if any_live && let Ok(mut recent) = shared.recent.lock() {
             for (i, (record, ..)) in meta.iter().enumerate().filter(|(i, _)| live[*i]) {
-                recent.push(crate::recent::Scored {
-                    ts: record.ts,
-                    entity: record.entity.as_deref().map(str::to_owned),
-                    score: scores[i],
-                    alert: scores[i] > threshold,
-                    features: matrix.row(i).to_vec(),
-                });
+                recent.push(
+                    record.ts,
+                    record.entity.as_deref(),
+                    scores[i],
+                    scores[i] > threshold,
+                    matrix.row(i),
+                );
             }
         }
         let backfill = live.iter().filter(|&&l| !l).count() as u64;

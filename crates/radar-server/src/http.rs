@@ -972,13 +972,19 @@ fn check_alias(alias: &str) -> Result<(), ApiError> {
     }
 }
 
-/// The reason an alias moved, with who moved it.
-fn reason(
-    given: Option<&str>,
-    default: &str,
+/// An alias move's request: the alias checked, the body read, and the
+/// reason the alias history keeps, with who moved it.
+fn alias_request<T: serde::de::DeserializeOwned>(
+    alias: &str,
+    body: &[u8],
     key: Option<axum::Extension<crate::door::KeyId>>,
-) -> Result<String, ApiError> {
-    let given = given.unwrap_or(default);
+    default_reason: &str,
+    reason_of: impl Fn(&T) -> Option<&str>,
+) -> Result<(T, String), ApiError> {
+    check_alias(alias)?;
+    let request: T = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad(format!("the body is not an alias move: {e}")))?;
+    let given = reason_of(&request).unwrap_or(default_reason);
     if given.chars().count() > 500 {
         return Err(ApiError::bad_field(
             "reason",
@@ -986,7 +992,8 @@ fn reason(
         ));
     }
     let who = key.map_or_else(|| "an open server".to_owned(), |k| format!("key {}", k.0.0));
-    Ok(format!("{given} (by {who})"))
+    let reason = format!("{given} (by {who})");
+    Ok((request, reason))
 }
 
 /// Points an alias of a model at a version (promotes it, for `champion`):
@@ -1012,10 +1019,13 @@ pub(crate) async fn set_alias(
     Path((name, alias)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Json<crate::api::AliasAnswer>, ApiError> {
-    check_alias(&alias)?;
-    let request: crate::api::AliasRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad(format!("the body is not an alias move: {e}")))?;
-    let reason = reason(request.reason.as_deref(), "moved through the API", key)?;
+    let (request, reason) = alias_request(
+        &alias,
+        &body,
+        key,
+        "moved through the API",
+        |r: &crate::api::AliasRequest| r.reason.as_deref(),
+    )?;
     let version = request.version;
     let (n, a) = (name.clone(), alias.clone());
     blocking(move || state.registry.set_alias(&n, &a, version, &reason)).await??;
@@ -1048,13 +1058,12 @@ pub(crate) async fn rollback_alias(
     Path((name, alias)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Json<crate::api::AliasAnswer>, ApiError> {
-    check_alias(&alias)?;
-    let request: crate::api::RollbackRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad(format!("the body is not a rollback: {e}")))?;
-    let reason = reason(
-        request.reason.as_deref(),
-        "rolled back through the API",
+    let (_, reason) = alias_request(
+        &alias,
+        &body,
         key,
+        "rolled back through the API",
+        |r: &crate::api::RollbackRequest| r.reason.as_deref(),
     )?;
     let (n, a) = (name.clone(), alias.clone());
     let version = blocking(move || state.registry.rollback(&n, &a, &reason)).await??;

@@ -19,10 +19,7 @@ fn schemathesis_finds_no_server_error_and_no_departure_from_the_document() {
         );
     };
     let dir = tempfile::tempdir().unwrap();
-    let place = Place {
-        config: harness::transactions_config(),
-        data_dir: Some(dir.path().join("data").to_str().unwrap().to_owned()),
-    };
+    let place = Place::in_dir(dir.path());
     let _live = place.with_history(
         dir.path(),
         TransactionSpec {
@@ -32,19 +29,7 @@ fn schemathesis_finds_no_server_error_and_no_departure_from_the_document() {
             ..TransactionSpec::default()
         },
     );
-    let mut args = vec![
-        "keys",
-        "create",
-        "--role",
-        "admin",
-        "--name",
-        "schemathesis",
-    ];
-    let place_args = place.args();
-    args.extend(place_args.iter().map(String::as_str));
-    let out = crate::radar(&args);
-    assert!(out.status.success(), "{}", crate::stderr(&out));
-    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let key = place.create_key("admin", "schemathesis");
     let client = harness::client();
     let port = harness::free_port();
     let child = place.up(port, &[], None);

@@ -23,10 +23,7 @@ fn the_dashboard_shows_alerts_takes_verdicts_and_scores_csv_in_a_browser() {
         );
     };
     let dir = tempfile::tempdir().unwrap();
-    let place = Place {
-        config: harness::transactions_config(),
-        data_dir: Some(dir.path().join("data").to_str().unwrap().to_owned()),
-    };
+    let place = Place::in_dir(dir.path());
     let _live = place.with_history(
         dir.path(),
         TransactionSpec {
@@ -39,12 +36,7 @@ fn the_dashboard_shows_alerts_takes_verdicts_and_scores_csv_in_a_browser() {
     );
     // A second version beside the champion, for promote and rollback.
     place.run(&["train", "--max-samples", "128"]);
-    let mut args = vec!["keys", "create", "--role", "admin", "--name", "browser"];
-    let place_args = place.args();
-    args.extend(place_args.iter().map(String::as_str));
-    let out = crate::radar(&args);
-    assert!(out.status.success(), "{}", crate::stderr(&out));
-    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let key = place.create_key("admin", "browser");
     // A store of 100,000 alerts (older than any live one), so the pages'
     // first paint is measured against a full store and the feed must
     // page through it.

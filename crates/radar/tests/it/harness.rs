@@ -39,6 +39,24 @@ pub struct Place {
 }
 
 impl Place {
+    /// The example streams, data under `dir/data`.
+    pub fn in_dir(dir: &Path) -> Place {
+        Place {
+            config: transactions_config(),
+            data_dir: Some(dir.join("data").to_str().unwrap().to_owned()),
+        }
+    }
+
+    /// Makes an API key of `role` here; the key.
+    pub fn create_key(&self, role: &str, name: &str) -> String {
+        let mut args = vec!["keys", "create", "--role", role, "--name", name];
+        let place_args = self.args();
+        args.extend(place_args.iter().map(String::as_str));
+        let out = radar(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
     pub fn args(&self) -> Vec<String> {
         let mut a = vec!["--config".to_owned(), self.config.clone()];
         if let Some(d) = &self.data_dir {
