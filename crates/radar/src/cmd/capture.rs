@@ -37,14 +37,13 @@ pub fn run(args: CaptureArgs) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
-        // Ctrl-C flushes and commits what was read, then stops.
+        // Ctrl-C or SIGTERM flushes and commits what was read, then stops.
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build();
-            if let Ok(rt) = rt
-                && rt.block_on(tokio::signal::ctrl_c()).is_ok()
-            {
+            if let Ok(rt) = rt {
+                rt.block_on(super::stop_signal());
                 stop.store(true, Ordering::Relaxed);
             }
         });

@@ -29,6 +29,31 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use radar_pipeline::Config;
 
+/// Resolves on the first Ctrl-C (SIGINT) or SIGTERM: the stop a terminal
+/// sends and the one Kubernetes, Docker and systemd send before killing.
+/// Either starts the same drain.
+pub async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 /// Where the config and data live; shared by the commands.
 #[derive(Debug, Clone, Args)]
 pub struct Place {

@@ -79,9 +79,7 @@ pub fn run(args: RetrainArgs) -> Result<()> {
                 &stop,
             )
         });
-        rt.block_on(async {
-            let _ = tokio::signal::ctrl_c().await;
-        });
+        rt.block_on(super::stop_signal());
         flag.store(true, std::sync::atomic::Ordering::Relaxed);
         return match watcher.join() {
             Ok(r) => Ok(r?),

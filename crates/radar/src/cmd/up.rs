@@ -175,7 +175,7 @@ pub fn run(args: UpArgs) -> Result<()> {
     let server = Server::start(&pipeline, addr, options)
         .with_context(|| format!("cannot listen on {addr}"))?;
     eprintln!(
-        "radar is up on {scheme}://{addr} (stream `{}`; the dashboard at {scheme}://{addr}/); Ctrl-C stops it",
+        "radar is up on {scheme}://{addr} (stream `{}`; the dashboard at {scheme}://{addr}/); Ctrl-C or SIGTERM stops it, draining",
         pipeline.shared.schema.name,
         addr = server.addr
     );
@@ -206,9 +206,7 @@ pub fn run(args: UpArgs) -> Result<()> {
         }
         None => None,
     };
-    pipeline.rt.block_on(async {
-        let _ = tokio::signal::ctrl_c().await;
-    });
+    pipeline.rt.block_on(super::stop_signal());
     eprintln!("stopping: draining capture and the scorer");
     server.stop(&pipeline.rt);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

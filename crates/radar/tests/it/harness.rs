@@ -317,16 +317,21 @@ pub fn wait_caught_up(client: &reqwest::blocking::Client, port: u16, partitions:
 }
 
 /// SIGINT, then the exit must be clean (`log`: its stderr, shown if not).
-pub fn stop(mut up: Up, log: Option<&Path>) {
+pub fn stop(up: Up, log: Option<&Path>) {
+    stop_with(up, libc::SIGINT, log);
+}
+
+/// `signal`, then the exit must be clean (`log`: its stderr, shown if not).
+pub fn stop_with(mut up: Up, signal: i32, log: Option<&Path>) {
     let mut child = up.0.take().expect("radar up is running");
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    unsafe { libc::kill(child.id() as i32, signal) };
     let status = child.wait().unwrap();
     let said = log
         .and_then(|p| std::fs::read_to_string(p).ok())
         .unwrap_or_default();
     assert!(
         status.success(),
-        "radar up stopped cleanly on SIGINT: {status}\n{said}"
+        "radar up stopped cleanly on signal {signal}: {status}\n{said}"
     );
 }
 
