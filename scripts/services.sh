@@ -12,6 +12,8 @@
 #                         mlflow venv has all three), for the serving peer
 #   RADAR_CHROMIUM        Debian's chromium, for the dashboard's browser test
 #   RADAR_NODE_MODULES    where npm's playwright-core is, to drive it
+#   RADAR_POSTGRES_URL    a PostgreSQL server (Debian's), for the metadata
+#                         store's second backend; tests make a database each
 
 cache="${RADAR_CACHE:-$HOME/.cache/radar}"
 venv="$cache/venv"
@@ -141,4 +143,25 @@ mkdir -p "$logs/mlflow"
 service_pids+=($!)
 export RADAR_MLFLOW_URL="http://127.0.0.1:$mlflow_port"
 
-echo "services: kafka $RADAR_KAFKA_BROKERS, s3 $RADAR_S3_ENDPOINT, azure $RADAR_AZURITE_ENDPOINT, mlflow $RADAR_MLFLOW_URL (logs in $logs)" >&2
+# PostgreSQL from Debian's packages. initdb refuses to run as root: the
+# cluster belongs to the `postgres` user. fsync is off: these databases
+# are the tests' scratch, and crash durability is PostgreSQL's to keep.
+pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
+if [ -z "$pg_bin" ]; then
+  echo "installing postgresql (apt)" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql >/dev/null ||
+    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql >/dev/null; }
+  pg_bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
+fi
+pg_dir="$logs/postgres"
+mkdir -p "$pg_dir"
+pg_port=$(free_port)
+pg_as() { if [ "$(id -u)" = 0 ]; then su postgres -c "$1"; else sh -c "$1"; fi; }
+[ "$(id -u)" = 0 ] && chown postgres "$logs" "$pg_dir"
+pg_as "'$pg_bin/initdb' -D '$pg_dir/data' -A trust -U radar" >"$logs/initdb.log" 2>&1
+pg_as "'$pg_bin/pg_ctl' -D '$pg_dir/data' -l '$pg_dir/log' -w start -o \"-p $pg_port -k '$pg_dir' -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=400\"" >/dev/null
+stop_postgres() { pg_as "'$pg_bin/pg_ctl' -D '$pg_dir/data' -m immediate stop" >/dev/null 2>&1 || true; }
+trap 'stop_services; stop_postgres' EXIT
+export RADAR_POSTGRES_URL="postgres://radar@127.0.0.1:$pg_port/postgres"
+
+echo "services: kafka $RADAR_KAFKA_BROKERS, s3 $RADAR_S3_ENDPOINT, azure $RADAR_AZURITE_ENDPOINT, mlflow $RADAR_MLFLOW_URL, postgres $RADAR_POSTGRES_URL (logs in $logs)" >&2

@@ -15,11 +15,11 @@
 //! Also the deployment's entity secret ([`entity_hasher`]): the key of the
 //! hash that places each entity's feature state.
 
+use radar_registry::meta::{MetaDb, MetaError, Migration, Target};
+use radar_registry::meta_params;
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-
-use sha2::{Digest, Sha256};
 
 use crate::error::{PipelineError, Result};
 
@@ -231,11 +231,13 @@ fn entity_hasher_from(env: Option<String>, file: &Path) -> Result<radar_core::ha
     }
 }
 
-fn db_err(e: rusqlite::Error) -> PipelineError {
+fn meta_err(e: MetaError) -> PipelineError {
     PipelineError::Registry(radar_registry::RegistryError::Db(e))
 }
 
-const SCHEMA: &str = "
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sqlite: "
 CREATE TABLE IF NOT EXISTS api_keys (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -245,37 +247,33 @@ CREATE TABLE IF NOT EXISTS api_keys (
     expires_at INTEGER,
     revoked_at INTEGER
 );
-";
+",
+    postgres: "
+CREATE TABLE api_keys (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    digest BYTEA NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT,
+    revoked_at BIGINT
+);
+",
+}];
 
-/// The keys of a deployment, in SQLite beside the other metadata.
+/// API keys (their SHA-256 digests, never the keys) in the metadata store.
 #[derive(Clone)]
 pub struct KeyStore {
-    db: Arc<Mutex<rusqlite::Connection>>,
+    db: MetaDb,
 }
 
 impl KeyStore {
-    pub fn open(path: &Path) -> Result<KeyStore> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(PipelineError::io(dir.display()))?;
-        }
-        let conn = rusqlite::Connection::open(path).map_err(db_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(db_err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(db_err)?;
-        conn.execute_batch(SCHEMA).map_err(db_err)?;
+    pub fn open(target: impl Into<Target>) -> Result<KeyStore> {
         Ok(KeyStore {
-            db: Arc::new(Mutex::new(conn)),
+            db: MetaDb::open(&target.into(), "keys", MIGRATIONS).map_err(meta_err)?,
         })
     }
 
-    fn db(&self) -> Result<std::sync::MutexGuard<'_, rusqlite::Connection>> {
-        self.db
-            .lock()
-            .map_err(|_| PipelineError::Internal("the keys database lock is poisoned".into()))
-    }
-
-    /// Makes a key of `role`, valid until `expires_at` (UTC µs) if given.
     pub fn create(&self, name: &str, role: Role, expires_at: Option<i64>) -> Result<NewKey> {
         if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
             return Err(PipelineError::input(
@@ -295,19 +293,19 @@ impl KeyStore {
             expires_at,
             revoked_at: None,
         };
-        self.db()?
+        self.db
             .execute(
                 "INSERT INTO api_keys (id, name, role, digest, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                rusqlite::params![
-                    id,
-                    info.name,
+                meta_params![
+                    &id,
+                    &info.name,
                     role.name(),
                     digest(&secret).to_vec(),
                     info.created_at,
                     expires_at
                 ],
             )
-            .map_err(db_err)?;
+            .map_err(meta_err)?;
         Ok(NewKey {
             key: format!("rk_{id}_{secret}"),
             info,
@@ -315,47 +313,36 @@ impl KeyStore {
     }
 
     pub fn list(&self) -> Result<Vec<KeyInfo>> {
-        let db = self.db()?;
-        let mut st = db
-            .prepare("SELECT id, name, role, created_at, expires_at, revoked_at FROM api_keys ORDER BY created_at, id")
-            .map_err(db_err)?;
-        let rows = st
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, Option<i64>>(4)?,
-                    r.get::<_, Option<i64>>(5)?,
-                ))
-            })
-            .map_err(db_err)?
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(db_err)?;
-        rows.into_iter()
-            .map(|(id, name, role, created_at, expires_at, revoked_at)| {
+        let rows = self
+            .db
+            .query(
+                "SELECT id, name, role, created_at, expires_at, revoked_at FROM api_keys ORDER BY created_at, id",
+                &[],
+            )
+            .map_err(meta_err)?;
+        rows.iter()
+            .map(|r| {
+                let role: String = r.get(2).map_err(meta_err)?;
                 Ok(KeyInfo {
-                    id,
-                    name,
+                    id: r.get(0).map_err(meta_err)?,
+                    name: r.get(1).map_err(meta_err)?,
                     role: Role::parse(&role)?,
-                    created_at,
-                    expires_at,
-                    revoked_at,
+                    created_at: r.get(3).map_err(meta_err)?,
+                    expires_at: r.get(4).map_err(meta_err)?,
+                    revoked_at: r.get(5).map_err(meta_err)?,
                 })
             })
             .collect()
     }
 
-    /// Revokes key `id` (the part after `rk_`); revoking twice is fine.
     pub fn revoke(&self, id: &str) -> Result<()> {
         let n = self
-            .db()?
+            .db
             .execute(
                 "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
-                rusqlite::params![id, radar_core::time::now_micros()],
+                meta_params![id, radar_core::time::now_micros()],
             )
-            .map_err(db_err)?;
+            .map_err(meta_err)?;
         if n == 0 {
             return Err(PipelineError::NotFound(format!(
                 "no API key with id `{id}`"
@@ -364,26 +351,19 @@ impl KeyStore {
         Ok(())
     }
 
-    /// The keys not revoked, for [`Keys::check`].
     pub fn active(&self) -> Result<Keys> {
-        let db = self.db()?;
-        let mut st = db
-            .prepare("SELECT id, role, digest, expires_at FROM api_keys WHERE revoked_at IS NULL")
-            .map_err(db_err)?;
-        let rows = st
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Vec<u8>>(2)?,
-                    r.get::<_, Option<i64>>(3)?,
-                ))
-            })
-            .map_err(db_err)?
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(db_err)?;
+        let rows = self
+            .db
+            .query(
+                "SELECT id, role, digest, expires_at FROM api_keys WHERE revoked_at IS NULL",
+                &[],
+            )
+            .map_err(meta_err)?;
         let mut by_id = HashMap::new();
-        for (id, role, d, expires_at) in rows {
+        for r in rows {
+            let id: String = r.get(0).map_err(meta_err)?;
+            let role: String = r.get(1).map_err(meta_err)?;
+            let d: Vec<u8> = r.get(2).map_err(meta_err)?;
             let digest: [u8; 32] = d.try_into().map_err(|_| {
                 PipelineError::Internal(format!("API key `{id}`: a stored digest is not 32 bytes"))
             })?;
@@ -392,7 +372,7 @@ impl KeyStore {
                 ActiveKey {
                     digest,
                     role: Role::parse(&role)?,
-                    expires_at,
+                    expires_at: r.get(3).map_err(meta_err)?,
                 },
             );
         }
@@ -433,7 +413,7 @@ mod tests {
     #[test]
     fn keys_open_by_role_until_revoked_or_expired() {
         let dir = tempfile::tempdir().unwrap();
-        let store = KeyStore::open(&dir.path().join("keys.db")).unwrap();
+        let store = KeyStore::open(dir.path().join("keys.db")).unwrap();
         let now = radar_core::time::now_micros();
         let ingest = store.create("feeder", Role::Ingest, None).unwrap();
         let admin = store.create("ops", Role::Admin, None).unwrap();

@@ -21,7 +21,19 @@ pub struct Config {
     #[serde(default)]
     pub log: LogConfig,
     #[serde(default)]
+    pub metadata: MetadataConfig,
+    #[serde(default)]
     pub streams: BTreeMap<String, StreamConfig>,
+}
+
+/// Where the registry, alerts, labels, keys and audit trail live.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataConfig {
+    /// A PostgreSQL URL (`postgres://user@host:5432/radar`), shared by
+    /// every worker of a deployment; or `RADAR_METADATA_URL`. Default: SQLite
+    /// files in the local directory, for one machine.
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -159,6 +171,9 @@ impl Config {
         }
         if let Ok(v) = std::env::var("RADAR_STORAGE_ROOT") {
             config.storage.root = v;
+        }
+        if let Ok(v) = std::env::var("RADAR_METADATA_URL") {
+            config.metadata.url = Some(v);
         }
         if let Ok(v) = std::env::var("RADAR_KAFKA_BROKERS") {
             config.log.kafka.brokers = Some(v);
@@ -304,11 +319,20 @@ impl Config {
         ))
     }
 
-    /// The registry: metadata beside the local data, artifacts under the
-    /// storage root.
+    /// Where a metadata component lives: the configured PostgreSQL, else
+    /// its SQLite `file` in the local directory.
+    pub fn metadata_target(&self, file: &str) -> radar_registry::Target {
+        match &self.metadata.url {
+            Some(url) => radar_registry::Target::Postgres(url.clone()),
+            None => radar_registry::Target::Sqlite(self.storage.local_dir().join(file)),
+        }
+    }
+
+    /// The registry: its metadata in the metadata store, artifacts under
+    /// the storage root.
     pub fn open_registry(&self) -> Result<radar_registry::Registry> {
         Ok(radar_registry::Registry::open(
-            &self.storage.local_dir().join("radar.db"),
+            self.metadata_target("radar.db"),
             &self.storage.root,
             &self.storage.options(),
         )?)
@@ -316,12 +340,12 @@ impl Config {
 
     /// The labels table and the index of captured event ids.
     pub fn open_labels(&self) -> Result<crate::labels::LabelStore> {
-        crate::labels::LabelStore::open(&self.storage.local_dir().join("labels.db"))
+        crate::labels::LabelStore::open(self.metadata_target("labels.db"))
     }
 
     /// The API keys.
     pub fn open_keys(&self) -> Result<crate::access::KeyStore> {
-        crate::access::KeyStore::open(&self.storage.local_dir().join("keys.db"))
+        crate::access::KeyStore::open(self.metadata_target("keys.db"))
     }
 
     /// The hasher that places entities' feature state, keyed with the
@@ -333,7 +357,7 @@ impl Config {
     /// The alerts table.
     pub fn open_alerts(&self) -> Result<crate::sinks::AlertStore> {
         Ok(crate::sinks::AlertStore::open(
-            &self.storage.local_dir().join("alerts.db"),
+            self.metadata_target("alerts.db"),
         )?)
     }
 

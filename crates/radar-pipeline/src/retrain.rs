@@ -17,11 +17,10 @@
 //! `gate_failed` with the reason. With no champion yet, sanity alone
 //! decides and a passing candidate becomes the champion.
 //!
-//! One retrain at a time per stream, across processes: a lock file under
-//! the storage root's local directory, taken with `create_new` (a lock
-//! older than [`STALE_LOCK`] is a crashed run's and is taken over).
+//! One retrain at a time per stream across every worker of a deployment:
+//! a lease in the metadata store ([`RetrainLock`]), renewed while the
+//! retrain runs; a crashed holder's lapses after [`RETRAIN_LEASE`].
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use radar_core::Matrix;
@@ -33,8 +32,9 @@ use crate::config::Config;
 use crate::error::{PipelineError, Result};
 use crate::train::{self, LakeWindow, Progress, TrainSpec};
 
-/// A lock untouched this long belongs to a run that died.
-pub const STALE_LOCK: Duration = Duration::from_secs(6 * 3600);
+/// The retrain lease's term: a worker that died holding it gives it up
+/// this long after its last renewal.
+pub const RETRAIN_LEASE: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GateOptions {
@@ -97,58 +97,84 @@ pub struct RetrainReport {
     pub alias: Option<String>,
 }
 
-/// The per-stream retrain lock; released when dropped.
+/// The per-stream retrain lease in the metadata store, renewed while held
+/// and released when dropped.
 pub struct RetrainLock {
-    path: PathBuf,
+    registry: Registry,
+    name: String,
+    holder: String,
+    stop: std::sync::mpsc::Sender<()>,
+    renewer: Option<std::thread::JoinHandle<()>>,
 }
 
 impl RetrainLock {
-    pub fn take(dir: &Path, stream: &str) -> Result<RetrainLock> {
-        std::fs::create_dir_all(dir).map_err(PipelineError::io(dir.display()))?;
-        let path = dir.join(format!("{stream}.lock"));
-        for _ in 0..2 {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(mut f) => {
-                    use std::io::Write;
-                    let _ = writeln!(f, "pid {}", std::process::id());
-                    return Ok(RetrainLock { path });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let age = std::fs::metadata(&path)
-                        .and_then(|m| m.modified())
-                        .ok()
-                        .and_then(|t| t.elapsed().ok());
-                    match age {
-                        Some(age) if age > STALE_LOCK => {
-                            tracing::warn!(lock = %path.display(), "taking over a stale retrain lock");
-                            let _ = std::fs::remove_file(&path);
-                        }
-                        _ => {
-                            return Err(PipelineError::Conflict(format!(
-                                "a retrain of stream `{stream}` is running (lock `{}`)",
-                                path.display()
-                            )));
+    /// Takes `stream`'s retrain lease, or says who holds it.
+    pub fn take(registry: &Registry, stream: &str) -> Result<RetrainLock> {
+        let name = format!("retrain:{stream}");
+        let holder = lease_holder();
+        if !registry.try_lease(&name, &holder, RETRAIN_LEASE)? {
+            return Err(PipelineError::Conflict(format!(
+                "a retrain of stream `{stream}` is running on another worker (lease `{name}`)"
+            )));
+        }
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let renewer = {
+            let (registry, name, holder) = (registry.clone(), name.clone(), holder.clone());
+            std::thread::Builder::new()
+                .name("retrain-lease".into())
+                .spawn(move || {
+                    // Renewed well within its term, so a slow round trip
+                    // never lets it lapse while the retrain runs.
+                    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                        stopped.recv_timeout(RETRAIN_LEASE / 4)
+                    {
+                        match registry.try_lease(&name, &holder, RETRAIN_LEASE) {
+                            Ok(true) => {}
+                            Ok(false) => {
+                                tracing::error!(lease = %name, "the retrain lease was lost to another worker");
+                                return;
+                            }
+                            Err(e) => tracing::warn!(lease = %name, error = %e, "renewing the retrain lease failed"),
                         }
                     }
-                }
-                Err(e) => return Err(PipelineError::io(path.display())(e)),
-            }
-        }
-        Err(PipelineError::Conflict(format!(
-            "could not take the retrain lock `{}`",
-            path.display()
-        )))
+                })
+                .map_err(|e| PipelineError::Internal(format!("starting the lease renewer: {e}")))?
+        };
+        Ok(RetrainLock {
+            registry: registry.clone(),
+            name,
+            holder,
+            stop,
+            renewer: Some(renewer),
+        })
     }
 }
 
 impl Drop for RetrainLock {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        let _ = self.stop.send(());
+        if let Some(renewer) = self.renewer.take() {
+            let _ = renewer.join();
+        }
+        // Unreleased (the store down), it ends by itself.
+        if let Err(e) = self.registry.release_lease(&self.name, &self.holder) {
+            tracing::warn!(lease = %self.name, error = %e, "releasing the retrain lease failed");
+        }
     }
+}
+
+/// This process, among every worker of a deployment.
+fn lease_holder() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "host".to_owned());
+    format!(
+        "{}/{}/{}",
+        host.trim(),
+        std::process::id(),
+        radar_registry::new_run_id()
+    )
 }
 
 /// Trains a candidate of `spec` (never promoting it directly) and gates it
@@ -171,8 +197,8 @@ pub fn retrain_because(
     progress: Progress<'_>,
 ) -> Result<RetrainReport> {
     let schema = &spec.schema;
-    let _lock = RetrainLock::take(&config.storage.local_dir().join("retrain"), &schema.name)?;
     let registry = config.open_registry()?;
+    let _lock = RetrainLock::take(&registry, &schema.name)?;
     let champion_version = registry.alias(&spec.model, "champion")?;
     let mut candidate_spec = spec.clone();
     candidate_spec.promote = false;
@@ -355,6 +381,7 @@ pub fn watch(
 ) -> Result<()> {
     let policy = &schema.retrain;
     let labels = config.open_labels()?;
+    let registry = config.open_registry()?;
     let mut state = WatchState {
         started: radar_core::time::now_micros(),
         labels_seq: labels.last_seq(&schema.name)?,
@@ -374,6 +401,17 @@ pub fn watch(
             tracing::warn!(error = %e, "reading the labels store for retrain triggers failed");
             state.labels_seq
         });
+        // A version another worker trained since this one started counts
+        // as this worker's last retrain (its interval applies to both).
+        match newest_version_at(&registry, model) {
+            Ok(Some(at)) if at > state.started && state.last.is_none_or(|l| l < at) => {
+                state.last = Some(at);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the registry for retrain triggers failed")
+            }
+        }
         if let Some(why) = trigger(
             policy,
             &state,
@@ -428,6 +466,16 @@ pub fn watch(
         }
     }
     Ok(())
+}
+
+/// When the newest version of `model` was registered.
+fn newest_version_at(registry: &Registry, model: &str) -> Result<Option<i64>> {
+    Ok(registry
+        .versions()?
+        .iter()
+        .filter(|v| v.name == model)
+        .map(|v| v.created_at)
+        .max())
 }
 
 /// Where a training window of the last `days` of the lake starts: that
@@ -650,13 +698,19 @@ mod tests {
     #[test]
     fn one_retrain_at_a_time_per_stream() {
         let dir = tempfile::tempdir().unwrap();
-        let first = RetrainLock::take(dir.path(), "s").unwrap();
+        let registry = Registry::open(
+            dir.path().join("radar.db"),
+            dir.path().to_str().unwrap(),
+            &[],
+        )
+        .unwrap();
+        let first = RetrainLock::take(&registry, "s").unwrap();
         assert!(matches!(
-            RetrainLock::take(dir.path(), "s"),
+            RetrainLock::take(&registry, "s"),
             Err(PipelineError::Conflict(_))
         ));
-        assert!(RetrainLock::take(dir.path(), "other").is_ok());
+        assert!(RetrainLock::take(&registry, "other").is_ok());
         drop(first);
-        assert!(RetrainLock::take(dir.path(), "s").is_ok());
+        assert!(RetrainLock::take(&registry, "s").is_ok());
     }
 }

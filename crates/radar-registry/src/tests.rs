@@ -9,7 +9,7 @@ use super::*;
 fn registry() -> (tempfile::TempDir, Registry) {
     let dir = tempfile::tempdir().unwrap();
     let r = Registry::open(
-        &dir.path().join("radar.db"),
+        dir.path().join("radar.db"),
         dir.path().to_str().unwrap(),
         &[],
     )

@@ -277,7 +277,7 @@ mod tests {
     #[test]
     fn a_key_over_its_rate_or_concurrency_waits() {
         let dir = tempfile::tempdir().unwrap();
-        let store = KeyStore::open(&dir.path().join("keys.db")).unwrap();
+        let store = KeyStore::open(dir.path().join("keys.db")).unwrap();
         let door = Door::new(
             store,
             false,

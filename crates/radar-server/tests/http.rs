@@ -59,7 +59,7 @@ async fn server_behind(
     let log = Arc::new(EmbeddedLog::open(dir.path().join("log"), Options::default()).unwrap());
     log.create_topic("tx", 2).unwrap();
     let registry = Registry::open(
-        &dir.path().join("radar.db"),
+        dir.path().join("radar.db"),
         dir.path().to_str().unwrap(),
         &[],
     )
@@ -78,12 +78,12 @@ async fn server_behind(
         )),
         recent: Default::default(),
     };
-    let labels = LabelStore::open(&dir.path().join("labels.db")).unwrap();
+    let labels = LabelStore::open(dir.path().join("labels.db")).unwrap();
     let state = AppState {
         max_events_per_request: 200,
         log,
         shared: shared.clone(),
-        alerts: AlertStore::open(&dir.path().join("alerts.db")).unwrap(),
+        alerts: AlertStore::open(dir.path().join("alerts.db")).unwrap(),
         labels: labels.clone(),
         registry,
         history: Default::default(),
@@ -524,7 +524,7 @@ async fn every_endpoint_checks_its_role() {
     use radar_pipeline::access::{KeyStore, Role};
     let mut made = None;
     let s = server_behind(|dir| {
-        let store = KeyStore::open(&dir.join("keys.db")).unwrap();
+        let store = KeyStore::open(dir.join("keys.db")).unwrap();
         let now = radar_core::time::now_micros();
         let keys: Vec<_> = [
             Role::Ingest,
@@ -646,7 +646,7 @@ async fn limits_caps_and_what_is_checked_per_event() {
 
     let mut key = None;
     let s = server_behind(|dir| {
-        let store = KeyStore::open(&dir.join("keys.db")).unwrap();
+        let store = KeyStore::open(dir.join("keys.db")).unwrap();
         key = Some(store.create("burst", Role::Admin, None).unwrap().key);
         let limits = radar_server::door::Limits {
             rate: Some(1.0),

@@ -3,6 +3,7 @@
 //! real services.
 
 mod labels;
+mod metadata;
 mod mlflow;
 mod online;
 mod retrain;

@@ -103,7 +103,7 @@ fn score_with_restart(
         .collect();
     log.append("m", &records).unwrap();
 
-    let store = AlertStore::open(&dir.path().join("alerts.db")).unwrap();
+    let store = AlertStore::open(dir.path().join("alerts.db")).unwrap();
     let options = ScorerOptions {
         group: "scorer".into(),
         checkpoint: dir.path().join("scorer.ckpt"),

@@ -100,7 +100,7 @@ fn run(
         &train,
     );
     let registry = Registry::open(
-        &dir.path().join("registry.db"),
+        dir.path().join("registry.db"),
         dir.path().join("artifacts").to_str().unwrap(),
         &[],
     )
@@ -147,7 +147,7 @@ fn run(
         version: 2,
         bundle: challenger,
     })));
-    let store = AlertStore::open(&dir.path().join("alerts.db")).unwrap();
+    let store = AlertStore::open(dir.path().join("alerts.db")).unwrap();
     let options = ScorerOptions {
         group: "scorer".into(),
         checkpoint: dir.path().join("scorer.ckpt"),

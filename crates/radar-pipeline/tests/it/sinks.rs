@@ -69,7 +69,7 @@ fn topic_sink_delivers_each_new_alert_once(log: Arc<dyn EventLog>, topic: &str) 
     .build(log.clone(), metrics.clone(), Arc::new(Health::default()))
     .unwrap();
     let sinks = Sinks::new(
-        AlertStore::open(&dir.path().join("alerts.db")).unwrap(),
+        AlertStore::open(dir.path().join("alerts.db")).unwrap(),
         vec![Box::new(sink)],
         metrics.clone(),
     );
@@ -243,7 +243,7 @@ fn sink_configs_are_checked_before_they_build() {
 #[test]
 fn regression_a_reused_event_id_silenced_the_alert() {
     let dir = tempfile::tempdir().unwrap();
-    let store = AlertStore::open(&dir.path().join("alerts.db")).unwrap();
+    let store = AlertStore::open(dir.path().join("alerts.db")).unwrap();
     let first = alert(1);
     let reused = Alert {
         position: "tx/0/99".into(),

@@ -42,7 +42,7 @@ fn the_dashboard_shows_alerts_takes_verdicts_and_scores_csv_in_a_browser() {
     // page through it.
     {
         let store =
-            radar_pipeline::sinks::AlertStore::open(&dir.path().join("data").join("alerts.db"))
+            radar_pipeline::sinks::AlertStore::open(dir.path().join("data").join("alerts.db"))
                 .unwrap();
         let old: Vec<radar_pipeline::sinks::Alert> = (0..100_000i64)
             .map(|i| radar_pipeline::sinks::Alert {

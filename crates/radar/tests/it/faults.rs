@@ -328,8 +328,8 @@ fn dead_webhook_queues_alerts_and_never_blocks_scoring() {
     let delivered: Vec<String> = got.lock().unwrap().clone();
     let distinct: BTreeSet<String> = delivered.iter().cloned().collect();
     assert_eq!(distinct.len(), delivered.len(), "each alert delivered once");
-    let store = radar_pipeline::sinks::AlertStore::open(&dir.path().join("data").join("alerts.db"))
-        .unwrap();
+    let store =
+        radar_pipeline::sinks::AlertStore::open(dir.path().join("data").join("alerts.db")).unwrap();
     let stored: BTreeSet<String> = store.event_ids().unwrap().into_iter().collect();
     assert_eq!(
         distinct, stored,
@@ -417,8 +417,7 @@ fn killed_train_leaves_no_half_registered_version() {
         child.wait().unwrap();
     }
     let registry =
-        radar_registry::Registry::open(&data.join("radar.db"), data.to_str().unwrap(), &[])
-            .unwrap();
+        radar_registry::Registry::open(data.join("radar.db"), data.to_str().unwrap(), &[]).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -409,7 +409,7 @@ pub fn verify(place: &Place, acknowledged: &BTreeSet<String>, scenario: &str) {
 
     let local: PathBuf = c.storage.local_dir();
     let registry = Registry::open(
-        &local.join("radar.db"),
+        local.join("radar.db"),
         &c.storage.root,
         &c.storage.options(),
     )
@@ -430,7 +430,7 @@ pub fn verify(place: &Place, acknowledged: &BTreeSet<String>, scenario: &str) {
             expected.insert(r.id.as_deref().unwrap().to_owned());
         }
     }
-    let alerts = radar_pipeline::sinks::AlertStore::open(&local.join("alerts.db")).unwrap();
+    let alerts = radar_pipeline::sinks::AlertStore::open(local.join("alerts.db")).unwrap();
     let got: BTreeSet<String> = alerts.event_ids().unwrap().into_iter().collect();
     let missing: Vec<_> = expected.difference(&got).take(5).collect();
     let extra: Vec<_> = got.difference(&expected).take(5).collect();

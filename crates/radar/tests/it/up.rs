@@ -279,11 +279,10 @@ fn history_builds_state_without_alerting_and_live_events_alert_even_under_a_reus
         0.0
     );
     harness::stop(child, None);
-    let stored =
-        radar_pipeline::sinks::AlertStore::open(&dir.path().join("data").join("alerts.db"))
-            .unwrap()
-            .event_ids()
-            .unwrap();
+    let stored = radar_pipeline::sinks::AlertStore::open(dir.path().join("data").join("alerts.db"))
+        .unwrap()
+        .event_ids()
+        .unwrap();
     assert_eq!(stored.len() as f64, alerts);
     let reused = stored.iter().filter(|id| *id == "tx-reused").count();
     assert!(reused > 1, "{reused} alerts under the reused id");
