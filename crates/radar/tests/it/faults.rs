@@ -14,7 +14,7 @@ use radar_log::testing::SmallDisk;
 use crate::harness::{self, Place, Posted};
 use crate::proxy::{Mode, Proxy};
 
-fn spec(seed: u64) -> TransactionSpec {
+pub(crate) fn spec(seed: u64) -> TransactionSpec {
     TransactionSpec {
         cardholders: 600,
         days: 365.0,
@@ -26,7 +26,7 @@ fn spec(seed: u64) -> TransactionSpec {
 /// Sends batches for `time`, keeping refused batches to send again (as a
 /// client told "retry later" does) before new ones; returns how many
 /// requests were refused with 503.
-fn send_for(
+pub(crate) fn send_for(
     client: &reqwest::blocking::Client,
     port: u16,
     live: &mut impl Iterator<Item = Transaction>,
@@ -453,9 +453,9 @@ fn killed_train_leaves_no_half_registered_version() {
 /// restarted a partition at offset 0 and acknowledged a record with offset
 /// −1, so acknowledged records vanished behind new ones; no other broker
 /// can be installed here (NOTES.md).
-struct Broker {
+pub(crate) struct Broker {
     _child: KillOnDrop,
-    proxy: Proxy,
+    pub(crate) proxy: Proxy,
 }
 
 struct KillOnDrop(std::process::Child);
@@ -468,7 +468,7 @@ impl Drop for KillOnDrop {
 }
 
 impl Broker {
-    fn start(tansu: &str, log: &Path) -> Broker {
+    pub(crate) fn start(tansu: &str, log: &Path) -> Broker {
         let port = harness::free_port();
         let proxy = Proxy::start(format!("127.0.0.1:{port}"));
         let child = std::process::Command::new(tansu)

@@ -5,14 +5,14 @@
 //! exactly those of one clean pass of the champion over the log.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use radar::config::Config;
 use radar_core::features::FeatureEngine;
 use radar_core::synth::transactions::{Transaction, TransactionSpec, Transactions};
-use radar_registry::{Bundle, Registry};
+use radar_registry::Bundle;
 
 use crate::{radar, stderr};
 
@@ -73,6 +73,7 @@ impl Place {
         if file.log.kafka.brokers.is_some() {
             c.log.kafka.brokers = file.log.kafka.brokers;
         }
+        c.metadata.url = file.metadata.url;
         if let Some(d) = &self.data_dir {
             c.storage.root = d.clone();
         }
@@ -407,13 +408,7 @@ pub fn verify(place: &Place, acknowledged: &BTreeSet<String>, scenario: &str) {
         acknowledged.last()
     );
 
-    let local: PathBuf = c.storage.local_dir();
-    let registry = Registry::open(
-        local.join("radar.db"),
-        &c.storage.root,
-        &c.storage.options(),
-    )
-    .unwrap();
+    let registry = c.open_registry().unwrap();
     let version = registry
         .alias("transactions-iforest", "champion")
         .unwrap()
@@ -430,7 +425,7 @@ pub fn verify(place: &Place, acknowledged: &BTreeSet<String>, scenario: &str) {
             expected.insert(r.id.as_deref().unwrap().to_owned());
         }
     }
-    let alerts = radar_pipeline::sinks::AlertStore::open(local.join("alerts.db")).unwrap();
+    let alerts = c.open_alerts().unwrap();
     let got: BTreeSet<String> = alerts.event_ids().unwrap().into_iter().collect();
     let missing: Vec<_> = expected.difference(&got).take(5).collect();
     let extra: Vec<_> = got.difference(&expected).take(5).collect();

@@ -9,6 +9,7 @@ mod eval;
 mod faults;
 mod harness;
 mod nab;
+mod production;
 mod proxy;
 mod serving;
 mod streams;
@@ -29,6 +30,7 @@ pub fn radar(args: &[&str]) -> Output {
 pub fn command() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_radar"));
     c.env_remove("RADAR_KAFKA_BROKERS");
+    c.env_remove("RADAR_METADATA_URL");
     c
 }
 
