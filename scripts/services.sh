@@ -14,6 +14,7 @@
 #   RADAR_NODE_MODULES    where npm's playwright-core is, to drive it
 #   RADAR_POSTGRES_URL    a PostgreSQL server (Debian's), for the metadata
 #                         store's second backend; tests make a database each
+#   RADAR_POSTGRES_CA     the CA that signed its certificate (TLS is on too)
 
 cache="${RADAR_CACHE:-$HOME/.cache/radar}"
 venv="$cache/venv"
@@ -159,9 +160,23 @@ pg_port=$(free_port)
 pg_as() { if [ "$(id -u)" = 0 ]; then su postgres -c "$1"; else sh -c "$1"; fi; }
 [ "$(id -u)" = 0 ] && chown postgres "$logs" "$pg_dir"
 pg_as "'$pg_bin/initdb' -D '$pg_dir/data' -A trust -U radar" >"$logs/initdb.log" 2>&1
-pg_as "'$pg_bin/pg_ctl' -D '$pg_dir/data' -l '$pg_dir/log' -w start -o \"-p $pg_port -k '$pg_dir' -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=400\"" >/dev/null
+# TLS too (clients choose): a test CA and a server certificate it signed,
+# for the metadata store's `sslmode=require`.
+command -v openssl >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openssl >/dev/null
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj /CN=radar-test-ca \
+  -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign \
+  -keyout "$pg_dir/ca.key" -out "$pg_dir/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+  -keyout "$pg_dir/server.key" -out "$pg_dir/server.csr" 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$pg_dir/server.ext"
+openssl x509 -req -in "$pg_dir/server.csr" -CA "$pg_dir/ca.pem" -CAkey "$pg_dir/ca.key" -CAcreateserial \
+  -days 30 -extfile "$pg_dir/server.ext" -out "$pg_dir/server.pem" 2>/dev/null
+chmod 600 "$pg_dir/server.key"
+[ "$(id -u)" = 0 ] && chown postgres "$pg_dir/server.key" "$pg_dir/server.pem"
+pg_as "'$pg_bin/pg_ctl' -D '$pg_dir/data' -l '$pg_dir/log' -w start -o \"-p $pg_port -k '$pg_dir' -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=400 -c ssl=on -c ssl_cert_file='$pg_dir/server.pem' -c ssl_key_file='$pg_dir/server.key'\"" >/dev/null
 stop_postgres() { pg_as "'$pg_bin/pg_ctl' -D '$pg_dir/data' -m immediate stop" >/dev/null 2>&1 || true; }
 trap 'stop_services; stop_postgres' EXIT
 export RADAR_POSTGRES_URL="postgres://radar@127.0.0.1:$pg_port/postgres"
+export RADAR_POSTGRES_CA="$pg_dir/ca.pem"
 
 echo "services: kafka $RADAR_KAFKA_BROKERS, s3 $RADAR_S3_ENDPOINT, azure $RADAR_AZURITE_ENDPOINT, mlflow $RADAR_MLFLOW_URL, postgres $RADAR_POSTGRES_URL (logs in $logs)" >&2

@@ -116,6 +116,10 @@ pub enum MetaError {
     NoPostgres(String),
     #[error("the metadata connection's lock is poisoned (a thread panicked holding it)")]
     Poisoned,
+    /// The metadata URL cannot be used as it is (a bad option, an
+    /// unreadable CA certificate).
+    #[error("metadata URL `{url}`: {reason}")]
+    Url { url: String, reason: String },
 }
 
 #[cfg(feature = "postgres")]
@@ -136,7 +140,7 @@ impl Classify for MetaError {
             MetaError::Postgres(e) => postgres_kind(e),
             MetaError::Column { .. } | MetaError::Poisoned => ErrorKind::Internal,
             MetaError::Open { .. } => ErrorKind::Unavailable,
-            MetaError::NoPostgres(_) => ErrorKind::Input,
+            MetaError::NoPostgres(_) | MetaError::Url { .. } => ErrorKind::Input,
         }
     }
 }
@@ -680,20 +684,105 @@ mod pg {
     use super::{MetaError, Row, TxInner, Value, postgres_placeholders};
 
     pub(super) struct Conn {
-        url: String,
+        connector: Connector,
         client: postgres::Client,
         statements: HashMap<String, postgres::Statement>,
     }
 
-    fn connect_client(url: &str) -> Result<postgres::Client, MetaError> {
-        super::off_runtime(|| Ok(postgres::Client::connect(url, postgres::NoTls)?))
+    /// How to reach the server: the URL's settings, and TLS when its
+    /// `sslmode` asks for it.
+    struct Connector {
+        config: postgres::Config,
+        tls: Option<rustls_tokio_postgres::MakeRustlsConnect>,
+    }
+
+    impl Connector {
+        /// libpq's `sslmode=require` (and `verify-ca`, `verify-full`) make
+        /// TLS with the server's certificate verified, against
+        /// `sslrootcert` (a PEM file) when given, else the system's roots:
+        /// radar never sends a password over TLS it has not checked.
+        /// `prefer` and `disable` (the default is `prefer`) stay plain,
+        /// for a server on the same host or network.
+        fn parse(url: &str) -> Result<Connector, MetaError> {
+            let bad = |reason: String| MetaError::Url {
+                url: super::redact_password(url),
+                reason,
+            };
+            let (rest, mode, root) = match url::Url::parse(url) {
+                Ok(mut u) if matches!(u.scheme(), "postgres" | "postgresql") => {
+                    let (mut mode, mut root) = (None, None);
+                    let kept: Vec<(String, String)> = u
+                        .query_pairs()
+                        .filter_map(|(k, v)| match k.as_ref() {
+                            "sslmode" => {
+                                mode = Some(v.into_owned());
+                                None
+                            }
+                            "sslrootcert" => {
+                                root = Some(v.into_owned());
+                                None
+                            }
+                            _ => Some((k.into_owned(), v.into_owned())),
+                        })
+                        .collect();
+                    if kept.is_empty() {
+                        u.set_query(None);
+                    } else {
+                        u.query_pairs_mut().clear().extend_pairs(kept);
+                    }
+                    (u.to_string(), mode, root)
+                }
+                _ => (url.to_owned(), None, None),
+            };
+            let mut config: postgres::Config = rest.parse().map_err(|e| bad(format!("{e}")))?;
+            let tls = match mode.as_deref() {
+                None | Some("prefer" | "disable" | "allow") => {
+                    if mode.as_deref() == Some("disable") {
+                        config.ssl_mode(postgres::config::SslMode::Disable);
+                    }
+                    if root.is_some() {
+                        return Err(bad(
+                            "`sslrootcert` is given but `sslmode` is not `require`, `verify-ca` or `verify-full`"
+                                .into(),
+                        ));
+                    }
+                    None
+                }
+                Some("require" | "verify-ca" | "verify-full") => {
+                    config.ssl_mode(postgres::config::SslMode::Require);
+                    let client = match &root {
+                        Some(path) => rustls_tokio_postgres::config_from_ca_cert(path)
+                            .map_err(|e| bad(format!("CA certificate `{path}`: {e}")))?,
+                        None => rustls_tokio_postgres::config_platform_verifier()
+                            .map_err(|e| bad(format!("the system's certificate roots: {e}")))?,
+                    };
+                    Some(rustls_tokio_postgres::MakeRustlsConnect::new(client))
+                }
+                Some(other) => {
+                    return Err(bad(format!(
+                        "`sslmode` must be disable, prefer, require, verify-ca or verify-full, not `{other}`"
+                    )));
+                }
+            };
+            Ok(Connector { config, tls })
+        }
+
+        fn connect(&self) -> Result<postgres::Client, MetaError> {
+            super::off_runtime(|| {
+                Ok(match &self.tls {
+                    Some(tls) => self.config.connect(tls.clone())?,
+                    None => self.config.connect(postgres::NoTls)?,
+                })
+            })
+        }
     }
 
     impl Conn {
         pub(super) fn connect(url: &str) -> Result<Conn, MetaError> {
+            let connector = Connector::parse(url)?;
             Ok(Conn {
-                url: url.to_owned(),
-                client: connect_client(url)?,
+                client: connector.connect()?,
+                connector,
                 statements: HashMap::new(),
             })
         }
@@ -706,8 +795,7 @@ mod pg {
             E: From<MetaError>,
         {
             if self.client.is_closed() {
-                self.client = postgres::Client::connect(&self.url, postgres::NoTls)
-                    .map_err(MetaError::from)?;
+                self.client = self.connector.connect()?;
                 self.statements.clear();
             }
             let tx = self.client.transaction().map_err(MetaError::from)?;
@@ -923,5 +1011,35 @@ mod tests {
             )
             .unwrap();
         assert_eq!(versions.len(), 2);
+    }
+
+    /// A URL that cannot work is refused before any connection, as the
+    /// user's to fix, without its password.
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn unusable_metadata_urls_are_refused_as_input() {
+        use radar_core::error::{Classify, ErrorKind};
+        for (url, says) in [
+            ("postgres://radar:s3cret@db/radar?sslmode=always", "sslmode"),
+            (
+                "postgres://radar:s3cret@db/radar?sslrootcert=/ca.pem",
+                "sslrootcert",
+            ),
+            (
+                "postgres://radar:s3cret@db/radar?sslmode=require&sslrootcert=/nonexistent/ca.pem",
+                "/nonexistent/ca.pem",
+            ),
+            ("postgres://radar:s3cret@db/radar?colour=blue", "colour"),
+        ] {
+            let Err(e) = MetaDb::open(&Target::Postgres(url.into()), "c", &[]) else {
+                panic!("{url} was taken");
+            };
+            assert_eq!(e.kind(), ErrorKind::Input, "{url}: {e}");
+            let said = e.to_string();
+            assert!(
+                said.contains(says) && !said.contains("s3cret"),
+                "{url}: {said}"
+            );
+        }
     }
 }

@@ -703,3 +703,57 @@ fn an_unreachable_postgres_is_unavailable_and_its_password_unsaid() {
     assert!(!e.to_string().contains("hunter2secret"), "{e}");
     assert!(!format!("{e:?}").contains("hunter2secret"), "{e:?}");
 }
+
+/// `sslmode=require` speaks TLS to the server and checks its certificate:
+/// against `sslrootcert` it connects (and the server says the session is
+/// encrypted); against the system's roots, which never signed this test
+/// CA, it refuses to connect.
+#[cfg(feature = "postgres")]
+#[test]
+fn sslmode_require_encrypts_and_verifies_the_server() {
+    let (Some(store), Ok(ca)) = (Store::postgres(), std::env::var("RADAR_POSTGRES_CA")) else {
+        assert!(
+            std::env::var_os("RADAR_SKIP_POSTGRES").is_some(),
+            "set RADAR_POSTGRES_CA to the CA of the server's certificate (scripts/test does)"
+        );
+        return;
+    };
+    let Target::Postgres(url) = &store.target else {
+        unreachable!("a PostgreSQL store")
+    };
+    let verified = Target::Postgres(format!("{url}?sslmode=require&sslrootcert={ca}"));
+    let registry = Registry::open(&verified, store.root(), &[]).unwrap();
+    let encrypted: bool = registry
+        .meta()
+        .query_opt(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .unwrap()
+        .get(0)
+        .unwrap();
+    assert!(encrypted, "the session is over TLS");
+    let plain: bool = store
+        .registry()
+        .meta()
+        .query_opt(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .unwrap()
+        .get(0)
+        .unwrap();
+    assert!(!plain, "without sslmode the session stays plain");
+
+    let unverified = Target::Postgres(format!("{url}?sslmode=require"));
+    let Err(e) = Registry::open(&unverified, store.root(), &[]) else {
+        panic!("connected to a server whose certificate no trusted root signed");
+    };
+    let said = format!("{e}").to_lowercase();
+    assert!(
+        said.contains("certificate") || said.contains("tls"),
+        "{said}"
+    );
+}
