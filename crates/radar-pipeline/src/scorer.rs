@@ -379,6 +379,7 @@ pub fn run(
     let width = shared.schema.columns.len();
     let mut last_checkpoint = Instant::now();
     let mut last_lag: Option<Instant> = None;
+    let mut last_member_check = Instant::now();
     let mut dirty = false;
     let mut scored_total = 0u64;
     // The model whose drift people were last told of: one notice per
@@ -395,6 +396,11 @@ pub fn run(
             std::thread::sleep(Duration::from_millis(100));
             continue;
         };
+        // Busy or idle, a second member in the group is found and said.
+        if last_member_check.elapsed() >= options.checkpoint_every {
+            last_member_check = Instant::now();
+            check_sole_member(log, shared, options, consumer.as_mut());
+        }
         let batch = retry.run(|| consumer.poll(5000, Duration::from_millis(50)))?;
         counters.received(batch.len() as u64);
         if batch.is_empty() {
@@ -956,6 +962,43 @@ fn periodic_checkpoint(
         &shared.metrics,
     );
     Ok(written)
+}
+
+/// The health component that says the scorer's group has another member.
+pub const SHARED_GROUP: &str = "scorer_group";
+
+/// The scorer's state is one checkpoint for every partition: a second
+/// scorer in its group (another `radar up` on the stream) would split the
+/// partitions and score each entity with half its history. That is said,
+/// loudly and in `/readyz`, rather than left to skew the scores.
+fn check_sole_member(
+    log: &dyn EventLog,
+    shared: &Shared,
+    options: &ScorerOptions,
+    consumer: &mut dyn radar_log::Consumer,
+) {
+    let (Ok(held), Ok(all)) = (consumer.assignment(), log.partitions(&shared.schema.name)) else {
+        return;
+    };
+    let shared_group = !held.is_empty() && (held.len() as u32) < all;
+    let said = shared
+        .health
+        .snapshot()
+        .get(SHARED_GROUP)
+        .is_some_and(|s| s.state != radar_core::health::State::Ok);
+    if shared_group {
+        let reason = format!(
+            "this scorer holds partitions {held:?} of {all}: another scorer is in group `{}`; \
+             feature state is not split by partition yet, so run one scorer per stream",
+            options.group
+        );
+        if !said {
+            tracing::error!(group = %options.group, ?held, all, "{reason}");
+        }
+        shared.health.degraded(SHARED_GROUP, reason);
+    } else if said {
+        shared.health.ok(SHARED_GROUP);
+    }
 }
 
 fn checkpoint(

@@ -318,3 +318,108 @@ fn rcf_explanations_carry_directions() {
     let above = model.explain(&[8.0, 16.0]).unwrap();
     assert_eq!((above[0].0, above[0].2), (1, Some(true)), "{above:?}");
 }
+
+/// A second member in the scorer's group (another `radar up` on the
+/// stream) would split the partitions while each scorer's feature state
+/// is one for all: the scorer says so in its health (so `/readyz`
+/// answers 503), and takes it back once it holds every partition again.
+#[test]
+fn a_second_scorer_in_the_group_is_said_not_silently_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let decl = declaration("[streams.m.detector]\nkind = \"half_space_trees\"");
+    let (name, config) = parse_streams(&decl).unwrap().into_iter().next().unwrap();
+    let schema = config.build(&name).unwrap();
+    let log = EmbeddedLog::open(dir.path().join("log"), Options::default()).unwrap();
+    log.create_topic("m", 2).unwrap();
+    let append = |from: usize| {
+        let records: Vec<Record> = (from..from + 200)
+            .map(|i| {
+                let ts = 1_700_000_000_000_000 + i as i64 * 1_000_000;
+                let body = format!(
+                    r#"{{"id":"{i}","ts":"{}","x":1,"y":2}}"#,
+                    format_rfc3339(ts)
+                );
+                Record::new(Some(format!("k{i}").as_bytes()), body.into_bytes(), ts)
+            })
+            .collect();
+        log.append("m", &records).unwrap();
+    };
+    let metrics = Arc::new(Metrics::new("m"));
+    let shared = Shared {
+        schema: schema.clone(),
+        engine: Arc::new(RwLock::new(FeatureEngine::new(schema.clone()))),
+        model: Arc::new(ArcSwapOption::empty()),
+        online: OnlineModel::from_schema(&schema)
+            .unwrap()
+            .map(|m| Arc::new(Mutex::new(m))),
+        metrics: metrics.clone(),
+        health: Default::default(),
+        drift: Default::default(),
+        challenger: Default::default(),
+        rollout: Arc::new(Mutex::new(radar_pipeline::rollout::Rollout::new(
+            Default::default(),
+        ))),
+        recent: Default::default(),
+    };
+    let options = ScorerOptions {
+        group: "scorer".into(),
+        checkpoint: dir.path().join("scorer.ckpt"),
+        checkpoint_every: Duration::from_millis(100),
+        explain_top: 3,
+        labels: None,
+        registry: None,
+        alerts_from: Some(i64::MIN),
+    };
+    let store = AlertStore::open(dir.path().join("alerts.db")).unwrap();
+    let sinks = Sinks::new(store, Vec::new(), metrics.clone());
+    let stop = AtomicBool::new(false);
+    let said = |shared: &Shared| {
+        shared
+            .health
+            .snapshot()
+            .get(scorer::SHARED_GROUP)
+            .map(|s| (s.state, s.reason.clone().unwrap_or_default()))
+    };
+    let wait_for = |what: &str, mut done: Box<dyn FnMut() -> bool + '_>| {
+        let start = Instant::now();
+        while !done() {
+            assert!(start.elapsed() < Duration::from_secs(30), "{what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    std::thread::scope(|s| {
+        let worker = s.spawn(|| scorer::run(&log, &shared, &sinks, &options, &stop));
+        append(0);
+        wait_for("the scorer scored alone", Box::new(|| metrics.scored() > 0));
+        assert_eq!(said(&shared), None, "alone, nothing is said");
+
+        let other = log.consumer("m", "scorer").unwrap();
+        let mut from = 200;
+        wait_for(
+            "the split was not said",
+            Box::new(|| {
+                append(from);
+                from += 200;
+                said(&shared).is_some_and(|(state, _)| state == radar_core::health::State::Degraded)
+            }),
+        );
+        let (_, reason) = said(&shared).unwrap();
+        assert!(
+            reason.contains("one scorer per stream") && reason.contains("of 2"),
+            "{reason}"
+        );
+        assert!(!shared.health.all_ok());
+
+        drop(other);
+        wait_for(
+            "the scorer did not take the group back",
+            Box::new(|| {
+                append(from);
+                from += 200;
+                said(&shared).is_some_and(|(state, _)| state == radar_core::health::State::Ok)
+            }),
+        );
+        stop.store(true, Ordering::Relaxed);
+        worker.join().unwrap().unwrap();
+    });
+}
