@@ -144,6 +144,11 @@ impl Place {
 pub struct Up(Option<Child>);
 
 impl Up {
+    /// Runs `command`, killed like `radar up` if the test ends first.
+    pub fn spawn(command: &mut std::process::Command) -> Up {
+        Up(Some(command.spawn().unwrap()))
+    }
+
     /// SIGKILL, as a crash would.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.0.take() {

@@ -90,6 +90,39 @@ fn files_named(dir: &Path, suffix: &str) -> Vec<String> {
     found
 }
 
+/// A config on the broker (`partitions` per topic), S3 under a fresh
+/// prefix and `db`, beside the example streams.
+fn production_place(
+    dir: &Path,
+    broker: &Broker,
+    s3: &str,
+    db: &Database,
+    partitions: u32,
+) -> Place {
+    let examples = std::fs::read_to_string(harness::transactions_config()).unwrap();
+    let config = dir.join("radar.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\nroot = \"s3://radar/production-{}-{}\"\nlocal_dir = \"{}\"\n\
+             options = {{ aws_endpoint = \"{s3}\", aws_allow_http = \"true\", aws_region = \"us-east-1\", \
+             aws_access_key_id = \"radar\", aws_secret_access_key = \"radar\" }}\n\n\
+             [log]\nkind = \"kafka\"\npartitions = {partitions}\nkafka = {{ brokers = \"127.0.0.1:{}\" }}\n\n\
+             [metadata]\nurl = \"{}\"\n\n{examples}",
+            std::process::id(),
+            radar_core::time::now_micros(),
+            dir.join("local").display(),
+            broker.proxy.port,
+            db.url,
+        ),
+    )
+    .unwrap();
+    Place {
+        config: config.to_str().unwrap().to_owned(),
+        data_dir: None,
+    }
+}
+
 /// History ingested, captured to S3 and trained (the model registered in
 /// PostgreSQL, its artifact in S3); then `radar up` scores live traffic:
 /// every acknowledged event is in the log and the lake once, the alerts in
@@ -103,28 +136,7 @@ fn one_worker_on_kafka_s3_and_postgres() {
     let db = Database::create(&server);
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(&tansu, &dir.path().join("broker.log"));
-    let examples = std::fs::read_to_string(harness::transactions_config()).unwrap();
-    let config = dir.path().join("radar.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[storage]\nroot = \"s3://radar/production-{}-{}\"\nlocal_dir = \"{}\"\n\
-             options = {{ aws_endpoint = \"{s3}\", aws_allow_http = \"true\", aws_region = \"us-east-1\", \
-             aws_access_key_id = \"radar\", aws_secret_access_key = \"radar\" }}\n\n\
-             [log]\nkind = \"kafka\"\npartitions = 2\nkafka = {{ brokers = \"127.0.0.1:{}\" }}\n\n\
-             [metadata]\nurl = \"{}\"\n\n{examples}",
-            std::process::id(),
-            radar_core::time::now_micros(),
-            dir.path().join("local").display(),
-            broker.proxy.port,
-            db.url,
-        ),
-    )
-    .unwrap();
-    let place = Place {
-        config: config.to_str().unwrap().to_owned(),
-        data_dir: None,
-    };
+    let place = production_place(dir.path(), &broker, &s3, &db, 2);
     let mut live = place.with_history(dir.path(), spec(21));
     let history = std::fs::read_to_string(dir.path().join("history.jsonl"))
         .unwrap()
@@ -223,5 +235,140 @@ fn one_worker_on_kafka_s3_and_postgres() {
     assert!(
         local.is_empty(),
         "metadata kept in local SQLite files: {local:?}"
+    );
+}
+
+/// A `radar capture` worker of this place, its stderr to `log`.
+fn capture_worker(place: &Place, log: &Path) -> harness::Up {
+    harness::Up::spawn(
+        crate::command()
+            .arg("capture")
+            .args(place.args())
+            .args(["--roll-seconds", "1"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap()),
+    )
+}
+
+/// The event ids in the lake (with repeats, if any).
+fn lake_ids(place: &Place) -> Vec<String> {
+    let c = place.load();
+    let schema = c.stream(None).unwrap();
+    let lake = c.open_lake().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut ids = Vec::new();
+        let mut scan = lake.scan(&schema, i64::MIN, i64::MAX).await.unwrap();
+        while let Some(rows) = scan.next_file().await.unwrap() {
+            ids.extend(
+                rows.iter()
+                    .filter_map(|r| r.record.id.as_deref().map(str::to_owned)),
+            );
+        }
+        ids
+    })
+}
+
+/// Capture scales out: `radar up` and two `radar capture` workers share the
+/// capture group on a 4-partition topic (one joining mid-stream), one is
+/// SIGKILLed under live traffic and its partitions move to the others.
+/// Every acknowledged event is in the S3 lake exactly once, and the alerts
+/// (one scorer) are those of one clean pass. Prints the handover time: from
+/// the kill until every event acknowledged before it is in the lake.
+#[test]
+fn capture_workers_split_partitions_and_hand_over_a_killed_ones() {
+    let Some((tansu, s3, server)) = services() else {
+        return;
+    };
+    let db = Database::create(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&tansu, &dir.path().join("broker.log"));
+    let place = production_place(dir.path(), &broker, &s3, &db, 4);
+    let mut live = place.with_history(dir.path(), spec(23));
+    let history = lake_ids(&place).len();
+
+    let client = harness::client();
+    let port = harness::free_port();
+    let up_log = dir.path().join("up.log");
+    let up = place.up(port, &[], Some(&up_log));
+    harness::wait_ready(&client, port);
+    let mut doomed = capture_worker(&place, &dir.path().join("capture-1.log"));
+    let (mut acked, mut refused) = (BTreeSet::new(), Vec::new());
+    let mut send = |acked: &mut BTreeSet<String>, secs: u64| {
+        send_for(
+            &client,
+            port,
+            &mut live,
+            &mut refused,
+            acked,
+            Duration::from_secs(secs),
+        );
+        while !refused.is_empty() {
+            send_for(
+                &client,
+                port,
+                &mut live,
+                &mut refused,
+                acked,
+                Duration::from_millis(100),
+            );
+        }
+    };
+    send(&mut acked, 8);
+    let joiner = capture_worker(&place, &dir.path().join("capture-2.log"));
+    send(&mut acked, 8);
+    doomed.kill();
+    let killed = Instant::now();
+    let before_kill = acked.clone();
+    send(&mut acked, 8);
+
+    // The handover: the killed worker's partitions are read again by the
+    // others (after the group's session time-out) from its last commit.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let handover = loop {
+        let in_lake: BTreeSet<String> = lake_ids(&place).into_iter().collect();
+        if before_kill.is_subset(&in_lake) {
+            break killed.elapsed();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the killed worker's events never reached the lake"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let expected = (history + acked.len()) as f64;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut scored = 0.0;
+    while scored < expected && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        scored = harness::metric(&client, port, "radar_scored_total")[0].1;
+    }
+    assert_eq!(scored, expected, "every event in the log was scored");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while lake_ids(&place).len() < history + acked.len() {
+        assert!(
+            Instant::now() < deadline,
+            "not every event reached the lake"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    harness::stop_with(
+        joiner,
+        libc::SIGTERM,
+        Some(&dir.path().join("capture-2.log")),
+    );
+    harness::stop_with(up, libc::SIGTERM, Some(&up_log));
+    println!(
+        "capture scale-out: {} live events over 3 capture workers, one killed; handover {:.1} s",
+        acked.len(),
+        handover.as_secs_f64()
+    );
+    harness::verify(
+        &place,
+        &acked,
+        "capture scale-out on kafka, s3 and postgres",
     );
 }
