@@ -149,6 +149,13 @@ pub struct KafkaSection {
     /// How long an append waits for the cluster before it fails (and
     /// ingest answers 503). Default 30000.
     pub delivery_timeout_ms: Option<u32>,
+    /// How long a silent consumer-group member keeps its partitions: a
+    /// crashed worker's partitions move to the others after it. Default
+    /// 10000.
+    pub session_timeout_ms: Option<u32>,
+    /// How often members tell the group they live; below the session
+    /// time-out. Default 3000.
+    pub heartbeat_interval_ms: Option<u32>,
 }
 
 impl Config {
@@ -308,6 +315,18 @@ impl Config {
         }
         if let Some(t) = k.delivery_timeout_ms {
             config.delivery_timeout_ms = t;
+        }
+        if let Some(t) = k.session_timeout_ms {
+            config.session_timeout_ms = t;
+        }
+        if let Some(t) = k.heartbeat_interval_ms {
+            config.heartbeat_interval_ms = t;
+        }
+        if config.heartbeat_interval_ms >= config.session_timeout_ms {
+            return Err(PipelineError::input(format!(
+                "log.kafka.heartbeat_interval_ms ({}) must be below log.kafka.session_timeout_ms ({})",
+                config.heartbeat_interval_ms, config.session_timeout_ms
+            )));
         }
         Ok(Arc::new(KafkaLog::connect(config)?))
     }

@@ -107,7 +107,8 @@ fn production_place(
             "[storage]\nroot = \"s3://radar/production-{}-{}\"\nlocal_dir = \"{}\"\n\
              options = {{ aws_endpoint = \"{s3}\", aws_allow_http = \"true\", aws_region = \"us-east-1\", \
              aws_access_key_id = \"radar\", aws_secret_access_key = \"radar\" }}\n\n\
-             [log]\nkind = \"kafka\"\npartitions = {partitions}\nkafka = {{ brokers = \"127.0.0.1:{}\" }}\n\n\
+             [log]\nkind = \"kafka\"\npartitions = {partitions}\n\
+             kafka = {{ brokers = \"127.0.0.1:{}\", session_timeout_ms = 6000, heartbeat_interval_ms = 1000 }}\n\n\
              [metadata]\nurl = \"{}\"\n\n{examples}",
             std::process::id(),
             radar_core::time::now_micros(),
@@ -277,7 +278,8 @@ fn lake_ids(place: &Place) -> Vec<String> {
 /// SIGKILLed under live traffic and its partitions move to the others.
 /// Every acknowledged event is in the S3 lake exactly once, and the alerts
 /// (one scorer) are those of one clean pass. Prints the handover time: from
-/// the kill until every event acknowledged before it is in the lake.
+/// the kill until every partition's committed offset moved past where it
+/// stood (the killed worker's partitions captured again by the others).
 #[test]
 fn capture_workers_split_partitions_and_hand_over_a_killed_ones() {
     let Some((tansu, s3, server)) = services() else {
@@ -320,25 +322,35 @@ fn capture_workers_split_partitions_and_hand_over_a_killed_ones() {
     send(&mut acked, 8);
     let joiner = capture_worker(&place, &dir.path().join("capture-2.log"));
     send(&mut acked, 8);
+    // The handover: once the killed worker's partitions moved (after the
+    // group's session time-out), their committed offsets move again. Every
+    // partition keeps receiving traffic, so each one's commit passing where
+    // it stood at the kill means the group captures it again.
+    let config = place.load();
+    let topic = config.stream(None).unwrap().name;
+    let log = config.open_log().unwrap();
+    let committed = |p: u32| {
+        log.committed(&topic, "radar-capture", p)
+            .unwrap()
+            .unwrap_or(0)
+    };
+    let partitions = log.partitions(&topic).unwrap();
+    let at_kill: Vec<u64> = (0..partitions).map(committed).collect();
     doomed.kill();
     let killed = Instant::now();
-    let before_kill = acked.clone();
-    send(&mut acked, 8);
-
-    // The handover: the killed worker's partitions are read again by the
-    // others (after the group's session time-out) from its last commit.
-    let deadline = Instant::now() + Duration::from_secs(120);
     let handover = loop {
-        let in_lake: BTreeSet<String> = lake_ids(&place).into_iter().collect();
-        if before_kill.is_subset(&in_lake) {
+        send(&mut acked, 1);
+        if (0..partitions).all(|p| committed(p) > at_kill[p as usize]) {
             break killed.elapsed();
         }
         assert!(
-            Instant::now() < deadline,
-            "the killed worker's events never reached the lake"
+            killed.elapsed() < Duration::from_secs(180),
+            "the killed worker's partitions were never captured again"
         );
-        std::thread::sleep(Duration::from_millis(500));
     };
+    send(&mut acked, 3);
+    drop(log);
+
     let expected = (history + acked.len()) as f64;
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut scored = 0.0;
