@@ -145,6 +145,17 @@ impl Classify for MetaError {
     }
 }
 
+/// How long a SQLite connection waits for another's lock.
+const SQLITE_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn sqlite_is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 /// A full disk, a busy or locked database, an I/O error: a retry may pass;
 /// anything else is a bug or corruption.
 pub fn sqlite_kind(e: &rusqlite::Error) -> ErrorKind {
@@ -391,7 +402,9 @@ impl MetaDb {
         migrations: &[Migration],
     ) -> Result<MetaDb, MetaError> {
         let db = match target {
-            Target::Sqlite(path) => MetaDb::open_sqlite(path)?,
+            Target::Sqlite(path) => {
+                return MetaDb::open_sqlite_busy_waiting(path, component, migrations);
+            }
             #[cfg(feature = "postgres")]
             Target::Postgres(url) => MetaDb {
                 conn: Arc::new(Mutex::new(Conn::Postgres(Box::new(pg::Conn::connect(
@@ -406,6 +419,31 @@ impl MetaDb {
         Ok(db)
     }
 
+    /// Processes opening one new SQLite file together meet SQLite's busy
+    /// answers that no busy handler waits for (the switch to WAL, its
+    /// first recovery): those are waited out here, up to the busy time-out.
+    fn open_sqlite_busy_waiting(
+        path: &Path,
+        component: &str,
+        migrations: &[Migration],
+    ) -> Result<MetaDb, MetaError> {
+        let started = std::time::Instant::now();
+        loop {
+            let opened = MetaDb::open_sqlite(path).and_then(|db| {
+                db.migrate(component, migrations)?;
+                Ok(db)
+            });
+            match opened {
+                Err(MetaError::Sqlite(e))
+                    if sqlite_is_busy(&e) && started.elapsed() < SQLITE_BUSY_TIMEOUT =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => return other,
+            }
+        }
+    }
+
     fn open_sqlite(path: &Path) -> Result<MetaDb, MetaError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|source| MetaError::Open {
@@ -415,7 +453,7 @@ impl MetaDb {
         }
         let conn = rusqlite::Connection::open(path)?;
         // First: switching the journal mode waits for other openers too.
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.busy_timeout(SQLITE_BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // Acknowledged writes (labels, alerts, alias moves) survive a
         // power cut, not only a crash.
