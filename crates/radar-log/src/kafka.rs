@@ -403,7 +403,10 @@ impl EventLog for KafkaLog {
                 self.config.heartbeat_interval_ms.to_string(),
             );
         let consumer: BaseConsumer<Generations> = c
-            .create_with_context(Generations::default())
+            .create_with_context(Generations {
+                generation: AtomicU64::new(0),
+                group: group.to_owned(),
+            })
             .map_err(kafka)?;
         consumer.subscribe(&[topic]).map_err(kafka)?;
         Ok(Box::new(KafkaConsumer {
@@ -435,16 +438,32 @@ fn is_fatal(e: &KafkaError) -> bool {
 }
 
 /// Counts the assignments a group consumer receives (rebalance callbacks
-/// run inside `poll`).
-#[derive(Default)]
-struct Generations(AtomicU64);
+/// run inside `poll`), and says each move.
+struct Generations {
+    generation: AtomicU64,
+    group: String,
+}
 
 impl ClientContext for Generations {}
 
 impl ConsumerContext for Generations {
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(_) = rebalance {
-            self.0.fetch_add(1, Ordering::Relaxed);
+        // Said in the log: how long a crashed worker's partitions took to
+        // move is read from these lines.
+        let partitions = |tpl: &TopicPartitionList| -> Vec<i32> {
+            tpl.elements().iter().map(|e| e.partition()).collect()
+        };
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                self.generation.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(group = %self.group, partitions = ?partitions(tpl), "partitions assigned");
+            }
+            Rebalance::Revoke(tpl) => {
+                tracing::info!(group = %self.group, partitions = ?partitions(tpl), "partitions revoked");
+            }
+            Rebalance::Error(e) => {
+                tracing::warn!(group = %self.group, error = %e, "rebalance failed");
+            }
         }
     }
 }
@@ -528,7 +547,7 @@ impl Consumer for KafkaConsumer {
     }
 
     fn generation(&mut self) -> Result<u64, LogError> {
-        Ok(self.consumer.context().0.load(Ordering::Relaxed))
+        Ok(self.consumer.context().generation.load(Ordering::Relaxed))
     }
 }
 

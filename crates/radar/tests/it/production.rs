@@ -245,7 +245,7 @@ fn capture_worker(place: &Place, log: &Path) -> harness::Up {
         crate::command()
             .arg("capture")
             .args(place.args())
-            .args(["--roll-seconds", "1"])
+            .args(["--roll-seconds", "1", "--log-format", "json"])
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(log).unwrap()),
     )
@@ -295,7 +295,7 @@ fn capture_workers_split_partitions_and_hand_over_a_killed_ones() {
     let client = harness::client();
     let port = harness::free_port();
     let up_log = dir.path().join("up.log");
-    let up = place.up(port, &[], Some(&up_log));
+    let up = place.up(port, &["--log-format", "json"], Some(&up_log));
     harness::wait_ready(&client, port);
     let mut doomed = capture_worker(&place, &dir.path().join("capture-1.log"));
     let (mut acked, mut refused) = (BTreeSet::new(), Vec::new());
@@ -338,6 +338,7 @@ fn capture_workers_split_partitions_and_hand_over_a_killed_ones() {
     let at_kill: Vec<u64> = (0..partitions).map(committed).collect();
     doomed.kill();
     let killed = Instant::now();
+    let killed_at = radar_core::time::now_micros();
     let handover = loop {
         send(&mut acked, 1);
         if (0..partitions).all(|p| committed(p) > at_kill[p as usize]) {
@@ -375,8 +376,18 @@ fn capture_workers_split_partitions_and_hand_over_a_killed_ones() {
         Some(&dir.path().join("capture-2.log")),
     );
     harness::stop_with(up, libc::SIGTERM, Some(&up_log));
+    // When the group gave the killed worker's partitions to the others:
+    // the first assignment the survivors log after the kill.
+    let moved = [up_log.clone(), dir.path().join("capture-2.log")]
+        .iter()
+        .flat_map(|log| first_capture_assignment_after(log, killed_at))
+        .min()
+        .map_or("not logged".to_owned(), |at| {
+            format!("{:.1} s", (at - killed_at) as f64 / 1e6)
+        });
     println!(
-        "capture scale-out: {} live events over 3 capture workers, one killed; handover {:.1} s",
+        "capture scale-out: {} live events over 3 capture workers, one killed; the group moved its partitions after {moved}, \
+         captured and committed again after {:.1} s",
         acked.len(),
         handover.as_secs_f64()
     );
@@ -385,4 +396,16 @@ fn capture_workers_split_partitions_and_hand_over_a_killed_ones() {
         &acked,
         "capture scale-out on kafka, s3 and postgres",
     );
+}
+
+/// When (UTC µs) `log` (a worker's JSON log) first says the capture group
+/// assigned it partitions after `after`.
+fn first_capture_assignment_after(log: &Path, after: i64) -> Option<i64> {
+    std::fs::read_to_string(log)
+        .ok()?
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|e| e["message"] == "partitions assigned" && e["group"] == "radar-capture")
+        .filter_map(|e| radar_core::time::parse_rfc3339(e["timestamp"].as_str()?).ok())
+        .find(|&at| at > after)
 }
