@@ -27,7 +27,7 @@ pub struct Config {
 }
 
 /// Where the registry, alerts, labels, keys and audit trail live.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct MetadataConfig {
     /// A PostgreSQL URL (`postgres://user@host:5432/radar`), shared by
@@ -156,6 +156,21 @@ pub struct KafkaSection {
     /// How often members tell the group they live; below the session
     /// time-out. Default 3000.
     pub heartbeat_interval_ms: Option<u32>,
+}
+
+// By hand: a derived Debug would print the URL's password.
+impl std::fmt::Debug for MetadataConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetadataConfig")
+            .field(
+                "url",
+                &self
+                    .url
+                    .as_ref()
+                    .map(|u| radar_registry::Target::Postgres(u.clone()).describe()),
+            )
+            .finish()
+    }
 }
 
 impl Config {

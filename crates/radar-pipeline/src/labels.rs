@@ -682,7 +682,8 @@ impl LabelStore {
         rt.block_on(lake.write_labels(stream, &rows))?;
         self.db
             .execute(
-                "INSERT INTO exported (stream, seq) VALUES (?1, ?2) ON CONFLICT (stream) DO UPDATE SET seq = ?2",
+                // Two exporters at once (two workers) never move it back.
+                "INSERT INTO exported (stream, seq) VALUES (?1, ?2) ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq WHERE exported.seq < excluded.seq",
                 meta_params![stream, last as i64],
             )
             .map_err(meta_err)?;

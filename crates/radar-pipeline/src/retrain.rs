@@ -21,7 +21,9 @@
 //! a lease in the metadata store ([`RetrainLock`]), renewed while the
 //! retrain runs; a crashed holder's lapses after [`RETRAIN_LEASE`].
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use radar_core::Matrix;
 use radar_detect::metrics;
@@ -103,6 +105,9 @@ pub struct RetrainLock {
     registry: Registry,
     name: String,
     holder: String,
+    /// Set by the renewer when the lease was taken over, or when no
+    /// renewal succeeded for a whole term (it may have lapsed).
+    lost: Arc<AtomicBool>,
     stop: std::sync::mpsc::Sender<()>,
     renewer: Option<std::thread::JoinHandle<()>>,
 }
@@ -118,23 +123,32 @@ impl RetrainLock {
             )));
         }
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let lost = Arc::new(AtomicBool::new(false));
         let renewer = {
             let (registry, name, holder) = (registry.clone(), name.clone(), holder.clone());
+            let lost = lost.clone();
             std::thread::Builder::new()
                 .name("retrain-lease".into())
                 .spawn(move || {
                     // Renewed well within its term, so a slow round trip
                     // never lets it lapse while the retrain runs.
+                    let mut renewed = Instant::now();
                     while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                         stopped.recv_timeout(RETRAIN_LEASE / 4)
                     {
                         match registry.try_lease(&name, &holder, RETRAIN_LEASE) {
-                            Ok(true) => {}
+                            Ok(true) => renewed = Instant::now(),
                             Ok(false) => {
                                 tracing::error!(lease = %name, "the retrain lease was lost to another worker");
+                                lost.store(true, Ordering::Relaxed);
                                 return;
                             }
-                            Err(e) => tracing::warn!(lease = %name, error = %e, "renewing the retrain lease failed"),
+                            Err(e) => {
+                                tracing::warn!(lease = %name, error = %e, "renewing the retrain lease failed");
+                                if renewed.elapsed() >= RETRAIN_LEASE {
+                                    lost.store(true, Ordering::Relaxed);
+                                }
+                            }
                         }
                     }
                 })
@@ -144,9 +158,24 @@ impl RetrainLock {
             registry: registry.clone(),
             name,
             holder,
+            lost,
             stop,
             renewer: Some(renewer),
         })
+    }
+}
+
+impl RetrainLock {
+    /// Err when the lease may no longer be this retrain's: what it would
+    /// do next could run beside another worker's retrain.
+    pub fn still_held(&self) -> Result<()> {
+        if self.lost.load(Ordering::Relaxed) {
+            return Err(PipelineError::Conflict(format!(
+                "the retrain lease `{}` was lost while training; its candidate moves no alias",
+                self.name
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -198,7 +227,7 @@ pub fn retrain_because(
 ) -> Result<RetrainReport> {
     let schema = &spec.schema;
     let registry = config.open_registry()?;
-    let _lock = RetrainLock::take(&registry, &schema.name)?;
+    let lock = RetrainLock::take(&registry, &schema.name)?;
     let champion_version = registry.alias(&spec.model, "champion")?;
     let mut candidate_spec = spec.clone();
     candidate_spec.promote = false;
@@ -276,6 +305,8 @@ pub fn retrain_because(
         } else {
             "champion"
         };
+        // Only a retrain still holding the stream's lease moves an alias.
+        lock.still_held()?;
         registry.record_event(
             &spec.model,
             trained.version,

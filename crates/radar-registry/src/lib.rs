@@ -300,6 +300,46 @@ fn json(text: String) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
 }
 
+/// Alias moves of one (model, alias) take turns: on PostgreSQL two workers
+/// moving it at once would both read the same `from` and the history (and
+/// a rollback that reads it) would skip a step. SQLite writers already
+/// take turns.
+fn lock_alias(tx: &mut meta::Tx<'_>, name: &str, alias: &str) -> Result<(), MetaError> {
+    if tx.backend() == meta::Backend::Postgres {
+        tx.query(
+            "SELECT pg_advisory_xact_lock(hashtext(?1))",
+            meta_params![format!("radar-alias/{name}/{alias}")],
+        )?;
+    }
+    Ok(())
+}
+
+/// Points `alias` at `version` and records the move, in `tx`.
+fn move_alias(
+    tx: &mut meta::Tx<'_>,
+    name: &str,
+    alias: &str,
+    version: i64,
+    reason: &str,
+) -> Result<(), RegistryError> {
+    let from: Option<i64> = match tx.query_opt(
+        "SELECT version FROM aliases WHERE name = ?1 AND alias = ?2",
+        meta_params![name, alias],
+    )? {
+        Some(r) => Some(r.get(0)?),
+        None => None,
+    };
+    tx.execute(
+        "INSERT INTO aliases (name, alias, version) VALUES (?1, ?2, ?3) ON CONFLICT (name, alias) DO UPDATE SET version = ?3",
+        meta_params![name, alias, version],
+    )?;
+    tx.execute(
+        "INSERT INTO alias_history (name, alias, from_version, to_version, at, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        meta_params![name, alias, from, version, now_micros(), reason],
+    )?;
+    Ok(())
+}
+
 impl Registry {
     /// Opens (creating) the metadata at `target` (a SQLite file's path, or
     /// a [`Target`]); artifacts go under `artifacts/` of the storage root
@@ -529,24 +569,9 @@ impl Registry {
         reason: &str,
     ) -> Result<(), RegistryError> {
         self.version(name, version)?;
-        let now = now_micros();
         self.db.transaction(|tx| {
-            let from: Option<i64> = match tx.query_opt(
-                "SELECT version FROM aliases WHERE name = ?1 AND alias = ?2",
-                meta_params![name, alias],
-            )? {
-                Some(r) => Some(r.get(0)?),
-                None => None,
-            };
-            tx.execute(
-                "INSERT INTO aliases (name, alias, version) VALUES (?1, ?2, ?3) ON CONFLICT (name, alias) DO UPDATE SET version = ?3",
-                meta_params![name, alias, version],
-            )?;
-            tx.execute(
-                "INSERT INTO alias_history (name, alias, from_version, to_version, at, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                meta_params![name, alias, from, version, now, reason],
-            )?;
-            Ok::<_, RegistryError>(())
+            lock_alias(tx, name, alias)?;
+            move_alias(tx, name, alias, version, reason)
         })
     }
 
@@ -562,21 +587,24 @@ impl Registry {
 
     /// Moves `alias` back to the version it pointed at before its last move.
     pub fn rollback(&self, name: &str, alias: &str, reason: &str) -> Result<i64, RegistryError> {
-        let previous: Option<i64> = match self.db.query_opt(
-            "SELECT from_version FROM alias_history WHERE name = ?1 AND alias = ?2 ORDER BY id DESC LIMIT 1",
-            meta_params![name, alias],
-        )? {
-            Some(r) => r.get(0)?,
-            None => None,
-        };
-        let Some(v) = previous else {
-            return Err(RegistryError::NoRollback {
-                name: name.to_owned(),
-                alias: alias.to_owned(),
-            });
-        };
-        self.set_alias(name, alias, v, reason)?;
-        Ok(v)
+        self.db.transaction(|tx| {
+            lock_alias(tx, name, alias)?;
+            let previous: Option<i64> = match tx.query_opt(
+                "SELECT from_version FROM alias_history WHERE name = ?1 AND alias = ?2 ORDER BY id DESC LIMIT 1",
+                meta_params![name, alias],
+            )? {
+                Some(r) => r.get(0)?,
+                None => None,
+            };
+            let Some(v) = previous else {
+                return Err(RegistryError::NoRollback {
+                    name: name.to_owned(),
+                    alias: alias.to_owned(),
+                });
+            };
+            move_alias(tx, name, alias, v, reason)?;
+            Ok(v)
+        })
     }
 
     /// Records a step of `name` v`version`'s life in the audit trail.

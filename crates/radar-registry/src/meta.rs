@@ -25,12 +25,22 @@ use radar_core::error::{Classify, ErrorKind};
 use thiserror::Error;
 
 /// Where a component's metadata lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Target {
     /// A SQLite file (made, with its directory, on first open).
     Sqlite(PathBuf),
     /// A PostgreSQL server: a `postgres://` URL or a `key=value` string.
     Postgres(String),
+}
+
+// By hand: a derived Debug would print the URL's password.
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Sqlite(p) => f.debug_tuple("Sqlite").field(p).finish(),
+            Target::Postgres(_) => f.debug_tuple("Postgres").field(&self.describe()).finish(),
+        }
+    }
 }
 
 impl Target {
@@ -45,17 +55,29 @@ impl Target {
 
 fn redact_password(url: &str) -> String {
     match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            let pairs: Vec<(String, String)> = u
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if k == "password" {
+                        "***".into()
+                    } else {
+                        v.into_owned()
+                    };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            if !pairs.is_empty() {
+                u.query_pairs_mut().clear().extend_pairs(pairs);
+            }
             u.to_string()
         }
-        Ok(u) => u.to_string(),
-        // A key=value string: keep the keys that say where, not who.
-        Err(_) => url
-            .split_whitespace()
-            .filter(|kv| !kv.starts_with("password"))
-            .collect::<Vec<_>>()
-            .join(" "),
+        // A URL the parser refuses (several hosts) or a key=value string:
+        // where its password sits is not certain, so none of it is shown.
+        Err(_) => "<a PostgreSQL connection string that is not a URL; not shown>".to_owned(),
     }
 }
 
@@ -173,20 +195,42 @@ pub fn sqlite_kind(e: &rusqlite::Error) -> ErrorKind {
         {
             ErrorKind::Unavailable
         }
-        rusqlite::Error::SqliteFailure(e, _) if e.code == C::ConstraintViolation => {
+        // A key taken (another writer won); any other constraint is the
+        // caller's input.
+        rusqlite::Error::SqliteFailure(e, _)
+            if e.code == C::ConstraintViolation
+                && matches!(
+                    e.extended_code,
+                    rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                        | rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                ) =>
+        {
             ErrorKind::Conflict
+        }
+        rusqlite::Error::SqliteFailure(e, _) if e.code == C::ConstraintViolation => {
+            ErrorKind::Input
         }
         _ => ErrorKind::Internal,
     }
 }
 
 /// A lost connection, a server shutting down or out of resources, a
-/// serialization failure or deadlock: a retry may pass. A unique or other
-/// constraint broken is a conflict; anything else a bug.
+/// serialization failure or deadlock, a fail-over: a retry may pass. A key
+/// already taken is a conflict, another broken constraint the caller's
+/// input; anything else a bug.
 #[cfg(feature = "postgres")]
 pub fn postgres_kind(e: &postgres::Error) -> ErrorKind {
     match e.code() {
-        None => ErrorKind::Unavailable,
+        // No SQLSTATE: the connection (closed, refused, reset, TLS) may
+        // come back; a value that would not convert will not.
+        None => {
+            let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+            if e.is_closed() || io {
+                ErrorKind::Unavailable
+            } else {
+                ErrorKind::Internal
+            }
+        }
         Some(code) => {
             let c = code.code();
             if c.starts_with("08")
@@ -194,10 +238,15 @@ pub fn postgres_kind(e: &postgres::Error) -> ErrorKind {
                 || c.starts_with("53")
                 || c.starts_with("57")
                 || c.starts_with("58")
+                // Read-only after a fail-over; a lock wait timed out.
+                || c == "25006"
+                || c == "55P03"
             {
                 ErrorKind::Unavailable
-            } else if c.starts_with("23") {
+            } else if c == "23505" {
                 ErrorKind::Conflict
+            } else if c.starts_with("23") {
+                ErrorKind::Input
             } else {
                 ErrorKind::Internal
             }
@@ -723,8 +772,24 @@ mod pg {
 
     pub(super) struct Conn {
         connector: Connector,
-        client: postgres::Client,
+        // Always Some but while being dropped (see Drop).
+        client: Option<postgres::Client>,
         statements: HashMap<String, postgres::Statement>,
+    }
+
+    impl Drop for Conn {
+        fn drop(&mut self) {
+            // The client closes its connection by blocking on its own
+            // runtime, which panics on a tokio worker (a store dropped with
+            // the HTTP router): close it on a thread of its own there.
+            if let Some(client) = self.client.take()
+                && tokio::runtime::Handle::try_current().is_ok()
+            {
+                let _ = std::thread::Builder::new()
+                    .name("metadata-close".into())
+                    .spawn(move || drop(client));
+            }
+        }
     }
 
     /// How to reach the server: the URL's settings, and TLS when its
@@ -819,7 +884,7 @@ mod pg {
         pub(super) fn connect(url: &str) -> Result<Conn, MetaError> {
             let connector = Connector::parse(url)?;
             Ok(Conn {
-                client: connector.connect()?,
+                client: Some(connector.connect()?),
                 connector,
                 statements: HashMap::new(),
             })
@@ -832,11 +897,14 @@ mod pg {
         where
             E: From<MetaError>,
         {
-            if self.client.is_closed() {
-                self.client = self.connector.connect()?;
+            if self.client.as_ref().is_none_or(postgres::Client::is_closed) {
+                self.client = Some(self.connector.connect()?);
                 self.statements.clear();
             }
-            let tx = self.client.transaction().map_err(MetaError::from)?;
+            let Some(client) = self.client.as_mut() else {
+                unreachable!("the client is there until the connection is dropped")
+            };
+            let tx = client.transaction().map_err(MetaError::from)?;
             let mut tx = super::Tx {
                 inner: TxInner::Postgres(Tx {
                     tx,
@@ -1079,5 +1147,25 @@ mod tests {
                 "{url}: {said}"
             );
         }
+    }
+
+    /// Passwords stay out of what is said, whatever form the URL takes.
+    #[test]
+    fn passwords_are_never_described() {
+        for url in [
+            "postgres://radar:s3cret@db/radar",
+            "postgres://radar@db/radar?password=s3cret&sslmode=require",
+            "postgres://radar:s3cret@db1:5432,db2:5432/radar?sslmode=require",
+            "host=db user=radar password = s3cret",
+            "host=db user=radar password='s3 cret'",
+        ] {
+            let target = Target::Postgres(url.into());
+            let said = format!("{} {:?}", target.describe(), target);
+            assert!(!said.contains("s3"), "{url}: {said}");
+        }
+        assert_eq!(
+            Target::Postgres("postgres://radar:s3cret@db/radar?sslmode=require".into()).describe(),
+            "postgres://radar:***@db/radar?sslmode=require"
+        );
     }
 }

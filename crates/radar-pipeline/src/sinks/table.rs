@@ -264,7 +264,7 @@ impl AlertStore {
             "SELECT body FROM alerts
              WHERE (CAST(?1 AS BIGINT) IS NULL OR event_time >= ?1) AND (CAST(?2 AS TEXT) IS NULL OR entity = ?2)
                AND (CAST(?3 AS DOUBLE PRECISION) IS NULL OR score >= ?3)
-             ORDER BY event_time DESC, event_id LIMIT ?4 OFFSET ?5",
+             ORDER BY event_time DESC, event_id, position LIMIT ?4 OFFSET ?5",
             meta_params![
                 since_us,
                 q.entity.as_deref(),
