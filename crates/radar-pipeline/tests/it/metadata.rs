@@ -723,29 +723,23 @@ fn sslmode_require_encrypts_and_verifies_the_server() {
     };
     let verified = Target::Postgres(format!("{url}?sslmode=require&sslrootcert={ca}"));
     let registry = Registry::open(&verified, store.root(), &[]).unwrap();
-    let encrypted: bool = registry
-        .meta()
-        .query_opt(
-            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
-            &[],
-        )
-        .unwrap()
-        .unwrap()
-        .get(0)
-        .unwrap();
-    assert!(encrypted, "the session is over TLS");
-    let plain: bool = store
-        .registry()
-        .meta()
-        .query_opt(
-            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
-            &[],
-        )
-        .unwrap()
-        .unwrap()
-        .get(0)
-        .unwrap();
-    assert!(!plain, "without sslmode the session stays plain");
+    let over_tls = |registry: &Registry| -> bool {
+        registry
+            .meta()
+            .query_opt(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .unwrap()
+            .unwrap()
+            .get(0)
+            .unwrap()
+    };
+    assert!(over_tls(&registry), "the session is over TLS");
+    assert!(
+        !over_tls(&store.registry()),
+        "without sslmode the session stays plain"
+    );
 
     let unverified = Target::Postgres(format!("{url}?sslmode=require"));
     let Err(e) = Registry::open(&unverified, store.root(), &[]) else {

@@ -72,6 +72,26 @@ fn stream() -> Vec<(f64, f64, bool)> {
         .collect()
 }
 
+/// A scorer's state for `schema` as `radar up` makes it, nothing served.
+fn shared_state(schema: &radar_core::schema::StreamSchema, metrics: &Arc<Metrics>) -> Shared {
+    Shared {
+        schema: schema.clone(),
+        engine: Arc::new(RwLock::new(FeatureEngine::new(schema.clone()))),
+        model: Arc::new(ArcSwapOption::empty()),
+        online: OnlineModel::from_schema(schema)
+            .unwrap()
+            .map(|m| Arc::new(Mutex::new(m))),
+        metrics: metrics.clone(),
+        health: Default::default(),
+        drift: Default::default(),
+        challenger: Default::default(),
+        rollout: Arc::new(Mutex::new(radar_pipeline::rollout::Rollout::new(
+            Default::default(),
+        ))),
+        recent: Default::default(),
+    }
+}
+
 /// Runs the scorer over the stream; returns the ids of alerted events.
 fn score(decl: &str, champion: Option<IsolationForest>) -> HashSet<usize> {
     score_with_restart(decl, champion, None)
@@ -121,22 +141,7 @@ fn score_with_restart(
     };
     for target in targets {
         let metrics = Arc::new(Metrics::new("m"));
-        let shared = Shared {
-            schema: schema.clone(),
-            engine: Arc::new(RwLock::new(FeatureEngine::new(schema.clone()))),
-            model: Arc::new(ArcSwapOption::empty()),
-            online: OnlineModel::from_schema(&schema)
-                .unwrap()
-                .map(|m| Arc::new(Mutex::new(m))),
-            metrics: metrics.clone(),
-            health: Default::default(),
-            drift: Default::default(),
-            challenger: Default::default(),
-            rollout: Arc::new(Mutex::new(radar_pipeline::rollout::Rollout::new(
-                Default::default(),
-            ))),
-            recent: Default::default(),
-        };
+        let shared = shared_state(&schema, &metrics);
         if let Some(forest) = &champion {
             let x = Matrix::from_rows(&[vec![0.0, 0.0]]).unwrap();
             let scores = forest.score(x.view()).unwrap();
@@ -345,22 +350,7 @@ fn a_second_scorer_in_the_group_is_said_not_silently_split() {
         log.append("m", &records).unwrap();
     };
     let metrics = Arc::new(Metrics::new("m"));
-    let shared = Shared {
-        schema: schema.clone(),
-        engine: Arc::new(RwLock::new(FeatureEngine::new(schema.clone()))),
-        model: Arc::new(ArcSwapOption::empty()),
-        online: OnlineModel::from_schema(&schema)
-            .unwrap()
-            .map(|m| Arc::new(Mutex::new(m))),
-        metrics: metrics.clone(),
-        health: Default::default(),
-        drift: Default::default(),
-        challenger: Default::default(),
-        rollout: Arc::new(Mutex::new(radar_pipeline::rollout::Rollout::new(
-            Default::default(),
-        ))),
-        recent: Default::default(),
-    };
+    let shared = shared_state(&schema, &metrics);
     let options = ScorerOptions {
         group: "scorer".into(),
         checkpoint: dir.path().join("scorer.ckpt"),

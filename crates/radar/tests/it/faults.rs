@@ -57,6 +57,28 @@ pub(crate) fn send_for(
     n503
 }
 
+/// [`send_for`] for `time`, then until every refused batch was taken.
+pub(crate) fn send_all(
+    client: &reqwest::blocking::Client,
+    port: u16,
+    live: &mut impl Iterator<Item = Transaction>,
+    refused: &mut Vec<(String, Vec<String>)>,
+    acknowledged: &mut BTreeSet<String>,
+    time: Duration,
+) {
+    send_for(client, port, live, refused, acknowledged, time);
+    while !refused.is_empty() {
+        send_for(
+            client,
+            port,
+            live,
+            refused,
+            acknowledged,
+            Duration::from_millis(1),
+        );
+    }
+}
+
 /// The regression of the Faults issue, end to end: the data directory runs
 /// out of space under live ingest. Ingest answers 503 with Retry-After and
 /// `/readyz` names the log; capture and the scorer wait; once space is
@@ -109,7 +131,7 @@ fn disk_full_under_live_ingest_loses_nothing_acknowledged() {
     );
 
     disk.free().unwrap();
-    send_for(
+    send_all(
         &client,
         port,
         &mut live,
@@ -117,16 +139,6 @@ fn disk_full_under_live_ingest_loses_nothing_acknowledged() {
         &mut acked,
         Duration::from_secs(2),
     );
-    while !refused.is_empty() {
-        send_for(
-            &client,
-            port,
-            &mut live,
-            &mut refused,
-            &mut acked,
-            Duration::from_millis(1),
-        );
-    }
     harness::wait_caught_up(&client, port, 4);
     for component in ["log", "capture", "scorer"] {
         harness::wait_component(&client, port, component, "ok", Duration::from_secs(30));
@@ -619,16 +631,9 @@ fn kafka_broker_unreachable_loses_and_doubles_nothing() {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         sender.join().unwrap()
     });
-    // The broker's high watermark cannot be trusted for lag (NOTES.md):
-    // wait until the scorer has scored every acknowledged event instead.
-    let deadline = Instant::now() + Duration::from_secs(120);
+    // The scorer starts from the log's beginning: history, then live.
     let expected = (history + acked.len()) as f64;
-    let mut scored = 0.0;
-    while scored < expected && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-        // The scorer starts from the log's beginning: history, then live.
-        scored = harness::metric(&client, port, "radar_scored_total")[0].1;
-    }
+    let scored = harness::wait_scored(&client, port, expected);
     for component in ["log", "capture", "scorer"] {
         harness::wait_component(&client, port, component, "ok", Duration::from_secs(60));
     }

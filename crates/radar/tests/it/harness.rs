@@ -323,6 +323,19 @@ pub fn wait_caught_up(client: &reqwest::blocking::Client, port: u16, partitions:
 }
 
 /// SIGINT, then the exit must be clean (`log`: its stderr, shown if not).
+/// Waits (up to two minutes) until the scorer scored `expected` events;
+/// how many it scored. A broker's high watermark cannot be trusted for lag
+/// (tansu's, NOTES.md): the count is.
+pub fn wait_scored(client: &reqwest::blocking::Client, port: u16, expected: f64) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut scored = 0.0;
+    while scored < expected && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        scored = metric(client, port, "radar_scored_total")[0].1;
+    }
+    scored
+}
+
 pub fn stop(up: Up, log: Option<&Path>) {
     stop_with(up, libc::SIGINT, log);
 }

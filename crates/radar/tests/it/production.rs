@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::faults::{Broker, send_for, spec};
+use crate::faults::{Broker, send_all, spec};
 use crate::harness::{self, Place};
 
 /// A fresh database on the server at RADAR_POSTGRES_URL, dropped after.
@@ -159,7 +159,7 @@ fn one_worker_on_kafka_s3_and_postgres() {
     let up = place.up(port, &[], Some(&up_log));
     harness::wait_ready(&client, port);
     let (mut acked, mut refused) = (BTreeSet::new(), Vec::new());
-    send_for(
+    send_all(
         &client,
         port,
         &mut live,
@@ -167,16 +167,6 @@ fn one_worker_on_kafka_s3_and_postgres() {
         &mut acked,
         Duration::from_secs(8),
     );
-    while !refused.is_empty() {
-        send_for(
-            &client,
-            port,
-            &mut live,
-            &mut refused,
-            &mut acked,
-            Duration::from_millis(100),
-        );
-    }
 
     // Another worker holds the stream's retrain lease: a retrain here
     // waits its turn rather than running beside it.
@@ -211,15 +201,8 @@ fn one_worker_on_kafka_s3_and_postgres() {
         .release_lease("retrain:transactions", "another-worker")
         .unwrap();
 
-    // The broker's high watermark cannot be trusted for lag (NOTES.md):
-    // wait until the scorer has scored every acknowledged event.
     let expected = (history + acked.len()) as f64;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut scored = 0.0;
-    while scored < expected && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-        scored = harness::metric(&client, port, "radar_scored_total")[0].1;
-    }
+    let scored = harness::wait_scored(&client, port, expected);
     assert_eq!(scored, expected, "every event in the log was scored");
     // Capture rolls every 5 s.
     std::thread::sleep(Duration::from_secs(6));
@@ -300,7 +283,7 @@ fn capture_workers_split_partitions_and_hand_over_a_killed_ones() {
     let mut doomed = capture_worker(&place, &dir.path().join("capture-1.log"));
     let (mut acked, mut refused) = (BTreeSet::new(), Vec::new());
     let mut send = |acked: &mut BTreeSet<String>, secs: u64| {
-        send_for(
+        send_all(
             &client,
             port,
             &mut live,
@@ -308,16 +291,6 @@ fn capture_workers_split_partitions_and_hand_over_a_killed_ones() {
             acked,
             Duration::from_secs(secs),
         );
-        while !refused.is_empty() {
-            send_for(
-                &client,
-                port,
-                &mut live,
-                &mut refused,
-                acked,
-                Duration::from_millis(100),
-            );
-        }
     };
     send(&mut acked, 8);
     let joiner = capture_worker(&place, &dir.path().join("capture-2.log"));
@@ -353,12 +326,7 @@ fn capture_workers_split_partitions_and_hand_over_a_killed_ones() {
     drop(log);
 
     let expected = (history + acked.len()) as f64;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut scored = 0.0;
-    while scored < expected && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-        scored = harness::metric(&client, port, "radar_scored_total")[0].1;
-    }
+    let scored = harness::wait_scored(&client, port, expected);
     assert_eq!(scored, expected, "every event in the log was scored");
     // Each scan of the lake lists and reads every file through the S3
     // emulator: seconds each under load.
