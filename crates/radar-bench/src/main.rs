@@ -8,6 +8,7 @@ mod lake;
 mod log;
 mod parity;
 mod peer;
+mod scale;
 mod serve;
 mod served;
 mod soak;
@@ -51,6 +52,9 @@ enum Command {
     /// `radar up`'s `/score` against a FastAPI + uvicorn + scikit-learn
     /// peer at the same concurrency, then batched ingest end to end.
     Serve(serve::Args),
+    /// The scorer scaled out: 1, 2, 3 `radar up` workers in one consumer
+    /// group scoring one backlog on a Kafka-protocol broker.
+    Scale(scale::Args),
     /// Radar's boosted trees (the hybrid's supervised part) against
     /// LightGBM and XGBoost on the generated stream's labels.
     Supervised(supervised::Args),
@@ -74,6 +78,7 @@ fn main() -> Result<()> {
         Command::Streaming(args) => streaming::run(args),
         Command::Soak(args) => soak::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Scale(args) => scale::run(args),
         Command::Supervised(args) => supervised::run(args),
         Command::JointTail(args) => tail::run(args),
         Command::Eif(args) => eif::run(args),

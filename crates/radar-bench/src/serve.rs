@@ -50,12 +50,6 @@ struct Load {
     p99_ms: f64,
 }
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 /// One keep-alive connection: sends a request, reads the whole answer;
 /// its status.
 struct Connection {
@@ -272,7 +266,7 @@ pub fn run(args: Args) -> Result<()> {
         })
         .collect();
 
-    let port = free_port()?;
+    let port = crate::served::free_port()?;
     let up = deployment.up(&bin, port, &[])?;
     eprintln!("serve: radar /score, {} connections", args.connections);
     let radar_score = load(
@@ -310,7 +304,7 @@ pub fn run(args: Args) -> Result<()> {
     let clean_exit = up.stop()?;
 
     eprintln!("serve: the peer, {} uvicorn workers", args.peer_workers);
-    let peer_port = free_port()?;
+    let peer_port = crate::served::free_port()?;
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench/serve_peer.py");
     let python = std::env::var("RADAR_PEER_PYTHON")
         .context("set RADAR_PEER_PYTHON to a Python with fastapi, uvicorn and scikit-learn (scripts/services.sh exports one)")?;

@@ -48,13 +48,26 @@ impl Deployment {
         max_entities: usize,
         extra: &str,
     ) -> Result<Deployment> {
+        Self::train_stream(bin, dir, spec, max_entities, extra, "transactions")
+    }
+
+    /// The same with the example stream named `stream` (its own topic).
+    pub fn train_stream(
+        bin: &Path,
+        dir: &Path,
+        spec: TransactionSpec,
+        max_entities: usize,
+        extra: &str,
+        stream: &str,
+    ) -> Result<Deployment> {
         let data = dir.join("data");
         let examples = std::fs::read_to_string(
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/transactions.toml"),
-        )?;
+        )?
+        .replace("streams.transactions", &format!("streams.{stream}"));
         let streams = examples.replacen(
-            "[streams.transactions]\n",
-            &format!("[streams.transactions]\nmax_entities = {max_entities}\n"),
+            &format!("[streams.{stream}]\n"),
+            &format!("[streams.{stream}]\nmax_entities = {max_entities}\n"),
             1,
         );
         let config = dir.join("radar.toml");
@@ -88,6 +101,13 @@ impl Deployment {
 
     /// `radar up` on `port`, once `/readyz` says ready.
     pub fn up(&self, bin: &Path, port: u16, args: &[&str]) -> Result<Up> {
+        let up = self.spawn_up(bin, port, args)?;
+        wait_until(port, "/readyz", Duration::from_secs(60))?;
+        Ok(up)
+    }
+
+    /// `radar up` on `port`, started.
+    pub fn spawn_up(&self, bin: &Path, port: u16, args: &[&str]) -> Result<Up> {
         let child = Command::new(bin)
             .arg("up")
             .arg("--config")
@@ -97,9 +117,7 @@ impl Deployment {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
-        let up = Up { child };
-        wait_until(port, "/readyz", Duration::from_secs(60))?;
-        Ok(up)
+        Ok(Up { child })
     }
 }
 
@@ -148,4 +166,11 @@ impl Drop for Up {
             let _ = self.child.wait();
         }
     }
+}
+
+/// A free local port.
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }

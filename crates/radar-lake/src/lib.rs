@@ -281,13 +281,7 @@ impl Lake {
         what: &'static str,
         call: impl std::future::Future<Output = Result<T, object_store::Error>>,
     ) -> Result<T, LakeError> {
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(r) => Ok(r?),
-            Err(_) => Err(LakeError::TimedOut {
-                what,
-                after: self.timeout,
-            }),
-        }
+        storage::timed(self.timeout, what, call).await
     }
 
     fn table_prefix(&self, table: Table, stream: &str) -> Path {

@@ -406,6 +406,8 @@ impl EventLog for KafkaLog {
             .create_with_context(Generations {
                 generation: AtomicU64::new(0),
                 group: group.to_owned(),
+                topic: topic.to_owned(),
+                revoke: std::sync::Mutex::new(None),
             })
             .map_err(kafka)?;
         consumer.subscribe(&[topic]).map_err(kafka)?;
@@ -442,11 +444,55 @@ fn is_fatal(e: &KafkaError) -> bool {
 struct Generations {
     generation: AtomicU64,
     group: String,
+    topic: String,
+    revoke: std::sync::Mutex<Option<crate::RevokeHook>>,
 }
 
 impl ClientContext for Generations {}
 
 impl ConsumerContext for Generations {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        // Partitions taken in a rebalance (not lost with the membership,
+        // when another member may hold them already): the caller saves
+        // them and their offsets are committed before they move.
+        let Rebalance::Revoke(tpl) = rebalance else {
+            return;
+        };
+        if consumer.assignment_lost() {
+            return;
+        }
+        let Ok(mut hook) = self.revoke.lock() else {
+            return;
+        };
+        let Some(hook) = hook.as_mut() else { return };
+        let revoked: Vec<u32> = tpl
+            .elements_for_topic(&self.topic)
+            .iter()
+            .map(|e| e.partition() as u32)
+            .collect();
+        if revoked.is_empty() {
+            return;
+        }
+        let positions = hook(&revoked);
+        if positions.is_empty() {
+            return;
+        }
+        let mut commit = TopicPartitionList::new();
+        for (p, o) in positions {
+            if let Err(e) =
+                commit.add_partition_offset(&self.topic, p as i32, Offset::Offset(o as i64))
+            {
+                tracing::warn!(group = %self.group, error = %e, "committing revoked partitions");
+                return;
+            }
+        }
+        if let Err(e) = consumer.commit(&commit, CommitMode::Sync) {
+            // Their checkpoints hold the offsets: the next holder skips
+            // what they cover.
+            tracing::warn!(group = %self.group, error = %e, "committing revoked partitions failed");
+        }
+    }
+
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         // Said in the log: how long a crashed worker's partitions took to
         // move is read from these lines.
@@ -548,6 +594,12 @@ impl Consumer for KafkaConsumer {
 
     fn generation(&mut self) -> Result<u64, LogError> {
         Ok(self.consumer.context().generation.load(Ordering::Relaxed))
+    }
+
+    fn on_revoke(&mut self, hook: crate::RevokeHook) {
+        if let Ok(mut slot) = self.consumer.context().revoke.lock() {
+            *slot = Some(hook);
+        }
     }
 }
 

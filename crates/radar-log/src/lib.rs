@@ -218,4 +218,18 @@ pub trait Consumer: Send {
     /// offset, so what the caller read but did not commit will come again
     /// and must be dropped (not kept beside its second copy).
     fn generation(&mut self) -> Result<u64, LogError>;
+
+    /// Sets what runs when the group is about to take partitions from this
+    /// member (a rebalance it takes part in; not when its membership was
+    /// lost): the caller saves its state of those partitions and returns
+    /// their next offsets, which are committed before the partitions move.
+    /// It runs inside [`Consumer::poll`], on the caller's thread. Logs
+    /// whose members learn of a rebalance only afterwards ignore it.
+    fn on_revoke(&mut self, hook: RevokeHook) {
+        let _ = hook;
+    }
 }
+
+/// See [`Consumer::on_revoke`]: revoked partitions in, (partition, next
+/// offset) to commit out.
+pub type RevokeHook = Box<dyn FnMut(&[u32]) -> Vec<(u32, u64)> + Send>;

@@ -50,6 +50,7 @@ pub mod retrain;
 pub mod rollout;
 pub mod scorer;
 pub mod sinks;
+pub mod state;
 pub mod train;
 
 pub use config::Config;

@@ -462,8 +462,19 @@ impl Metrics {
         self.alerts.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Sets the lag of the partitions held here; partitions no longer in
+    /// `lag` (held by another worker now) stop being reported.
     pub fn set_lag(&self, lag: &[(u32, u64)]) {
         if let Ok(mut total) = self.lag_by_partition.lock() {
+            let gone: Vec<u32> = total
+                .keys()
+                .copied()
+                .filter(|p| !lag.iter().any(|(q, _)| q == p))
+                .collect();
+            for partition in gone {
+                total.remove(&partition);
+                self.lag.remove(&PartitionLabel { partition });
+            }
             for &(partition, l) in lag {
                 total.insert(partition, l);
             }

@@ -8,14 +8,11 @@
 //! holds, checkpoint and commit, so nothing acknowledged is lost.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
-use radar_core::features::FeatureEngine;
-use radar_core::health::Health;
 use radar_core::schema::Serve;
 use radar_lake::capture::{self, CaptureOptions};
 use radar_log::EventLog;
@@ -24,12 +21,16 @@ use radar_registry::Registry;
 use crate::config::Config;
 use crate::error::{PipelineError, Result};
 use crate::metrics::Metrics;
-use crate::online::OnlineModel;
 use crate::scorer::{self, ScorerOptions, Shared};
 use crate::sinks::stdout::Stdout;
 use crate::sinks::topic::TopicConfig;
 use crate::sinks::webhook::WebhookConfig;
 use crate::sinks::{AlertSink, AlertStore, Sinks};
+use crate::state::Checkpoints;
+
+/// The scorers' consumer group: workers scoring one stream split its
+/// partitions.
+pub const SCORER_GROUP: &str = "radar-scorer";
 
 /// The health component of the label export.
 pub const LABEL_EXPORT: &str = "label_export";
@@ -117,25 +118,8 @@ impl Pipeline {
             .build()
             .map_err(PipelineError::io("starting the I/O runtime"))?;
         let metrics = Arc::new(Metrics::new(&schema.name));
-        let online = OnlineModel::from_schema(&schema)?.map(|m| Arc::new(Mutex::new(m)));
-        let shared = Shared {
-            schema: schema.clone(),
-            engine: Arc::new(RwLock::new(
-                FeatureEngine::new(schema.clone()).with_entity_hasher(entities),
-            )),
-            model: Arc::new(ArcSwapOption::empty()),
-            online,
-            metrics: metrics.clone(),
-            health: Arc::new(Health::default()),
-            drift: Arc::new(Mutex::new(crate::drift::DriftMonitor::new(
-                schema.drift.clone(),
-            ))),
-            challenger: Arc::new(ArcSwapOption::empty()),
-            rollout: Arc::new(Mutex::new(crate::rollout::Rollout::new(
-                schema.rollout.clone(),
-            ))),
-            recent: Default::default(),
-        };
+        let partitions = log.partitions(&schema.name)?;
+        let shared = Shared::new(schema.clone(), entities, partitions, metrics.clone())?;
         let stop = Arc::new(AtomicBool::new(false));
 
         let mut sinks: Vec<Box<dyn AlertSink>> = Vec::new();
@@ -277,8 +261,15 @@ impl Pipeline {
         {
             let (log, shared, stop) = (log.clone(), shared.clone(), stop.clone());
             let scorer_options = ScorerOptions {
-                group: "radar-scorer".into(),
-                checkpoint: local.join("scorer").join(format!("{}.ckpt", schema.name)),
+                group: SCORER_GROUP.into(),
+                checkpoints: Checkpoints::open(
+                    &config.storage.root,
+                    &config.storage.options(),
+                    &schema.name,
+                    SCORER_GROUP,
+                    rt.handle().clone(),
+                )?,
+                legacy_checkpoint: Some(local.join("scorer").join(format!("{}.ckpt", schema.name))),
                 checkpoint_every: options.checkpoint_every,
                 explain_top: options.explain_top,
                 labels: Some(labels.clone()),

@@ -2,32 +2,35 @@
 //! features (incremental driver), scores with the `champion`, decides
 //! against its threshold and raises alerts.
 //!
-//! Feature state is checkpointed together with the log positions it covers
-//! (one file, written atomically) before the group's offsets are committed;
-//! on restart records before the checkpoint's positions are skipped, so
-//! feature state counts every event exactly once, while alerts of replayed
-//! events are deduplicated by the alerts table.
+//! State is kept per partition ([`crate::state`]): each part is
+//! checkpointed with the offset it covers to the storage root before the
+//! group's offsets are committed, so the partitions of one stream can be
+//! split among workers of one consumer group and move between them. A
+//! worker restores a partition's part when it is assigned one and saves it
+//! when the group takes it away; records before a part's offset are
+//! skipped, so feature state counts every event exactly once, while alerts
+//! of replayed events are deduplicated by the alerts table.
 //!
 //! Labels reach `label_rate` features as the labels store records them:
-//! before each batch the scorer folds in the labels recorded since the last
-//! one it applied (that label's seq is checkpointed with the positions), so
-//! each label counts once across restarts. Live, a label counts from when
+//! before each batch the scorer folds each label recorded since the last
+//! one a part applied into the part of its event's partition (the seq is
+//! checkpointed with the part), so each label counts once across restarts
+//! and moves. Live, a label counts from when
 //! it is read, which is when it became known for labels given as they are
 //! made; training replays each at its `known_at`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use radar_core::Matrix;
 use radar_core::backoff::Retry;
-use radar_core::binary::{Envelope, Reader, Writer};
+use radar_core::binary::{Envelope, Reader};
 use radar_core::decode::Decoder;
 use radar_core::error::{Classify, ErrorKind};
-use radar_core::features::FeatureEngine;
 use radar_core::health::Health;
 use radar_core::schema::StreamSchema;
 use radar_core::time::{format_rfc3339, now_micros};
@@ -38,6 +41,7 @@ use radar_registry::{Bundle, Registry};
 use crate::metrics::Metrics;
 use crate::online::OnlineModel;
 use crate::sinks::{Alert, Contribution, Sinks, direction_name};
+use crate::state::{Checkpoints, Part, SharedState, StreamState, Tag};
 
 /// The model being served.
 pub struct Served {
@@ -50,11 +54,13 @@ pub struct Served {
 #[derive(Clone)]
 pub struct Shared {
     pub schema: StreamSchema,
-    pub engine: Arc<RwLock<FeatureEngine>>,
+    /// Feature (and online detector) state of the partitions held.
+    pub state: SharedState,
     pub model: Arc<ArcSwapOption<Served>>,
     /// Set when the declaration names an online detector: it scores the
-    /// stream instead of the champion.
-    pub online: Option<Arc<Mutex<OnlineModel>>>,
+    /// stream instead of the champion (one per partition, in `state`; this
+    /// one never learns, and scores events of partitions not held here).
+    pub online: Option<Arc<OnlineModel>>,
     pub metrics: Arc<Metrics>,
     /// What capture, the scorer and the sinks last said about themselves.
     pub health: Arc<Health>,
@@ -68,16 +74,46 @@ pub struct Shared {
     pub recent: Arc<Mutex<crate::recent::Recent>>,
 }
 
-const CHECKPOINT: Envelope = Envelope {
-    magic: *b"RADARSCP",
-    what: "radar scorer checkpoint",
-    version: 1,
-};
+impl Shared {
+    /// Nothing served, no partition held yet; the stream's topic has
+    /// `partitions` partitions and its entity keys hash with `entities`.
+    pub fn new(
+        schema: StreamSchema,
+        entities: radar_core::hash::EntityHasher,
+        partitions: u32,
+        metrics: Arc<Metrics>,
+    ) -> crate::error::Result<Shared> {
+        Ok(Shared {
+            online: OnlineModel::from_schema(&schema)?.map(Arc::new),
+            state: Arc::new(std::sync::RwLock::new(StreamState::new(
+                schema.clone(),
+                entities,
+                partitions,
+            ))),
+            model: Arc::new(ArcSwapOption::empty()),
+            metrics,
+            health: Arc::new(Health::default()),
+            drift: Arc::new(Mutex::new(crate::drift::DriftMonitor::new(
+                schema.drift.clone(),
+            ))),
+            challenger: Arc::new(ArcSwapOption::empty()),
+            rollout: Arc::new(Mutex::new(crate::rollout::Rollout::new(
+                schema.rollout.clone(),
+            ))),
+            recent: Default::default(),
+            schema,
+        })
+    }
+}
 
 pub struct ScorerOptions {
     pub group: String,
-    /// Where the checkpoint file lives.
-    pub checkpoint: PathBuf,
+    /// Where the partitions' state is checkpointed.
+    pub checkpoints: Checkpoints,
+    /// The single checkpoint of scorers before state was kept per
+    /// partition: where alerts started is carried over from it (the state
+    /// itself is rebuilt from the log).
+    pub legacy_checkpoint: Option<PathBuf>,
     pub checkpoint_every: Duration,
     /// Top contributions attached to an alert.
     pub explain_top: usize,
@@ -87,20 +123,10 @@ pub struct ScorerOptions {
     /// out; without it a challenger is only shadowed.
     pub registry: Option<Registry>,
     /// Events appended to the log before this time (UTC µs) build state
-    /// but raise no alert (backfill). `None`: from when the scorer first
-    /// started on this checkpoint — kept in it, so a restart still alerts
-    /// on what was acknowledged while it was down.
+    /// but raise no alert (backfill). `None`: from when a partition's
+    /// state was first made — kept in its checkpoint, so a restart still
+    /// alerts on what was acknowledged while it was down.
     pub alerts_from: Option<i64>,
-}
-
-/// How far the scorer's state goes: the next offset of each partition,
-/// and the last label folded in.
-#[derive(Debug, Clone, Default, PartialEq)]
-struct Progress {
-    positions: BTreeMap<u32, u64>,
-    labels_seq: u64,
-    /// Log append time (UTC µs) from which events may alert.
-    alerts_from: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,13 +136,16 @@ pub enum ScorerError {
     /// The checkpoint cannot be read back or does not fit the declaration.
     #[error("checkpoint: {0}")]
     Checkpoint(String),
-    /// Writing the checkpoint failed (a full disk): the next one may pass.
+    /// Reading or writing a checkpoint failed (a full disk, a store
+    /// down): the next try may pass.
     #[error("checkpoint `{path}`: {source}")]
-    CheckpointWrite {
+    CheckpointStore {
         path: String,
         #[source]
-        source: std::io::Error,
+        source: radar_lake::LakeError,
     },
+    #[error(transparent)]
+    Pipeline(#[from] Box<crate::error::PipelineError>),
     #[error(transparent)]
     Alerts(#[from] crate::sinks::AlertError),
     #[error("scoring: {0}")]
@@ -131,7 +160,8 @@ impl Classify for ScorerError {
     fn kind(&self) -> ErrorKind {
         match self {
             ScorerError::Log(e) => e.kind(),
-            ScorerError::CheckpointWrite { .. } => ErrorKind::Unavailable,
+            ScorerError::CheckpointStore { source, .. } => source.kind(),
+            ScorerError::Pipeline(e) => e.kind(),
             ScorerError::Alerts(e) => e.kind(),
             ScorerError::Checkpoint(_) => ErrorKind::Input,
             ScorerError::Detect(_) | ScorerError::Matrix(_) | ScorerError::Poisoned => {
@@ -141,114 +171,29 @@ impl Classify for ScorerError {
     }
 }
 
-/// Loads the checkpoint, if any: (engine state, next offset per partition)
-/// and the online detector's state.
-fn load_checkpoint(
-    path: &PathBuf,
-    engine: &mut FeatureEngine,
-    online: Option<&Mutex<OnlineModel>>,
-) -> Result<Option<Progress>, ScorerError> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(ScorerError::Checkpoint(format!(
-                "reading `{}`: {e}",
-                path.display()
-            )));
-        }
+/// Where alerts started, from a scorer checkpoint written before state
+/// was kept per partition (`None` when there is none or it does not
+/// read).
+fn legacy_alerts_from(path: Option<&std::path::Path>) -> Option<i64> {
+    const LEGACY: Envelope = Envelope {
+        magic: *b"RADARSCP",
+        what: "radar scorer checkpoint",
+        version: 1,
     };
-    let err = |e: String| ScorerError::Checkpoint(format!("`{}`: {e}", path.display()));
-    let (_, payload) = CHECKPOINT.open(&bytes).map_err(|e| err(e.to_string()))?;
+    let bytes = std::fs::read(path?).ok()?;
+    let (_, payload) = LEGACY.open(&bytes).ok()?;
     let mut r = Reader::new(payload);
-    let positions: BTreeMap<u32, u64> =
-        serde_json::from_slice(r.bytes().map_err(|e| err(e.to_string()))?)
-            .map_err(|e| err(e.to_string()))?;
-    engine
-        .restore(r.bytes().map_err(|e| err(e.to_string()))?)
-        .map_err(|e| err(e.to_string()))?;
-    // Checkpoints written before online detectors end here.
-    let model = if r.remaining() > 0 {
-        r.bytes().map_err(|e| err(e.to_string()))?
-    } else {
-        &[]
-    };
-    match (online, model.is_empty()) {
-        (Some(online), false) => online
-            .lock()
-            .map_err(|_| err("online model lock poisoned".into()))?
-            .restore(model)
-            .map_err(err)?,
-        (Some(_), true) if !positions.is_empty() => {
-            return Err(err(
-                "it has no online detector state, but the stream now declares one; \
-                 remove the checkpoint to rescore the stream from the start"
-                    .into(),
-            ));
-        }
-        _ => {}
+    // positions, engine, online model, labels seq, then alerts-from.
+    for _ in 0..3 {
+        r.bytes().ok()?;
     }
-    // Checkpoints written before label features end here.
-    let labels_seq = if r.remaining() > 0 {
-        r.u64().map_err(|e| err(e.to_string()))?
-    } else {
-        0
-    };
-    // Checkpoints written before backfill was told apart alerted on all.
-    let alerts_from = if r.remaining() > 0 {
-        r.u64().map_err(|e| err(e.to_string()))? as i64
-    } else {
-        i64::MIN
-    };
-    Ok(Some(Progress {
-        positions,
-        labels_seq,
-        alerts_from,
-    }))
-}
-
-fn save_checkpoint(
-    path: &PathBuf,
-    engine: &FeatureEngine,
-    online: Option<&Mutex<OnlineModel>>,
-    progress: &Progress,
-) -> Result<(), ScorerError> {
-    let mut w = Writer::new();
-    w.bytes(
-        serde_json::to_string(&progress.positions)
-            .unwrap_or_default()
-            .as_bytes(),
+    r.u64().ok()?;
+    let from = r.u64().ok()? as i64;
+    tracing::warn!(
+        checkpoint = %path?.display(),
+        "a scorer checkpoint from before state was kept per partition: the state is rebuilt from the log, alerts start where it said"
     );
-    w.bytes(&engine.checkpoint());
-    let model = match online {
-        Some(m) => m.lock().map_err(|_| ScorerError::Poisoned)?.to_bytes(),
-        None => Vec::new(),
-    };
-    w.bytes(&model);
-    w.u64(progress.labels_seq);
-    w.u64(progress.alerts_from as u64);
-    let bytes = CHECKPOINT.seal(1, &w.into_bytes());
-    let err = |source: std::io::Error| ScorerError::CheckpointWrite {
-        path: path.display().to_string(),
-        source,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(err)?;
-    }
-    let tmp = path.with_extension("tmp");
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp).map_err(err)?;
-        f.write_all(&bytes).map_err(err)?;
-        f.sync_all().map_err(err)?;
-    }
-    std::fs::rename(&tmp, path).map_err(err)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(err)?;
-    }
-    Ok(())
+    Some(from)
 }
 
 /// The health component of the model watch.
@@ -343,44 +288,25 @@ pub fn run(
 ) -> Result<u64, ScorerError> {
     let topic = shared.schema.name.clone();
     let mut retry = Retry::new("scorer", &shared.health, stop);
-    let mut progress = {
-        let mut engine = shared.engine.write().map_err(|_| ScorerError::Poisoned)?;
-        let loaded = load_checkpoint(&options.checkpoint, &mut engine, shared.online.as_deref())?;
-        let fresh = loaded.is_none();
-        let mut progress = loaded.unwrap_or_else(|| Progress {
-            alerts_from: now_micros(),
-            ..Progress::default()
-        });
-        if let Some(t) = options.alerts_from {
-            progress.alerts_from = t;
-        }
-        // The point alerts start from is kept before the first event is
-        // scored: a scorer killed before its first checkpoint must not
-        // move it past events acknowledged meanwhile.
-        if fresh {
-            save_checkpoint(
-                &options.checkpoint,
-                &engine,
-                shared.online.as_deref(),
-                &progress,
-            )?;
-        }
-        progress
-    };
+    let start_from = options
+        .alerts_from
+        .or_else(|| legacy_alerts_from(options.legacy_checkpoint.as_deref()));
     // Keyed like the feature state: which entities a canary decides for
     // cannot be chosen by crafting their keys.
-    let entities = shared
-        .engine
-        .read()
-        .map_err(|_| ScorerError::Poisoned)?
-        .entity_hasher();
+    let entities = read(&shared.state)?.entity_hasher();
     let mut consumer = retry.run(|| log.consumer(&topic, &options.group))?;
+    {
+        let (state, checkpoints) = (shared.state.clone(), options.checkpoints.clone());
+        consumer.on_revoke(Box::new(move |revoked| {
+            hand_over(&state, &checkpoints, revoked)
+        }));
+    }
+    let mut saved: BTreeMap<u32, Saved> = BTreeMap::new();
+    let mut generation: Option<u64> = None;
     let mut decoder = Decoder::new(shared.schema.clone());
     let width = shared.schema.columns.len();
     let mut last_checkpoint = Instant::now();
     let mut last_lag: Option<Instant> = None;
-    let mut last_member_check = Instant::now();
-    let mut dirty = false;
     let mut scored_total = 0u64;
     // The model whose drift people were last told of: one notice per
     // episode, not one per window while a stream stays drifted.
@@ -396,59 +322,66 @@ pub fn run(
             std::thread::sleep(Duration::from_millis(100));
             continue;
         };
-        // Busy or idle, a second member in the group is found and said.
-        if last_member_check.elapsed() >= options.checkpoint_every {
-            last_member_check = Instant::now();
-            check_sole_member(log, shared, options, consumer.as_mut());
-        }
         let batch = retry.run(|| consumer.poll(5000, Duration::from_millis(50)))?;
+        // Partitions handed out anew (also inside that poll): the parts no
+        // longer held go, the new ones are restored before their records.
+        let now_generation = retry.run(|| consumer.generation())?;
+        if generation != Some(now_generation) {
+            let held = retry.run(|| consumer.assignment())?;
+            retry.run(|| take_assignment(shared, options, &held, start_from, &mut saved))?;
+            generation = Some(now_generation);
+            last_lag = None;
+        }
         counters.received(batch.len() as u64);
         if batch.is_empty() {
+            let dirty = read(&shared.state)?
+                .parts()
+                .any(|(p, part)| saved.get(&p).is_none_or(|s| !s.covers(part)));
             if dirty && last_checkpoint.elapsed() >= options.checkpoint_every {
                 last_checkpoint = Instant::now();
-                if periodic_checkpoint(
+                periodic_checkpoint(
                     &mut retry,
                     log,
                     shared,
                     options,
-                    &progress,
+                    &mut saved,
                     consumer.as_mut(),
-                )? {
-                    dirty = false;
-                }
+                )?;
                 last_lag = Some(Instant::now());
             } else if last_lag.is_none_or(|t| t.elapsed() >= options.checkpoint_every) {
                 // Idle with nothing to checkpoint (e.g. restarted with all
                 // caught up): lag is still reported.
-                update_lag(log, &topic, &progress.positions, &shared.metrics);
+                update_lag(log, &topic, &*read(&shared.state)?, &shared.metrics);
                 last_lag = Some(Instant::now());
             }
             continue;
         }
         let mut matrix = Matrix::with_columns(width)?;
+        // (record, appended at, partition, offset, may alert)
         let mut meta = Vec::with_capacity(batch.len());
+        let mut online_scores = Vec::new();
         {
-            let mut engine = shared.engine.write().map_err(|_| ScorerError::Poisoned)?;
+            let mut state = shared.state.write().map_err(|_| ScorerError::Poisoned)?;
             if let Some(store) = &options.labels
-                && !engine.label_keyer().is_empty()
+                && !state.label_keyer().is_empty()
             {
                 // A labels store that cannot be read now is read next time;
                 // scoring does not wait for it.
-                match fold_labels(store, &topic, &mut engine, progress.labels_seq) {
-                    Ok(seq) => progress.labels_seq = seq,
-                    Err(e) => tracing::warn!(error = %e, "reading new labels failed"),
+                if let Err(e) = fold_labels(store, &topic, &mut state) {
+                    tracing::warn!(error = %e, "reading new labels failed");
                 }
             }
             for s in &batch {
+                // A partition taken away during the poll: its records are
+                // its new holder's.
+                let Some(part) = state.part_mut(s.partition) else {
+                    continue;
+                };
                 // Already folded into the restored state.
-                if progress
-                    .positions
-                    .get(&s.partition)
-                    .is_some_and(|&next| s.offset < next)
-                {
+                if s.offset < part.next {
                     continue;
                 }
-                progress.positions.insert(s.partition, s.offset + 1);
+                part.next = s.offset + 1;
                 // Invalid events were answered at ingest and go to the
                 // dead-letter table through capture (which counts them);
                 // a door's refusal stands even when the bytes would decode.
@@ -462,24 +395,28 @@ pub fn run(
                     counters.dropped("invalid", 1);
                     continue;
                 };
-                engine.process(&record, &mut row);
+                part.engine.process(&record, &mut row);
+                // The partition's online detector scores and learns it.
+                if let Some(model) = &mut part.online {
+                    online_scores.push(model.observe(&row)?);
+                }
                 matrix.push_row(&row)?;
-                meta.push((record, s.record.timestamp, s.partition, s.offset));
+                let live = s.record.timestamp >= part.alerts_from;
+                meta.push((record, s.record.timestamp, s.partition, s.offset, live));
             }
         }
-        dirty = true;
         if meta.is_empty() {
             continue;
         }
-        let mut scoring = source.lock()?;
-        let scores = scoring.score(&matrix)?;
+        let scoring = source.lock()?;
+        let scores = match &scoring {
+            Scoring::Champion(served) => served.bundle.score_batch(matrix.view())?,
+            Scoring::Online { .. } => online_scores,
+        };
         let threshold = scoring.threshold();
         // Backfill (appended before alerts start) builds state, raises no
         // alert, and is kept out of drift windows and rollout tallies.
-        let live: Vec<bool> = meta
-            .iter()
-            .map(|(_, appended, ..)| *appended >= progress.alerts_from)
-            .collect();
+        let live: Vec<bool> = meta.iter().map(|m| m.4).collect();
         let any_live = live.iter().any(|&l| l);
         if any_live && let Ok(mut recent) = shared.recent.lock() {
             for (i, (record, ..)) in meta.iter().enumerate().filter(|(i, _)| live[*i]) {
@@ -558,7 +495,7 @@ pub fn run(
         // decides for its share of entities.
         let challenger = match &scoring {
             Scoring::Champion(_) => shared.challenger.load_full(),
-            Scoring::Online(_) => None,
+            Scoring::Online { .. } => None,
         };
         let challenger_scores = match &challenger {
             Some(c) => Some(c.bundle.score_batch(matrix.view())?),
@@ -597,12 +534,12 @@ pub fn run(
                         &seen,
                     )
             }
-            Scoring::Online(_) => vec![false; meta.len()],
+            Scoring::Online { .. } => vec![false; meta.len()],
         };
         let decided = now_micros();
         let mut alerts = Vec::new();
         let mut shadow = Vec::new();
-        for (i, ((record, ingest, partition, offset), &score)) in
+        for (i, ((record, ingest, partition, offset, _), &score)) in
             meta.iter().zip(&scores).enumerate()
         {
             let latency = (decided - ingest).max(0) as u64;
@@ -661,7 +598,7 @@ pub fn run(
                 continue;
             }
             let explained = scoring
-                .explain(&shared.schema.columns, values)
+                .explain(&shared.schema.columns, values, Some(*partition))
                 .unwrap_or_default();
             alerts.push(alert(
                 score,
@@ -698,29 +635,168 @@ pub fn run(
         counters.sent(meta.len() as u64);
         if last_checkpoint.elapsed() >= options.checkpoint_every {
             last_checkpoint = Instant::now();
-            if periodic_checkpoint(
+            periodic_checkpoint(
                 &mut retry,
                 log,
                 shared,
                 options,
-                &progress,
+                &mut saved,
                 consumer.as_mut(),
-            )? {
-                dirty = false;
-            }
+            )?;
             last_lag = Some(Instant::now());
         }
     }
-    if dirty {
-        retry.run(|| checkpoint(shared, options, &progress, consumer.as_mut()))?;
-    }
+    retry.run(|| checkpoint(shared, options, &mut saved, consumer.as_mut()))?;
     Ok(scored_total)
+}
+
+/// What a part's last checkpoint written here covered, and the version of
+/// it that was written.
+struct Saved {
+    next: u64,
+    labels_seq: u64,
+    tag: Tag,
+}
+
+impl Saved {
+    fn covers(&self, part: &Part) -> bool {
+        (self.next, self.labels_seq) == (part.next, part.labels_seq)
+    }
+}
+
+fn read(state: &SharedState) -> Result<RwLockReadGuard<'_, StreamState>, ScorerError> {
+    state.read().map_err(|_| ScorerError::Poisoned)
+}
+
+/// Takes the partitions `held` as this worker's: the parts of others go
+/// (saved when the group took them, see [`hand_over`]); each new one is
+/// restored from its checkpoint, or starts fresh (and is checkpointed at
+/// once, so where its alerts start is kept from the first event on).
+fn take_assignment(
+    shared: &Shared,
+    options: &ScorerOptions,
+    held: &[u32],
+    start_from: Option<i64>,
+    saved: &mut BTreeMap<u32, Saved>,
+) -> Result<(), ScorerError> {
+    let gone: Vec<u32> = read(&shared.state)?
+        .held()
+        .into_iter()
+        .filter(|p| !held.contains(p))
+        .collect();
+    if !gone.is_empty() {
+        let mut state = shared.state.write().map_err(|_| ScorerError::Poisoned)?;
+        for p in &gone {
+            state.remove(*p);
+            saved.remove(p);
+        }
+        tracing::info!(partitions = ?gone, "scorer state of partitions dropped: another worker holds them");
+    }
+    let new: Vec<u32> = {
+        let state = read(&shared.state)?;
+        held.iter()
+            .copied()
+            .filter(|&p| state.part(p).is_none())
+            .collect()
+    };
+    for p in new {
+        // Loaded outside the state's lock: `/score` goes on meanwhile.
+        let store_err = |source| ScorerError::CheckpointStore {
+            path: options.checkpoints.describe(p),
+            source,
+        };
+        let loaded = options.checkpoints.load(p).map_err(store_err)?;
+        let state = read(&shared.state)?;
+        let (mut part, tag) = match loaded {
+            Some((bytes, tag)) => (
+                state.decode(p, &bytes).map_err(|e| {
+                    ScorerError::Checkpoint(format!("`{}`: {e}", options.checkpoints.describe(p)))
+                })?,
+                Some(tag),
+            ),
+            None => (
+                state
+                    .fresh(start_from.unwrap_or_else(now_micros))
+                    .map_err(|e| ScorerError::Pipeline(Box::new(e)))?,
+                None,
+            ),
+        };
+        if let Some(t) = options.alerts_from {
+            part.alerts_from = t;
+        }
+        let tag = match tag {
+            Some(tag) => {
+                tracing::info!(
+                    partition = p,
+                    next = part.next,
+                    entities = part.engine.entities(),
+                    "scorer state of partition restored"
+                );
+                tag
+            }
+            None => {
+                let tag = options
+                    .checkpoints
+                    .save(p, state.encode(p, &part))
+                    .map_err(store_err)?;
+                tracing::info!(partition = p, "scorer state of partition started fresh");
+                tag
+            }
+        };
+        saved.insert(
+            p,
+            Saved {
+                next: part.next,
+                labels_seq: part.labels_seq,
+                tag,
+            },
+        );
+        drop(state);
+        shared
+            .state
+            .write()
+            .map_err(|_| ScorerError::Poisoned)?
+            .insert(p, part);
+    }
+    Ok(())
+}
+
+/// The consumer's revoke hook: the parts of `revoked` are checkpointed and
+/// dropped; their offsets are returned for the consumer to commit before
+/// the partitions move. A part that cannot be saved is only dropped (its
+/// next holder replays from its last checkpoint).
+fn hand_over(state: &SharedState, checkpoints: &Checkpoints, revoked: &[u32]) -> Vec<(u32, u64)> {
+    let Ok(mut state) = state.write() else {
+        return Vec::new();
+    };
+    let mut commit = Vec::new();
+    for &p in revoked {
+        let Some(part) = state.remove(p) else {
+            continue;
+        };
+        match checkpoints.save(p, state.encode(p, &part)) {
+            Ok(_) => {
+                tracing::info!(
+                    partition = p,
+                    next = part.next,
+                    "scorer state of partition handed over"
+                );
+                commit.push((p, part.next));
+            }
+            Err(e) => tracing::warn!(
+                partition = p,
+                error = %e,
+                "saving a revoked partition's scorer state failed: its next holder replays from the last checkpoint"
+            ),
+        }
+    }
+    commit
 }
 
 /// What scores the stream: the declared online detector, else the served
 /// champion.
 pub enum Source<'a> {
-    Online(&'a Mutex<OnlineModel>),
+    Online(&'a Shared, &'a OnlineModel),
     Champion(Arc<Served>),
 }
 
@@ -728,19 +804,20 @@ impl<'a> Source<'a> {
     /// `None` while no champion is loaded (and no online detector declared).
     pub fn of(shared: &'a Shared) -> Option<Source<'a>> {
         match (&shared.online, shared.model.load_full()) {
-            (Some(online), _) => Some(Source::Online(online)),
+            (Some(online), _) => Some(Source::Online(shared, online)),
             (None, Some(served)) => Some(Source::Champion(served)),
             (None, None) => None,
         }
     }
 
-    /// Ready to score: an online detector is locked for as long as the
-    /// result lives, so readers see whole batches.
+    /// Ready to score: the online detectors' state is read-locked for as
+    /// long as the result lives, so readers see whole batches.
     pub fn lock(&self) -> Result<Scoring<'_>, ScorerError> {
         Ok(match self {
-            Source::Online(online) => {
-                Scoring::Online(online.lock().map_err(|_| ScorerError::Poisoned)?)
-            }
+            Source::Online(shared, template) => Scoring::Online {
+                state: read(&shared.state)?,
+                template,
+            },
             Source::Champion(served) => Scoring::Champion(served),
         })
     }
@@ -749,40 +826,46 @@ impl<'a> Source<'a> {
 /// A model ready to score (see [`Source::lock`]).
 pub enum Scoring<'a> {
     Champion(&'a Served),
-    Online(std::sync::MutexGuard<'a, OnlineModel>),
+    /// Each partition's online detector; `template` (which never learns)
+    /// for events of partitions not held here.
+    Online {
+        state: RwLockReadGuard<'a, StreamState>,
+        template: &'a OnlineModel,
+    },
 }
 
 impl Scoring<'_> {
-    /// Scores a batch; an online detector learns it.
-    fn score(&mut self, matrix: &Matrix) -> Result<Vec<f64>, ScorerError> {
-        Ok(match self {
-            Scoring::Champion(served) => served.bundle.score_batch(matrix.view())?,
-            Scoring::Online(model) => (0..matrix.rows())
-                .map(|i| model.observe(matrix.row(i)))
-                .collect::<Result<_, _>>()?,
-        })
-    }
-
-    /// The score of one row, learning nothing.
-    pub fn peek(&self, row: &[f64]) -> Result<f64, radar_detect::DetectError> {
+    /// The score of one row of `partition`'s events, learning nothing.
+    pub fn peek(
+        &self,
+        row: &[f64],
+        partition: Option<u32>,
+    ) -> Result<f64, radar_detect::DetectError> {
         match self {
             Scoring::Champion(served) => served.bundle.score_row(row),
-            Scoring::Online(model) => model.peek(row),
+            Scoring::Online { state, template } => online_of(state, template, partition).peek(row),
         }
     }
 
     pub fn threshold(&self) -> f64 {
         match self {
             Scoring::Champion(served) => served.bundle.threshold,
-            Scoring::Online(model) => model.threshold,
+            Scoring::Online { template, .. } => template.threshold,
         }
     }
 
-    /// (name, version, still warming up).
+    /// (name, version, still warming up: some partition held here is).
     pub fn model(&self) -> (String, i64, bool) {
         match self {
             Scoring::Champion(served) => (served.name.clone(), served.version, false),
-            Scoring::Online(model) => (model.name().to_owned(), 0, model.warming_up()),
+            Scoring::Online { state, template } => {
+                let mut models = state
+                    .parts()
+                    .filter_map(|(_, part)| part.online.as_ref())
+                    .peekable();
+                let warming = models.peek().is_none() || models.any(OnlineModel::warming_up);
+                (template.name().to_owned(), 0, warming)
+            }
         }
     }
 
@@ -792,10 +875,11 @@ impl Scoring<'_> {
         &self,
         columns: &[String],
         row: &[f64],
+        partition: Option<u32>,
     ) -> Result<Vec<radar_registry::Explained>, radar_detect::DetectError> {
         match self {
             Scoring::Champion(served) => served.bundle.explain(row),
-            Scoring::Online(model) => Ok(model
+            Scoring::Online { state, template } => Ok(online_of(state, template, partition)
                 .explain(row)?
                 .into_iter()
                 .map(|(i, share, above)| radar_registry::Explained {
@@ -807,6 +891,19 @@ impl Scoring<'_> {
                 .collect()),
         }
     }
+}
+
+/// The online detector of `partition` (the untrained `template` when the
+/// partition is not held here).
+fn online_of<'a>(
+    state: &'a StreamState,
+    template: &'a OnlineModel,
+    partition: Option<u32>,
+) -> &'a OnlineModel {
+    partition
+        .and_then(|p| state.part(p))
+        .and_then(|part| part.online.as_ref())
+        .unwrap_or(template)
 }
 
 /// What a person must hear of a rollout step: a rejection or a rollback.
@@ -910,115 +1007,123 @@ fn apply_rollout(registry: &Registry, model: &str, action: crate::rollout::Actio
     }
 }
 
-/// Folds the labels recorded after label `after` into `engine`; returns
-/// the last label read.
+/// Folds the labels recorded since the parts' last into the part of each
+/// label's event partition (labels of events indexed before partitions
+/// were kept go to every part).
 fn fold_labels(
     store: &crate::labels::LabelStore,
     stream: &str,
-    engine: &mut FeatureEngine,
-    after: u64,
-) -> crate::error::Result<u64> {
+    state: &mut StreamState,
+) -> crate::error::Result<()> {
+    let Some(after) = state.parts().map(|(_, part)| part.labels_seq).min() else {
+        return Ok(());
+    };
     let (last, moves) = store.moves_since(stream, after, 10_000)?;
-    for m in moves {
-        engine.apply_label(&m.keys, m.at, m.change);
+    for (p, part) in state.parts_mut() {
+        for m in &moves {
+            if m.seq > part.labels_seq && m.partition.is_none_or(|mp| mp == p) {
+                part.engine.apply_label(&m.keys, m.at, m.change);
+            }
+        }
+        part.labels_seq = part.labels_seq.max(last);
     }
-    Ok(last)
+    Ok(())
 }
 
-fn update_lag(log: &dyn EventLog, topic: &str, positions: &BTreeMap<u32, u64>, metrics: &Metrics) {
-    let partitions = log.partitions(topic).unwrap_or(0);
-    let lag: Vec<(u32, u64)> = (0..partitions)
-        .map(|p| {
+/// Lag of the partitions held here (other workers report theirs).
+fn update_lag(log: &dyn EventLog, topic: &str, state: &StreamState, metrics: &Metrics) {
+    let lag: Vec<(u32, u64)> = state
+        .parts()
+        .map(|(p, part)| {
             let (earliest, end) = log.offsets(topic, p).unwrap_or((0, 0));
-            let next = positions.get(&p).copied().unwrap_or(earliest);
-            (p, end.saturating_sub(next))
+            (p, end.saturating_sub(part.next.max(earliest)))
         })
         .collect();
     metrics.set_lag(&lag);
 }
 
-/// State and positions durable first, then the group's commit (which only
-/// serves lag reporting and a fallback).
 /// The scorer's regular checkpoint, then the lag it leaves. A failed
-/// checkpoint (a full disk) is tried again at the next one (the events it
-/// would cover are replayed at worst): Ok(false). Ok(true) once written.
+/// checkpoint (a full disk, a store down) is tried again at the next one
+/// (the events it would cover are replayed at worst).
 fn periodic_checkpoint(
     retry: &mut Retry<'_>,
     log: &dyn EventLog,
     shared: &Shared,
     options: &ScorerOptions,
-    progress: &Progress,
+    saved: &mut BTreeMap<u32, Saved>,
     consumer: &mut dyn radar_log::Consumer,
-) -> Result<bool, ScorerError> {
-    let written = match retry.attempt(|| checkpoint(shared, options, progress, &mut *consumer)) {
-        Ok(()) => true,
-        Err(e) if e.is_transient() => false,
+) -> Result<(), ScorerError> {
+    match retry.attempt(|| checkpoint(shared, options, saved, &mut *consumer)) {
+        Ok(()) => {}
+        Err(e) if e.is_transient() => {}
         Err(e) => return Err(e),
-    };
+    }
     update_lag(
         log,
         &shared.schema.name,
-        &progress.positions,
+        &*read(&shared.state)?,
         &shared.metrics,
     );
-    Ok(written)
+    Ok(())
 }
 
-/// The health component that says the scorer's group has another member.
-pub const SHARED_GROUP: &str = "scorer_group";
-
-/// The scorer's state is one checkpoint for every partition: a second
-/// scorer in its group (another `radar up` on the stream) would split the
-/// partitions and score each entity with half its history. That is said,
-/// loudly and in `/readyz`, rather than left to skew the scores.
-fn check_sole_member(
-    log: &dyn EventLog,
-    shared: &Shared,
-    options: &ScorerOptions,
-    consumer: &mut dyn radar_log::Consumer,
-) {
-    let (Ok(held), Ok(all)) = (consumer.assignment(), log.partitions(&shared.schema.name)) else {
-        return;
-    };
-    let shared_group = !held.is_empty() && (held.len() as u32) < all;
-    let said = shared
-        .health
-        .snapshot()
-        .get(SHARED_GROUP)
-        .is_some_and(|s| s.state != radar_core::health::State::Ok);
-    if shared_group {
-        let reason = format!(
-            "this scorer holds partitions {held:?} of {all}: another scorer is in group `{}`; \
-             feature state is not split by partition yet, so run one scorer per stream",
-            options.group
-        );
-        if !said {
-            tracing::error!(group = %options.group, ?held, all, "{reason}");
-        }
-        shared.health.degraded(SHARED_GROUP, reason);
-    } else if said {
-        shared.health.ok(SHARED_GROUP);
-    }
-}
-
+/// Each part that moved since its last checkpoint is written (state and
+/// offset durable first), then the group's offsets are committed (they
+/// serve lag reporting and where the next holder starts reading; the
+/// checkpoint's offset says what it skips). Only partitions this member
+/// still holds are written, and never over a checkpoint further along: a
+/// worker that lost its partitions without a rebalance (a session that
+/// timed out) must not undo its successor's progress.
 fn checkpoint(
     shared: &Shared,
     options: &ScorerOptions,
-    progress: &Progress,
+    saved: &mut BTreeMap<u32, Saved>,
     consumer: &mut dyn radar_log::Consumer,
 ) -> Result<(), ScorerError> {
-    {
-        let engine = shared.engine.read().map_err(|_| ScorerError::Poisoned)?;
-        save_checkpoint(
-            &options.checkpoint,
-            &engine,
-            shared.online.as_deref(),
-            progress,
-        )?;
+    let held = consumer.assignment()?;
+    let due: Vec<(u32, u64, u64, Vec<u8>)> = {
+        let state = read(&shared.state)?;
+        state
+            .parts()
+            .filter(|(p, part)| held.contains(p) && saved.get(p).is_none_or(|s| !s.covers(part)))
+            .map(|(p, part)| (p, part.next, part.labels_seq, state.encode(p, part)))
+            .collect()
+    };
+    let mut commits = Vec::with_capacity(due.len());
+    for (p, next, labels_seq, bytes) in due {
+        let store_err = |source| ScorerError::CheckpointStore {
+            path: options.checkpoints.describe(p),
+            source,
+        };
+        let stored = options.checkpoints.tag(p).map_err(store_err)?;
+        if let Some(ours) = saved.get(&p)
+            && stored.as_ref() != Some(&ours.tag)
+        {
+            tracing::warn!(
+                partition = p,
+                "another worker checkpointed this partition since this one did: its state here is dropped"
+            );
+            shared
+                .state
+                .write()
+                .map_err(|_| ScorerError::Poisoned)?
+                .remove(p);
+            saved.remove(&p);
+            continue;
+        }
+        let tag = options.checkpoints.save(p, bytes).map_err(store_err)?;
+        saved.insert(
+            p,
+            Saved {
+                next,
+                labels_seq,
+                tag,
+            },
+        );
+        commits.push((p, next));
     }
-    let commits: Vec<(u32, u64)> = progress.positions.iter().map(|(&p, &o)| (p, o)).collect();
     match consumer.commit(&commits) {
-        // The checkpoint holds the positions; records the group hands out
+        // The checkpoints hold the offsets: records the group hands out
         // again after a rebalance are skipped by them.
         Ok(()) | Err(radar_log::LogError::Rebalanced(_)) => Ok(()),
         Err(e) => Err(e.into()),

@@ -280,23 +280,20 @@ impl LakeWindow {
             })
             .collect();
         let feeds = book.feeds(ids.iter().map(|id| Some(id.as_str())));
-        let mut next_label = 0;
-        let mut engine = FeatureEngine::new(schema.clone());
-        let width = engine.width();
+        let width = FeatureEngine::new(schema.clone()).width();
+        let mut rows = vec![0.0; records.len() * width];
+        let mut seen = vec![0u32; records.len()];
+        replay_by_partition(
+            schema, &records, &positions, &feeds, &mut rows, &mut seen, progress,
+        );
         let mut features = Matrix::with_columns(width)?;
         let mut history = Vec::with_capacity(records.len());
-        let mut row = vec![0.0; width];
         let mut keep = Vec::with_capacity(records.len());
         for (i, r) in records.iter().enumerate() {
-            engine.apply_labels_before(&records, i, &feeds, &mut next_label);
-            let seen = engine.process(r, &mut row);
             keep.push(r.ts >= from);
             if r.ts >= from {
-                history.push(seen);
-                features.push_row(&row)?;
-            }
-            if i % 10_000 == 0 {
-                progress("features", i as u64, records.len() as u64);
+                history.push(seen[i]);
+                features.push_row(&rows[i * width..(i + 1) * width])?;
             }
         }
         // The warm-up events built state; the window is the rest.
@@ -313,6 +310,60 @@ impl LakeWindow {
             book,
             snapshot,
         })
+    }
+}
+
+/// Features of `records` (each at log position `positions[i]`: partition,
+/// offset) as the live scorer computes them: one engine per partition, each
+/// fed its partition's events in offset order and, before each, the labels
+/// known by its time about that partition's earlier events (`feeds`, sorted
+/// by when they became known). Rows go to `rows` (`width` per record), each
+/// entity's history length to `seen`.
+pub fn replay_by_partition(
+    schema: &StreamSchema,
+    records: &[Record],
+    positions: &[(u32, u64)],
+    feeds: &[radar_core::features::LabelFeed],
+    rows: &mut [f64],
+    seen: &mut [u32],
+    progress: Progress<'_>,
+) {
+    let mut by_partition: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
+    for (i, &(p, _)) in positions.iter().enumerate() {
+        by_partition.entry(p).or_default().push(i);
+    }
+    let mut done = 0u64;
+    for mut indices in by_partition.into_values() {
+        // The lake keeps a partition's events in files per hour of event
+        // time: log order is the offsets'.
+        indices.sort_by_key(|&i| positions[i].1);
+        let place: std::collections::HashMap<usize, usize> =
+            indices.iter().enumerate().map(|(k, &i)| (i, k)).collect();
+        let mut engine = FeatureEngine::new(schema.clone());
+        let width = engine.width();
+        // This partition's labels (still sorted by when they became known),
+        // each with its event's place among the partition's events.
+        let local_feeds: Vec<(usize, &radar_core::features::LabelFeed)> = feeds
+            .iter()
+            .filter_map(|f| place.get(&f.row).map(|&k| (k, f)))
+            .collect();
+        let mut next_label = 0;
+        for (k, &i) in indices.iter().enumerate() {
+            // `FeatureEngine::apply_labels_before` on the partition's rows.
+            while let Some(&(row, f)) = local_feeds.get(next_label)
+                && f.at <= records[i].ts
+                && row < k
+            {
+                let keys = engine.label_keyer().keys(&records[f.row]);
+                engine.apply_label(&keys, f.at, f.change);
+                next_label += 1;
+            }
+            seen[i] = engine.process(&records[i], &mut rows[i * width..(i + 1) * width]);
+            done += 1;
+            if done.is_multiple_of(10_000) {
+                progress("features", done, records.len() as u64);
+            }
+        }
     }
 }
 

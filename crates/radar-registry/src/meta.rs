@@ -450,22 +450,22 @@ impl MetaDb {
         component: &str,
         migrations: &[Migration],
     ) -> Result<MetaDb, MetaError> {
-        let db = match target {
-            Target::Sqlite(path) => {
-                return MetaDb::open_sqlite_busy_waiting(path, component, migrations);
-            }
+        match target {
+            Target::Sqlite(path) => MetaDb::open_sqlite_busy_waiting(path, component, migrations),
             #[cfg(feature = "postgres")]
-            Target::Postgres(url) => MetaDb {
-                conn: Arc::new(Mutex::new(Conn::Postgres(Box::new(pg::Conn::connect(
-                    url,
-                )?)))),
-                backend: Backend::Postgres,
-            },
+            Target::Postgres(url) => {
+                let db = MetaDb {
+                    conn: Arc::new(Mutex::new(Conn::Postgres(Box::new(pg::Conn::connect(
+                        url,
+                    )?)))),
+                    backend: Backend::Postgres,
+                };
+                db.migrate(component, migrations)?;
+                Ok(db)
+            }
             #[cfg(not(feature = "postgres"))]
-            Target::Postgres(url) => return Err(MetaError::NoPostgres(redact_password(url))),
-        };
-        db.migrate(component, migrations)?;
-        Ok(db)
+            Target::Postgres(url) => Err(MetaError::NoPostgres(redact_password(url))),
+        }
     }
 
     /// Processes opening one new SQLite file together meet SQLite's busy

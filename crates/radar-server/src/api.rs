@@ -86,6 +86,10 @@ pub enum ScoreItem {
         contributions: Vec<Contribution>,
         /// Every feature's value, by column.
         features: BTreeMap<String, f64>,
+        /// Whether this worker holds the state of the event's partition
+        /// (the entity's history); when not, the features are those of an
+        /// entity never seen (another worker of the stream holds it).
+        history: bool,
     },
     Refused {
         index: usize,

@@ -598,10 +598,11 @@ fn score_events(shared: &Shared, events: &[Vec<u8>]) -> Result<Json<ScoreAnswer>
     // it was refused.
     let width = columns.len();
     let mut features: Vec<f64> = Vec::with_capacity(events.len() * width);
-    let mut rows: Vec<Result<usize, ScoreItem>> = Vec::with_capacity(events.len());
+    // (row start, the event's partition when its state is held here)
+    let mut rows: Vec<Result<(usize, Option<u32>), ScoreItem>> = Vec::with_capacity(events.len());
     for (chunk_start, chunk) in events.chunks(256).enumerate() {
-        let engine = shared
-            .engine
+        let state = shared
+            .state
             .read()
             .map_err(|_| ApiError::internal("the feature state's lock is poisoned"))?;
         for (k, raw) in chunk.iter().enumerate() {
@@ -610,8 +611,9 @@ fn score_events(shared: &Shared, events: &[Vec<u8>]) -> Result<Json<ScoreAnswer>
                 Ok(record) => {
                     let at = features.len();
                     features.resize(at + width, 0.0);
-                    engine.peek(&record, &mut features[at..]);
-                    Ok(at)
+                    state.peek(&record, &mut features[at..]);
+                    let held = state.part_of(&record).map(|(p, _)| p);
+                    Ok((at, held))
                 }
                 Err(dl) => Err(ScoreItem::Refused {
                     index,
@@ -638,15 +640,17 @@ fn score_events(shared: &Shared, events: &[Vec<u8>]) -> Result<Json<ScoreAnswer>
     let threshold = scoring.threshold();
     let mut out = Vec::with_capacity(rows.len());
     for (index, row) in rows.into_iter().enumerate() {
-        let row = match row {
-            Ok(at) => &features[at..at + width],
+        let (row, partition) = match row {
+            Ok((at, partition)) => (&features[at..at + width], partition),
             Err(refused) => {
                 out.push(refused);
                 continue;
             }
         };
-        let s = scoring.peek(row).map_err(ApiError::internal)?;
-        let ranked = scoring.explain(columns, row).map_err(ApiError::internal)?;
+        let s = scoring.peek(row, partition).map_err(ApiError::internal)?;
+        let ranked = scoring
+            .explain(columns, row, partition)
+            .map_err(ApiError::internal)?;
         let contributions = ranked
             .into_iter()
             .take(5)
@@ -664,6 +668,7 @@ fn score_events(shared: &Shared, events: &[Vec<u8>]) -> Result<Json<ScoreAnswer>
             anomaly: s > threshold,
             contributions,
             features: columns.iter().cloned().zip(row.iter().copied()).collect(),
+            history: partition.is_some(),
         });
     }
     let (model, model_version, warming_up) = scoring.model();

@@ -1,11 +1,9 @@
 //! Every endpoint against a real server on a free port: good requests work,
 //! bad ones get a 4xx naming the problem, and nothing makes it panic.
 
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, RwLock};
 
-use arc_swap::ArcSwapOption;
-use radar_core::features::FeatureEngine;
 use radar_core::schema::parse_streams;
 use radar_core::{Matrix, Rng};
 use radar_detect::{IsolationForest, IsolationForestParams};
@@ -64,20 +62,7 @@ async fn server_behind(
         &[],
     )
     .unwrap();
-    let shared = Shared {
-        schema: schema.clone(),
-        engine: Arc::new(RwLock::new(FeatureEngine::new(schema))),
-        online: None,
-        model: Arc::new(ArcSwapOption::empty()),
-        metrics: Arc::new(Metrics::new("tx")),
-        health: Default::default(),
-        drift: Default::default(),
-        challenger: Default::default(),
-        rollout: Arc::new(std::sync::Mutex::new(
-            radar_pipeline::rollout::Rollout::new(Default::default()),
-        )),
-        recent: Default::default(),
-    };
+    let shared = Shared::new(schema, Default::default(), 2, Arc::new(Metrics::new("tx"))).unwrap();
     let labels = LabelStore::open(dir.path().join("labels.db")).unwrap();
     let state = AppState {
         max_events_per_request: 200,
@@ -365,6 +350,7 @@ async fn labels_are_recorded_with_history_and_bad_ones_named() {
                 ts,
                 entity: Some("c1"),
                 keys: Vec::new(),
+                partition: Some(0),
             }),
         )
         .unwrap();

@@ -476,12 +476,9 @@ resource "azurerm_container_app_environment" "radar" {
 # The workers: `radar up` in each replica. Replicas of one stream form the
 # Kafka consumer groups radar-scorer and radar-capture and split the Event
 # Hub's partitions; KEDA's Kafka scaler adds replicas while the scorer's
-# group lags, up to max_replicas. max_replicas is 1 by default: the scorer
-# keeps its feature state in one local checkpoint for all its partitions,
-# so one worker per stream until that state is kept per partition
-# (DEPLOY.md). The checkpoint is on an EmptyDir: a new revision or a
-# restarted replica rebuilds entity histories from the group's committed
-# offsets on.
+# group lags, up to max_replicas (at most the partition count). Scorer
+# state is checkpointed per partition to the storage account and moves with
+# its partition, so replicas come and go without losing entity histories.
 resource "azurerm_container_app" "radar" {
   name                         = "ca-${var.name}"
   container_app_environment_id = azurerm_container_app_environment.radar.id

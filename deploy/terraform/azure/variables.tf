@@ -98,9 +98,9 @@ variable "min_replicas" {
 }
 
 variable "max_replicas" {
-  description = "radar replicas at most, up to partitions (KEDA stops at the partition count). 1 until radar's scorer keeps its feature state per partition: with more, entity histories split between replicas' checkpoints."
+  description = "radar replicas at most, up to partitions (a replica beyond the partition count would hold no partition). Scorer state is checkpointed per partition to the storage account and moves with its partition."
   type        = number
-  default     = 1
+  default     = 4
 
   validation {
     condition     = var.max_replicas >= 1 && var.max_replicas <= var.partitions

@@ -363,6 +363,7 @@ fn indexed(id: &str, keys: Vec<u64>) -> IndexedEvent<'static> {
         ts: 1_000,
         entity: Some("card-1"),
         keys,
+        partition: Some(0),
     }
 }
 

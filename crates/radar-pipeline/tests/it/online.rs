@@ -5,12 +5,10 @@
 //! champion trained before the drift, frozen, loses them.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwapOption;
-use radar_core::features::FeatureEngine;
 use radar_core::schema::parse_streams;
 use radar_core::time::format_rfc3339;
 use radar_core::{Matrix, Rng};
@@ -74,22 +72,14 @@ fn stream() -> Vec<(f64, f64, bool)> {
 
 /// A scorer's state for `schema` as `radar up` makes it, nothing served.
 fn shared_state(schema: &radar_core::schema::StreamSchema, metrics: &Arc<Metrics>) -> Shared {
-    Shared {
-        schema: schema.clone(),
-        engine: Arc::new(RwLock::new(FeatureEngine::new(schema.clone()))),
-        model: Arc::new(ArcSwapOption::empty()),
-        online: OnlineModel::from_schema(schema)
-            .unwrap()
-            .map(|m| Arc::new(Mutex::new(m))),
-        metrics: metrics.clone(),
-        health: Default::default(),
-        drift: Default::default(),
-        challenger: Default::default(),
-        rollout: Arc::new(Mutex::new(radar_pipeline::rollout::Rollout::new(
-            Default::default(),
-        ))),
-        recent: Default::default(),
-    }
+    let partitions = 2;
+    Shared::new(
+        schema.clone(),
+        Default::default(),
+        partitions,
+        metrics.clone(),
+    )
+    .unwrap()
 }
 
 /// Runs the scorer over the stream; returns the ids of alerted events.
@@ -126,7 +116,8 @@ fn score_with_restart(
     let store = AlertStore::open(dir.path().join("alerts.db")).unwrap();
     let options = ScorerOptions {
         group: "scorer".into(),
-        checkpoint: dir.path().join("scorer.ckpt"),
+        checkpoints: crate::checkpoints(dir.path(), &schema.name),
+        legacy_checkpoint: None,
         checkpoint_every: Duration::from_secs(1),
         explain_top: 3,
         labels: None,
@@ -324,12 +315,152 @@ fn rcf_explanations_carry_directions() {
     assert_eq!((above[0].0, above[0].2), (1, Some(true)), "{above:?}");
 }
 
-/// A second member in the scorer's group (another `radar up` on the
-/// stream) would split the partitions while each scorer's feature state
-/// is one for all: the scorer says so in its health (so `/readyz`
-/// answers 503), and takes it back once it holds every partition again.
+/// Scorers in one group split the stream's partitions, and each
+/// partition's state (features and online detector) moves with it: a run
+/// where a second scorer joins mid-stream and the first leaves later
+/// raises exactly the alerts one scorer alone raises over the same events.
+/// An online detector makes the check sharp: a part rebuilt cold, or
+/// scored twice, would score differently.
 #[test]
-fn a_second_scorer_in_the_group_is_said_not_silently_split() {
+fn scorers_in_one_group_split_partitions_and_alert_as_one_scorer() {
+    const PARTITIONS: u32 = 4;
+    let decl = declaration(
+        "[streams.m.detector]\nkind = \"half_space_trees\"\nthreshold = 0.808\nwarmup = 100\nlimits = { raw_x = [-12.0, 14.0], raw_y = [-12.0, 14.0] }",
+    );
+    let (name, config) = parse_streams(&decl).unwrap().into_iter().next().unwrap();
+    let schema = config.build(&name).unwrap();
+    let events = stream();
+    let chunk = |log: &EmbeddedLog, range: std::ops::Range<usize>| {
+        let records: Vec<Record> = range
+            .map(|i| {
+                let (x, y, _) = events[i];
+                let ts = 1_700_000_000_000_000 + i as i64 * 1_000_000;
+                let body = format!(
+                    r#"{{"id":"{i}","ts":"{}","x":{x},"y":{y}}}"#,
+                    format_rfc3339(ts)
+                );
+                Record::new(
+                    Some(format!("k{}", i % 37).as_bytes()),
+                    body.into_bytes(),
+                    ts,
+                )
+            })
+            .collect();
+        log.append("m", &records).unwrap();
+    };
+    let caught_up = |log: &EmbeddedLog| {
+        (0..PARTITIONS).all(|p| {
+            log.committed("m", "scorer", p).unwrap() == Some(log.offsets("m", p).unwrap().1)
+        })
+    };
+    let wait = |what: &str, done: &dyn Fn() -> bool| {
+        let start = Instant::now();
+        while !done() {
+            assert!(start.elapsed() < Duration::from_secs(60), "{what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    // (alerted event ids, events scored per worker)
+    let run = |workers: usize| -> (HashSet<usize>, Vec<u64>) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EmbeddedLog::open(dir.path().join("log"), Options::default()).unwrap();
+        log.create_topic("m", PARTITIONS).unwrap();
+        let store = AlertStore::open(dir.path().join("alerts.db")).unwrap();
+        let options = ScorerOptions {
+            group: "scorer".into(),
+            checkpoints: crate::checkpoints(dir.path(), &schema.name),
+            legacy_checkpoint: None,
+            checkpoint_every: Duration::from_millis(50),
+            explain_top: 3,
+            labels: None,
+            registry: None,
+            alerts_from: Some(i64::MIN),
+        };
+        let metrics: Vec<Arc<Metrics>> = (0..2).map(|_| Arc::new(Metrics::new("m"))).collect();
+        let shared: Vec<Shared> = metrics
+            .iter()
+            .map(|m| {
+                Shared::new(schema.clone(), Default::default(), PARTITIONS, m.clone()).unwrap()
+            })
+            .collect();
+        let sinks: Vec<Sinks> = metrics
+            .iter()
+            .map(|m| Sinks::new(store.clone(), Vec::new(), m.clone()))
+            .collect();
+        let stops: Vec<AtomicBool> = (0..2).map(|_| AtomicBool::new(false)).collect();
+        let third = EVENTS / 3;
+        std::thread::scope(|s| {
+            let worker = |k: usize| {
+                let (log, shared, sinks, options, stop) =
+                    (&log, &shared[k], &sinks[k], &options, &stops[k]);
+                s.spawn(move || scorer::run(log, shared, sinks, options, stop))
+            };
+            let first = worker(0);
+            chunk(&log, 0..third);
+            wait("the first scorer scored", &|| caught_up(&log));
+            let second = (workers == 2).then(|| worker(1));
+            if workers == 2 {
+                wait("the second scorer took partitions", &|| {
+                    shared[1].state.read().unwrap().held().len() == 2
+                        && shared[0].state.read().unwrap().held().len() == 2
+                });
+            }
+            chunk(&log, third..2 * third);
+            wait("both scored the second third", &|| caught_up(&log));
+            let (first, rest) = if workers == 2 {
+                // The first leaves: the second takes all four.
+                stops[0].store(true, Ordering::Relaxed);
+                first.join().unwrap().unwrap();
+                (None, second)
+            } else {
+                (Some(first), None)
+            };
+            chunk(&log, 2 * third..EVENTS);
+            wait("the last third scored", &|| caught_up(&log));
+            for (k, h) in [(0, first), (1, rest)] {
+                if let Some(h) = h {
+                    stops[k].store(true, Ordering::Relaxed);
+                    h.join().unwrap().unwrap();
+                }
+            }
+        });
+        let alerted = store
+            .event_ids()
+            .unwrap()
+            .iter()
+            .map(|id| id.parse().unwrap())
+            .collect();
+        (alerted, metrics.iter().map(|m| m.scored()).collect())
+    };
+    let (alone, scored_alone) = run(1);
+    let (split, scored_split) = run(2);
+    assert_eq!(scored_alone, vec![EVENTS as u64, 0]);
+    assert!(
+        scored_split.iter().all(|&n| n > 0),
+        "both workers scored: {scored_split:?}"
+    );
+    // A part taken over resumes from its checkpoint: what the first worker
+    // scored after its last one is scored again, nothing more.
+    let total: u64 = scored_split.iter().sum();
+    assert!(
+        (EVENTS as u64..EVENTS as u64 + EVENTS as u64 / 3).contains(&total),
+        "events scored by both: {total}"
+    );
+    assert!(
+        alone.len() > 40,
+        "the stream raises alerts: {}",
+        alone.len()
+    );
+    assert_eq!(split, alone, "split scorers alert as one does");
+}
+
+/// A worker that lost a partition without a rebalance telling it (its
+/// session timed out while it was stalled) must not undo the progress of
+/// the worker that holds the partition now: once another worker wrote the
+/// partition's checkpoint, this one drops its state of it instead of
+/// writing over it.
+#[test]
+fn a_checkpoint_another_worker_wrote_is_never_overwritten() {
     let dir = tempfile::tempdir().unwrap();
     let decl = declaration("[streams.m.detector]\nkind = \"half_space_trees\"");
     let (name, config) = parse_streams(&decl).unwrap().into_iter().next().unwrap();
@@ -349,12 +480,23 @@ fn a_second_scorer_in_the_group_is_said_not_silently_split() {
             .collect();
         log.append("m", &records).unwrap();
     };
+    let caught_up =
+        |p: u32| log.committed("m", "scorer", p).unwrap() == Some(log.offsets("m", p).unwrap().1);
+    let wait = |what: &str, done: &dyn Fn() -> bool| {
+        let start = Instant::now();
+        while !done() {
+            assert!(start.elapsed() < Duration::from_secs(30), "{what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
     let metrics = Arc::new(Metrics::new("m"));
     let shared = shared_state(&schema, &metrics);
+    let checkpoints = crate::checkpoints(dir.path(), &schema.name);
     let options = ScorerOptions {
         group: "scorer".into(),
-        checkpoint: dir.path().join("scorer.ckpt"),
-        checkpoint_every: Duration::from_millis(100),
+        checkpoints: checkpoints.clone(),
+        legacy_checkpoint: None,
+        checkpoint_every: Duration::from_millis(50),
         explain_top: 3,
         labels: None,
         registry: None,
@@ -363,53 +505,32 @@ fn a_second_scorer_in_the_group_is_said_not_silently_split() {
     let store = AlertStore::open(dir.path().join("alerts.db")).unwrap();
     let sinks = Sinks::new(store, Vec::new(), metrics.clone());
     let stop = AtomicBool::new(false);
-    let said = |shared: &Shared| {
-        shared
-            .health
-            .snapshot()
-            .get(scorer::SHARED_GROUP)
-            .map(|s| (s.state, s.reason.clone().unwrap_or_default()))
-    };
-    let wait_for = |what: &str, mut done: Box<dyn FnMut() -> bool + '_>| {
-        let start = Instant::now();
-        while !done() {
-            assert!(start.elapsed() < Duration::from_secs(30), "{what}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    // The other worker's checkpoint of partition 0: further along.
+    let theirs = {
+        let state = shared.state.read().unwrap();
+        let mut part = state.fresh(0).unwrap();
+        part.next = 1_000_000;
+        state.encode(0, &part)
     };
     std::thread::scope(|s| {
         let worker = s.spawn(|| scorer::run(&log, &shared, &sinks, &options, &stop));
         append(0);
-        wait_for("the scorer scored alone", Box::new(|| metrics.scored() > 0));
-        assert_eq!(said(&shared), None, "alone, nothing is said");
-
-        let other = log.consumer("m", "scorer").unwrap();
-        let mut from = 200;
-        wait_for(
-            "the split was not said",
-            Box::new(|| {
-                append(from);
-                from += 200;
-                said(&shared).is_some_and(|(state, _)| state == radar_core::health::State::Degraded)
-            }),
-        );
-        let (_, reason) = said(&shared).unwrap();
-        assert!(
-            reason.contains("one scorer per stream") && reason.contains("of 2"),
-            "{reason}"
-        );
-        assert!(!shared.health.all_ok());
-
-        drop(other);
-        wait_for(
-            "the scorer did not take the group back",
-            Box::new(|| {
-                append(from);
-                from += 200;
-                said(&shared).is_some_and(|(state, _)| state == radar_core::health::State::Ok)
-            }),
-        );
+        wait("the scorer scored both partitions", &|| {
+            caught_up(0) && caught_up(1)
+        });
+        checkpoints.save(0, theirs.clone()).unwrap();
+        append(200);
+        wait("partition 1 scored on", &|| caught_up(1));
+        wait("partition 0's state dropped", &|| {
+            shared.state.read().unwrap().part(0).is_none()
+        });
         stop.store(true, Ordering::Relaxed);
         worker.join().unwrap().unwrap();
     });
+    let (stored, _) = checkpoints.load(0).unwrap().unwrap();
+    assert_eq!(
+        stored, theirs,
+        "the other worker's checkpoint was overwritten"
+    );
+    assert!(shared.state.read().unwrap().part(1).is_some());
 }

@@ -4,11 +4,9 @@
 //! kept apart; every step in the audit trail.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwapOption;
-use radar_core::features::FeatureEngine;
 use radar_core::schema::{RolloutOptions, parse_streams};
 use radar_core::time::format_rfc3339;
 use radar_core::{Matrix, Rng};
@@ -118,24 +116,14 @@ fn run(
         .unwrap();
 
     let metrics = Arc::new(Metrics::new("m"));
-    let shared = Shared {
-        schema: schema.clone(),
-        engine: Arc::new(RwLock::new(FeatureEngine::new(schema.clone()))),
-        model: Arc::new(ArcSwapOption::empty()),
-        online: None,
-        metrics: metrics.clone(),
-        health: Default::default(),
-        drift: Default::default(),
-        challenger: Arc::new(ArcSwapOption::empty()),
-        rollout: Arc::new(Mutex::new(Rollout::new(RolloutOptions {
-            shadow_events: 1000,
-            canary_events: 1000,
-            canary_share: 0.3,
-            max_alert_rate_ratio: 3.0,
-            watch_events: 1500,
-        }))),
-        recent: Default::default(),
-    };
+    let mut shared = Shared::new(schema.clone(), Default::default(), 1, metrics.clone()).unwrap();
+    shared.rollout = Arc::new(Mutex::new(Rollout::new(RolloutOptions {
+        shadow_events: 1000,
+        canary_events: 1000,
+        canary_share: 0.3,
+        max_alert_rate_ratio: 3.0,
+        watch_events: 1500,
+    })));
     let threshold = challenger.threshold;
     shared.model.store(Some(Arc::new(Served {
         name: "m-iforest".into(),
@@ -150,7 +138,8 @@ fn run(
     let store = AlertStore::open(dir.path().join("alerts.db")).unwrap();
     let options = ScorerOptions {
         group: "scorer".into(),
-        checkpoint: dir.path().join("scorer.ckpt"),
+        checkpoints: crate::checkpoints(dir.path(), &schema.name),
+        legacy_checkpoint: None,
         checkpoint_every: Duration::from_secs(1),
         explain_top: 3,
         labels: None,

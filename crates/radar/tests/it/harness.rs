@@ -433,12 +433,16 @@ pub fn verify(place: &Place, acknowledged: &BTreeSet<String>, scenario: &str) {
         .unwrap();
     let mv = registry.version("transactions-iforest", version).unwrap();
     let bundle = Bundle::from_bytes(&rt.block_on(registry.artifact(&mv)).unwrap()).unwrap();
+    // One pass in log order, with the scorer's state kept per partition.
     records.sort_by_key(|(p, o, _)| (*p, *o));
-    let mut engine = FeatureEngine::new(schema.clone());
-    let mut row = vec![0.0; engine.width()];
+    let mut engines: std::collections::BTreeMap<u32, FeatureEngine> = Default::default();
+    let mut row = vec![0.0; schema.columns.len()];
     let mut expected = BTreeSet::new();
-    for (_, _, r) in &records {
-        engine.process(r, &mut row);
+    for (p, _, r) in &records {
+        engines
+            .entry(*p)
+            .or_insert_with(|| FeatureEngine::new(schema.clone()))
+            .process(r, &mut row);
         if bundle.detector.score_row(&row).unwrap() > bundle.threshold {
             expected.insert(r.id.as_deref().unwrap().to_owned());
         }

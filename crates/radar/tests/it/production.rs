@@ -369,11 +369,194 @@ fn capture_workers_split_partitions_and_hand_over_a_killed_ones() {
 /// When (UTC µs) `log` (a worker's JSON log) first says the capture group
 /// assigned it partitions after `after`.
 fn first_capture_assignment_after(log: &Path, after: i64) -> Option<i64> {
-    std::fs::read_to_string(log)
-        .ok()?
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+    json_lines(log)
+        .iter()
         .filter(|e| e["message"] == "partitions assigned" && e["group"] == "radar-capture")
         .filter_map(|e| radar_core::time::parse_rfc3339(e["timestamp"].as_str()?).ok())
         .find(|&at| at > after)
+}
+
+/// The scorer scales out: three `radar up` workers split a 4-partition
+/// topic (the third joining mid-stream), and one is SIGKILLed under live
+/// traffic. The survivors restore the killed worker's partitions from
+/// their checkpoints in S3 (their logs say at which offsets), every
+/// acknowledged event is in the lake once, and the alerts are exactly
+/// those of one uninterrupted single-process pass (a part rebuilt cold
+/// would alert differently). Prints the handover time: from the kill until
+/// every partition's committed scorer offset moved past where it stood.
+#[test]
+fn scorers_split_partitions_and_restore_a_killed_ones_state() {
+    let Some((tansu, s3, server)) = services() else {
+        return;
+    };
+    let db = Database::create(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&tansu, &dir.path().join("broker.log"));
+    let place = production_place(dir.path(), &broker, &s3, &db, 4);
+    let mut live = place.with_history(dir.path(), spec(29));
+    let history = lake_ids(&place).len();
+
+    let client = harness::client();
+    let ports: Vec<u16> = (0..3).map(|_| harness::free_port()).collect();
+    let logs: Vec<std::path::PathBuf> = (1..=3)
+        .map(|k| dir.path().join(format!("up-{k}.log")))
+        .collect();
+    let worker = |k: usize| {
+        let up = place.up(ports[k], &["--log-format", "json"], Some(&logs[k]));
+        harness::wait_ready(&client, ports[k]);
+        up
+    };
+    let first = worker(0);
+    let mut doomed = worker(1);
+    let (mut acked, mut refused) = (BTreeSet::new(), Vec::new());
+    let mut send = |acked: &mut BTreeSet<String>, secs: u64| {
+        send_all(
+            &client,
+            ports[0],
+            &mut live,
+            &mut refused,
+            acked,
+            Duration::from_secs(secs),
+        );
+    };
+    send(&mut acked, 8);
+    let joiner = worker(2);
+    send(&mut acked, 8);
+
+    let config = place.load();
+    let topic = config.stream(None).unwrap().name;
+    let log = config.open_log().unwrap();
+    let partitions = log.partitions(&topic).unwrap();
+    let committed = |p: u32| {
+        log.committed(&topic, "radar-scorer", p)
+            .unwrap()
+            .unwrap_or(0)
+    };
+    let held_at_kill = last_scorer_assignment(&logs[1]);
+    assert!(
+        !held_at_kill.is_empty(),
+        "the second worker held no partition before the kill"
+    );
+    let at_kill: Vec<u64> = (0..partitions).map(committed).collect();
+    doomed.kill();
+    let killed = Instant::now();
+    let killed_at = radar_core::time::now_micros();
+    let handover = loop {
+        send(&mut acked, 1);
+        if (0..partitions).all(|p| committed(p) > at_kill[p as usize]) {
+            break killed.elapsed();
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(180),
+            "the killed worker's partitions were never scored again"
+        );
+    };
+    send(&mut acked, 3);
+
+    // Every partition scored to its end (read to the end: the broker's
+    // high watermark lags).
+    let end = |p: u32| {
+        let (mut at, _) = log.offsets(&topic, p).unwrap();
+        loop {
+            let got = log.read(&topic, p, at, 10_000).unwrap();
+            match got.last() {
+                Some(last) => at = last.offset + 1,
+                None => return at,
+            }
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !(0..partitions).all(|p| committed(p) >= end(p)) {
+        assert!(
+            Instant::now() < deadline,
+            "the scorers never caught up: committed {:?}, ends {:?}",
+            (0..partitions).map(committed).collect::<Vec<_>>(),
+            (0..partitions).map(end).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    drop(log);
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while lake_ids(&place).len() < history + acked.len() {
+        assert!(
+            Instant::now() < deadline,
+            "not every event reached the lake"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    harness::stop_with(joiner, libc::SIGTERM, Some(&logs[2]));
+    harness::stop_with(first, libc::SIGTERM, Some(&logs[0]));
+
+    // Restored, not rebuilt: each partition the killed worker held was
+    // restored by a survivor after the kill, from a checkpoint past the
+    // start of the partition.
+    let restored: Vec<(u32, u64, i64)> = [&logs[0], &logs[2]]
+        .iter()
+        .flat_map(|log| scorer_restores(log))
+        .filter(|&(_, _, at)| at > killed_at)
+        .collect();
+    for p in &held_at_kill {
+        let first_restore = restored
+            .iter()
+            .filter(|(q, ..)| q == p)
+            .min_by_key(|(.., at)| *at);
+        let Some(&(_, next, at)) = first_restore else {
+            panic!("partition {p} of the killed worker was not restored: {restored:?}");
+        };
+        assert!(next > 0, "partition {p} restored empty");
+        println!(
+            "scorer scale-out: partition {p} restored at offset {next}, {:.1} s after the kill",
+            (at - killed_at) as f64 / 1e6
+        );
+    }
+    println!(
+        "scorer scale-out: {} live events over 3 workers, one killed (it held {held_at_kill:?}); \
+         every partition scored and committed again {:.1} s after the kill",
+        acked.len(),
+        handover.as_secs_f64()
+    );
+    harness::verify(&place, &acked, "scorer scale-out on kafka, s3 and postgres");
+}
+
+/// A worker's JSON log lines (its stderr).
+fn json_lines(log: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+/// The partitions the scorer group last assigned the worker of `log`.
+fn last_scorer_assignment(log: &Path) -> Vec<u32> {
+    json_lines(log)
+        .iter()
+        .filter(|e| e["message"] == "partitions assigned" && e["group"] == "radar-scorer")
+        .filter_map(|e| {
+            let list = e["partitions"].as_str()?;
+            Some(
+                list.trim_matches(|c| c == '[' || c == ']')
+                    .split(',')
+                    .filter_map(|p| p.trim().parse().ok())
+                    .collect(),
+            )
+        })
+        .next_back()
+        .unwrap_or_default()
+}
+
+/// (partition, offset, when in UTC µs) of each scorer state the worker of
+/// `log` restored from a checkpoint.
+fn scorer_restores(log: &Path) -> Vec<(u32, u64, i64)> {
+    json_lines(log)
+        .iter()
+        .filter(|e| e["message"] == "scorer state of partition restored")
+        .filter_map(|e| {
+            Some((
+                e["partition"].as_u64()? as u32,
+                e["next"].as_u64()?,
+                radar_core::time::parse_rfc3339(e["timestamp"].as_str()?).ok()?,
+            ))
+        })
+        .collect()
 }
