@@ -20,3 +20,22 @@ fn checkpoints(dir: &std::path::Path, stream: &str) -> radar_pipeline::state::Ch
     )
     .unwrap()
 }
+
+/// A scorer's options over a log written before it starts (all of it
+/// alerts), checkpointing under `dir` every `every`.
+fn scorer_options(
+    dir: &std::path::Path,
+    stream: &str,
+    every: std::time::Duration,
+) -> radar_pipeline::scorer::ScorerOptions {
+    radar_pipeline::scorer::ScorerOptions {
+        group: "scorer".into(),
+        checkpoints: checkpoints(dir, stream),
+        legacy_checkpoint: None,
+        checkpoint_every: every,
+        explain_top: 3,
+        labels: None,
+        registry: None,
+        alerts_from: Some(i64::MIN),
+    }
+}

@@ -17,7 +17,7 @@ use radar_log::embedded::{EmbeddedLog, Options};
 use radar_log::{EventLog, Record};
 use radar_pipeline::metrics::Metrics;
 use radar_pipeline::online::OnlineModel;
-use radar_pipeline::scorer::{self, ScorerOptions, Served, Shared};
+use radar_pipeline::scorer::{self, Served, Shared};
 use radar_pipeline::sinks::{AlertStore, Sinks};
 use radar_registry::{Bundle, Reference};
 
@@ -114,17 +114,7 @@ fn score_with_restart(
     log.append("m", &records).unwrap();
 
     let store = AlertStore::open(dir.path().join("alerts.db")).unwrap();
-    let options = ScorerOptions {
-        group: "scorer".into(),
-        checkpoints: crate::checkpoints(dir.path(), &schema.name),
-        legacy_checkpoint: None,
-        checkpoint_every: Duration::from_secs(1),
-        explain_top: 3,
-        labels: None,
-        registry: None,
-        // The log is written before the scorer starts: all of it alerts.
-        alerts_from: Some(i64::MIN),
-    };
+    let options = crate::scorer_options(dir.path(), &schema.name, Duration::from_secs(1));
     let mut done = 0u64;
     let targets = match restart_after {
         Some(first) => vec![first, EVENTS as u64],
@@ -366,16 +356,7 @@ fn scorers_in_one_group_split_partitions_and_alert_as_one_scorer() {
         let log = EmbeddedLog::open(dir.path().join("log"), Options::default()).unwrap();
         log.create_topic("m", PARTITIONS).unwrap();
         let store = AlertStore::open(dir.path().join("alerts.db")).unwrap();
-        let options = ScorerOptions {
-            group: "scorer".into(),
-            checkpoints: crate::checkpoints(dir.path(), &schema.name),
-            legacy_checkpoint: None,
-            checkpoint_every: Duration::from_millis(50),
-            explain_top: 3,
-            labels: None,
-            registry: None,
-            alerts_from: Some(i64::MIN),
-        };
+        let options = crate::scorer_options(dir.path(), &schema.name, Duration::from_millis(50));
         let metrics: Vec<Arc<Metrics>> = (0..2).map(|_| Arc::new(Metrics::new("m"))).collect();
         let shared: Vec<Shared> = metrics
             .iter()
@@ -491,17 +472,8 @@ fn a_checkpoint_another_worker_wrote_is_never_overwritten() {
     };
     let metrics = Arc::new(Metrics::new("m"));
     let shared = shared_state(&schema, &metrics);
-    let checkpoints = crate::checkpoints(dir.path(), &schema.name);
-    let options = ScorerOptions {
-        group: "scorer".into(),
-        checkpoints: checkpoints.clone(),
-        legacy_checkpoint: None,
-        checkpoint_every: Duration::from_millis(50),
-        explain_top: 3,
-        labels: None,
-        registry: None,
-        alerts_from: Some(i64::MIN),
-    };
+    let options = crate::scorer_options(dir.path(), &schema.name, Duration::from_millis(50));
+    let checkpoints = options.checkpoints.clone();
     let store = AlertStore::open(dir.path().join("alerts.db")).unwrap();
     let sinks = Sinks::new(store, Vec::new(), metrics.clone());
     let stop = AtomicBool::new(false);

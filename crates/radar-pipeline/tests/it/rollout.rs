@@ -137,15 +137,8 @@ fn run(
     })));
     let store = AlertStore::open(dir.path().join("alerts.db")).unwrap();
     let options = ScorerOptions {
-        group: "scorer".into(),
-        checkpoints: crate::checkpoints(dir.path(), &schema.name),
-        legacy_checkpoint: None,
-        checkpoint_every: Duration::from_secs(1),
-        explain_top: 3,
-        labels: None,
         registry: Some(registry.clone()),
-        // The log is written before the scorer starts: all of it alerts.
-        alerts_from: Some(i64::MIN),
+        ..crate::scorer_options(dir.path(), &schema.name, Duration::from_secs(1))
     };
     let sinks = Sinks::new(store.clone(), Vec::new(), metrics.clone());
     let stop = Arc::new(AtomicBool::new(false));

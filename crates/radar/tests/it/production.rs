@@ -308,20 +308,10 @@ fn capture_workers_split_partitions_and_hand_over_a_killed_ones() {
             .unwrap_or(0)
     };
     let partitions = log.partitions(&topic).unwrap();
-    let at_kill: Vec<u64> = (0..partitions).map(committed).collect();
-    doomed.kill();
-    let killed = Instant::now();
-    let killed_at = radar_core::time::now_micros();
-    let handover = loop {
-        send(&mut acked, 1);
-        if (0..partitions).all(|p| committed(p) > at_kill[p as usize]) {
-            break killed.elapsed();
-        }
-        assert!(
-            killed.elapsed() < Duration::from_secs(180),
-            "the killed worker's partitions were never captured again"
-        );
-    };
+    let (handover, killed_at) =
+        kill_and_wait_handover(&mut doomed, partitions, &committed, &mut |secs| {
+            send(&mut acked, secs)
+        });
     send(&mut acked, 3);
     drop(log);
 
@@ -437,20 +427,10 @@ fn scorers_split_partitions_and_restore_a_killed_ones_state() {
         !held_at_kill.is_empty(),
         "the second worker held no partition before the kill"
     );
-    let at_kill: Vec<u64> = (0..partitions).map(committed).collect();
-    doomed.kill();
-    let killed = Instant::now();
-    let killed_at = radar_core::time::now_micros();
-    let handover = loop {
-        send(&mut acked, 1);
-        if (0..partitions).all(|p| committed(p) > at_kill[p as usize]) {
-            break killed.elapsed();
-        }
-        assert!(
-            killed.elapsed() < Duration::from_secs(180),
-            "the killed worker's partitions were never scored again"
-        );
-    };
+    let (handover, killed_at) =
+        kill_and_wait_handover(&mut doomed, partitions, &committed, &mut |secs| {
+            send(&mut acked, secs)
+        });
     send(&mut acked, 3);
 
     // Every partition scored to its end (read to the end: the broker's
@@ -516,6 +496,33 @@ fn scorers_split_partitions_and_restore_a_killed_ones_state() {
         handover.as_secs_f64()
     );
     harness::verify(&place, &acked, "scorer scale-out on kafka, s3 and postgres");
+}
+
+/// Kills `doomed` and sends on (`send` for that many seconds) until every
+/// partition's commit (`committed`, of the group that matters) moved past
+/// where it stood at the kill: every partition keeps receiving traffic, so
+/// that means the group works on each one again. How long it took, and
+/// when the kill was (UTC µs).
+fn kill_and_wait_handover(
+    doomed: &mut harness::Up,
+    partitions: u32,
+    committed: &dyn Fn(u32) -> u64,
+    send: &mut dyn FnMut(u64),
+) -> (Duration, i64) {
+    let at_kill: Vec<u64> = (0..partitions).map(committed).collect();
+    doomed.kill();
+    let killed = Instant::now();
+    let killed_at = radar_core::time::now_micros();
+    loop {
+        send(1);
+        if (0..partitions).all(|p| committed(p) > at_kill[p as usize]) {
+            return (killed.elapsed(), killed_at);
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(180),
+            "the killed worker's partitions were never taken up again"
+        );
+    }
 }
 
 /// A worker's JSON log lines (its stderr).
