@@ -37,6 +37,7 @@ use radar_core::time::{format_rfc3339, now_micros};
 use radar_lake::capture::DEAD_LETTER_HEADER;
 use radar_log::EventLog;
 use radar_registry::{Bundle, Registry};
+use rayon::prelude::*;
 
 use crate::metrics::Metrics;
 use crate::online::OnlineModel;
@@ -303,7 +304,7 @@ pub fn run(
     }
     let mut saved: BTreeMap<u32, Saved> = BTreeMap::new();
     let mut generation: Option<u64> = None;
-    let mut decoder = Decoder::new(shared.schema.clone());
+    let decoder = Decoder::new(shared.schema.clone());
     let width = shared.schema.columns.len();
     let mut last_checkpoint = Instant::now();
     let mut last_lag: Option<Instant> = None;
@@ -311,7 +312,6 @@ pub fn run(
     // The model whose drift people were last told of: one notice per
     // episode, not one per window while a stream stays drifted.
     let mut drifting: Option<(String, i64)> = None;
-    let mut row = vec![0.0; width];
     let counters = shared.metrics.component("scorer");
     loop {
         if stop.load(Ordering::Relaxed) {
@@ -357,8 +357,7 @@ pub fn run(
             continue;
         }
         let mut matrix = Matrix::with_columns(width)?;
-        // (record, appended at, partition, offset, may alert)
-        let mut meta = Vec::with_capacity(batch.len());
+        let mut meta: Vec<Meta> = Vec::with_capacity(batch.len());
         let mut online_scores = Vec::new();
         {
             let mut state = shared.state.write().map_err(|_| ScorerError::Poisoned)?;
@@ -371,38 +370,32 @@ pub fn run(
                     tracing::warn!(error = %e, "reading new labels failed");
                 }
             }
+            // Each held partition's records, in offset order; parts are
+            // independent, so each is fed on a thread of its own.
+            let mut by_partition: BTreeMap<u32, Vec<&radar_log::Stored>> = BTreeMap::new();
             for s in &batch {
-                // A partition taken away during the poll: its records are
-                // its new holder's.
-                let Some(part) = state.part_mut(s.partition) else {
-                    continue;
-                };
-                // Already folded into the restored state.
-                if s.offset < part.next {
-                    continue;
+                by_partition.entry(s.partition).or_default().push(s);
+            }
+            // A partition taken away during the poll has no part: its
+            // records are its new holder's.
+            let work: Vec<(u32, &mut Part, Vec<&radar_log::Stored>)> = state
+                .parts_mut()
+                .filter_map(|(p, part)| by_partition.remove(&p).map(|r| (p, part, r)))
+                .collect();
+            let fed: Vec<Result<Fed, ScorerError>> = work
+                .into_par_iter()
+                .map(|(p, part, records)| feed(part, p, &records, decoder.clone(), width))
+                .collect();
+            for f in fed {
+                let f = f?;
+                if f.invalid > 0 {
+                    counters.dropped("invalid", f.invalid);
                 }
-                part.next = s.offset + 1;
-                // Invalid events were answered at ingest and go to the
-                // dead-letter table through capture (which counts them);
-                // a door's refusal stands even when the bytes would decode.
-                let refused = s
-                    .record
-                    .headers
-                    .iter()
-                    .any(|(h, _)| h == DEAD_LETTER_HEADER);
-                let decoded = decoder.decode_json(&s.record.value, s.record.timestamp);
-                let (false, Ok(record)) = (refused, decoded) else {
-                    counters.dropped("invalid", 1);
-                    continue;
-                };
-                part.engine.process(&record, &mut row);
-                // The partition's online detector scores and learns it.
-                if let Some(model) = &mut part.online {
-                    online_scores.push(model.observe(&row)?);
+                for i in 0..f.meta.len() {
+                    matrix.push_row(&f.rows[i * width..(i + 1) * width])?;
                 }
-                matrix.push_row(&row)?;
-                let live = s.record.timestamp >= part.alerts_from;
-                meta.push((record, s.record.timestamp, s.partition, s.offset, live));
+                meta.extend(f.meta);
+                online_scores.extend(f.online);
             }
         }
         if meta.is_empty() {
@@ -662,6 +655,69 @@ impl Saved {
     fn covers(&self, part: &Part) -> bool {
         (self.next, self.labels_seq) == (part.next, part.labels_seq)
     }
+}
+
+/// A scored-to-be event: (record, appended at, partition, offset, may
+/// alert).
+type Meta = (radar_core::decode::Record, i64, u32, u64, bool);
+
+/// What feeding a part its records of a batch gave.
+struct Fed {
+    /// `width` features per event of `meta`.
+    rows: Vec<f64>,
+    meta: Vec<Meta>,
+    /// The partition's online detector's scores (empty without one).
+    online: Vec<f64>,
+    /// Records that did not decode, or that a door refused.
+    invalid: u64,
+}
+
+/// Feeds partition `partition`'s `records` (in offset order) to its part:
+/// features, and the online detector's scores (it learns them).
+fn feed(
+    part: &mut Part,
+    partition: u32,
+    records: &[&radar_log::Stored],
+    mut decoder: Decoder,
+    width: usize,
+) -> Result<Fed, ScorerError> {
+    let mut fed = Fed {
+        rows: Vec::with_capacity(records.len() * width),
+        meta: Vec::with_capacity(records.len()),
+        online: Vec::new(),
+        invalid: 0,
+    };
+    for s in records {
+        // Already folded into the restored state.
+        if s.offset < part.next {
+            continue;
+        }
+        part.next = s.offset + 1;
+        // Invalid events were answered at ingest and go to the dead-letter
+        // table through capture (which counts them); a door's refusal
+        // stands even when the bytes would decode.
+        let refused = s
+            .record
+            .headers
+            .iter()
+            .any(|(h, _)| h == DEAD_LETTER_HEADER);
+        let decoded = decoder.decode_json(&s.record.value, s.record.timestamp);
+        let (false, Ok(record)) = (refused, decoded) else {
+            fed.invalid += 1;
+            continue;
+        };
+        let at = fed.rows.len();
+        fed.rows.resize(at + width, 0.0);
+        let row = &mut fed.rows[at..];
+        part.engine.process(&record, row);
+        if let Some(model) = &mut part.online {
+            fed.online.push(model.observe(row)?);
+        }
+        let live = s.record.timestamp >= part.alerts_from;
+        fed.meta
+            .push((record, s.record.timestamp, partition, s.offset, live));
+    }
+    Ok(fed)
 }
 
 fn read(state: &SharedState) -> Result<RwLockReadGuard<'_, StreamState>, ScorerError> {

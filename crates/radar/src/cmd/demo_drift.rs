@@ -93,6 +93,8 @@ pub struct DriftReport {
     pub stretches: Vec<Stretch>,
     pub rolling: Vec<Stretch>,
     pub precision_before_drift: Option<f64>,
+    /// Under the latest model promoted after the shift whose stretch has
+    /// at least 30 alerts (else the last stretch).
     pub precision_after_promotion: Option<f64>,
     /// The lowest rolling precision after the shift.
     pub precision_dip: Option<f64>,
@@ -345,7 +347,20 @@ pub fn run(args: DemoArgs) -> Result<()> {
     // not the loop's doing).
     let last = bounds.last().map_or(first.version, |b| b.1);
     let promoted_after_shift = bounds.len() > 1 && last > first_after;
-    let after = promoted_after_shift.then(|| stretches[stretches.len() - 1].caught.precision);
+    // Precision over a handful of alerts says little (9 alerts: about
+    // ±0.3): the latest stretch under a model promoted after the shift
+    // with enough alerts to judge by, else the last one.
+    const JUDGED_ALERTS: usize = 30;
+    let after = promoted_after_shift.then(|| {
+        (1..bounds.len())
+            .rev()
+            .filter(|&k| bounds[k].1 > first_after)
+            .map(|k| &stretches[k + 1])
+            .find(|s| s.caught.alerts_on_live_events >= JUDGED_ALERTS)
+            .unwrap_or(&stretches[stretches.len() - 1])
+            .caught
+            .precision
+    });
     let dip = rolling
         .iter()
         .filter(|r| r.to > shift_pos && r.caught.alerts_on_live_events > 0)
@@ -482,7 +497,7 @@ fn print_report(r: &DriftReport, total: f64, args: &DemoArgs) {
     }
     match (r.precision_before_drift, r.precision_after_promotion) {
         (Some(b), Some(a)) => println!(
-            "  recovery       precision {b:.3} before the drift, {} at the dip, {a:.3} after the last promotion: {}",
+            "  recovery       precision {b:.3} before the drift, {} at the dip, {a:.3} after promotion: {}",
             r.precision_dip.map_or("-".into(), |d| format!("{d:.3}")),
             if r.recovered {
                 "recovered (within 0.05)"

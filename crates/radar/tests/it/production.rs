@@ -90,6 +90,32 @@ fn files_named(dir: &Path, suffix: &str) -> Vec<String> {
     found
 }
 
+/// What a test on the production engines runs against: a fresh
+/// PostgreSQL database, a directory, its own broker and a place on them.
+struct Stage {
+    db: Database,
+    dir: tempfile::TempDir,
+    broker: Broker,
+    place: Place,
+}
+
+impl Stage {
+    /// `partitions` per topic; `None` (said) when the services are skipped.
+    fn new(partitions: u32) -> Option<Stage> {
+        let (tansu, s3, server) = services()?;
+        let db = Database::create(&server);
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::start(&tansu, &dir.path().join("broker.log"));
+        let place = production_place(dir.path(), &broker, &s3, &db, partitions);
+        Some(Stage {
+            db,
+            dir,
+            broker,
+            place,
+        })
+    }
+}
+
 /// A config on the broker (`partitions` per topic), S3 under a fresh
 /// prefix and `db`, beside the example streams.
 fn production_place(
@@ -131,13 +157,15 @@ fn production_place(
 /// while another worker holds the stream's lease is refused, naming it.
 #[test]
 fn one_worker_on_kafka_s3_and_postgres() {
-    let Some((tansu, s3, server)) = services() else {
+    let Some(Stage {
+        db,
+        dir,
+        broker: _broker,
+        place,
+    }) = Stage::new(2)
+    else {
         return;
     };
-    let db = Database::create(&server);
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(&tansu, &dir.path().join("broker.log"));
-    let place = production_place(dir.path(), &broker, &s3, &db, 2);
     let mut live = place.with_history(dir.path(), spec(21));
     let history = std::fs::read_to_string(dir.path().join("history.jsonl"))
         .unwrap()
@@ -265,13 +293,15 @@ fn lake_ids(place: &Place) -> Vec<String> {
 /// stood (the killed worker's partitions captured again by the others).
 #[test]
 fn capture_workers_split_partitions_and_hand_over_a_killed_ones() {
-    let Some((tansu, s3, server)) = services() else {
+    let Some(Stage {
+        db: _db,
+        dir,
+        broker: _broker,
+        place,
+    }) = Stage::new(4)
+    else {
         return;
     };
-    let db = Database::create(&server);
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(&tansu, &dir.path().join("broker.log"));
-    let place = production_place(dir.path(), &broker, &s3, &db, 4);
     let mut live = place.with_history(dir.path(), spec(23));
     let history = lake_ids(&place).len();
 
@@ -376,13 +406,15 @@ fn first_capture_assignment_after(log: &Path, after: i64) -> Option<i64> {
 /// every partition's committed scorer offset moved past where it stood.
 #[test]
 fn scorers_split_partitions_and_restore_a_killed_ones_state() {
-    let Some((tansu, s3, server)) = services() else {
+    let Some(Stage {
+        db: _db,
+        dir,
+        broker: _broker,
+        place,
+    }) = Stage::new(4)
+    else {
         return;
     };
-    let db = Database::create(&server);
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(&tansu, &dir.path().join("broker.log"));
-    let place = production_place(dir.path(), &broker, &s3, &db, 4);
     let mut live = place.with_history(dir.path(), spec(29));
     let history = lake_ids(&place).len();
 
