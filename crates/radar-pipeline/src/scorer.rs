@@ -289,9 +289,7 @@ pub fn run(
 ) -> Result<u64, ScorerError> {
     let topic = shared.schema.name.clone();
     let mut retry = Retry::new("scorer", &shared.health, stop);
-    let start_from = options
-        .alerts_from
-        .or_else(|| legacy_alerts_from(options.legacy_checkpoint.as_deref()));
+
     // Keyed like the feature state: which entities a canary decides for
     // cannot be chosen by crafting their keys.
     let entities = read(&shared.state)?.entity_hasher();
@@ -328,7 +326,7 @@ pub fn run(
         let now_generation = retry.run(|| consumer.generation())?;
         if generation != Some(now_generation) {
             let held = retry.run(|| consumer.assignment())?;
-            retry.run(|| take_assignment(shared, options, &held, start_from, &mut saved))?;
+            retry.run(|| take_assignment(shared, options, &held, &mut saved))?;
             generation = Some(now_generation);
             last_lag = None;
         }
@@ -732,7 +730,6 @@ fn take_assignment(
     shared: &Shared,
     options: &ScorerOptions,
     held: &[u32],
-    start_from: Option<i64>,
     saved: &mut BTreeMap<u32, Saved>,
 ) -> Result<(), ScorerError> {
     let gone: Vec<u32> = read(&shared.state)?
@@ -772,7 +769,14 @@ fn take_assignment(
             ),
             None => (
                 state
-                    .fresh(start_from.unwrap_or_else(now_micros))
+                    .fresh(
+                        // Read only when a part starts: the old checkpoint
+                        // is consulted (and said) once per new part.
+                        options
+                            .alerts_from
+                            .or_else(|| legacy_alerts_from(options.legacy_checkpoint.as_deref()))
+                            .unwrap_or_else(now_micros),
+                    )
                     .map_err(|e| ScorerError::Pipeline(Box::new(e)))?,
                 None,
             ),

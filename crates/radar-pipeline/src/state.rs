@@ -105,11 +105,18 @@ impl StreamState {
     }
 
     /// Features of `record` from the state of its partition (cold when
-    /// this worker does not hold it), changing nothing.
-    pub fn peek(&self, record: &Record, out: &mut [f64]) {
+    /// this worker does not hold it), changing nothing; the partition
+    /// whose state was read, if held here.
+    pub fn peek(&self, record: &Record, out: &mut [f64]) -> Option<u32> {
         match self.part_of(record) {
-            Some((_, part)) => part.engine.peek(record, out),
-            None => self.template.peek(record, out),
+            Some((p, part)) => {
+                part.engine.peek(record, out);
+                Some(p)
+            }
+            None => {
+                self.template.peek(record, out);
+                None
+            }
         }
     }
 

@@ -611,8 +611,7 @@ fn score_events(shared: &Shared, events: &[Vec<u8>]) -> Result<Json<ScoreAnswer>
                 Ok(record) => {
                     let at = features.len();
                     features.resize(at + width, 0.0);
-                    state.peek(&record, &mut features[at..]);
-                    let held = state.part_of(&record).map(|(p, _)| p);
+                    let held = state.peek(&record, &mut features[at..]);
                     Ok((at, held))
                 }
                 Err(dl) => Err(ScoreItem::Refused {
