@@ -1,5 +1,6 @@
 //! The metrics every part of the pipeline keeps, in one Prometheus
-//! registry (prometheus-client, OpenMetrics text):
+//! registry per process (prometheus-client, OpenMetrics text), every
+//! series labelled with its stream:
 //!
 //! - per component (`ingest`, `capture`, `scorer`, each sink), the same
 //!   four counters, as Vector's components have: `received`, `sent`,
@@ -97,7 +98,7 @@ impl Histogram {
 }
 
 /// The histogram as registered: shared with whoever observes it.
-#[derive(Debug)]
+#[derive(Debug, Default, Clone)]
 struct Registered(Arc<Histogram>);
 
 impl TypedMetric for Registered {
@@ -136,36 +137,47 @@ impl Histogram {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StreamLabel {
+    stream: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ComponentLabel {
+    stream: String,
     component: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DropLabels {
+    stream: String,
     component: String,
     reason: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
+    stream: String,
     reason: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FeatureLabel {
+    stream: String,
     feature: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PartitionLabel {
+    stream: String,
+    partition: u32,
 }
 
 type GaugeF64 = Gauge<f64, AtomicU64>;
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct PartitionLabel {
-    partition: u32,
-}
-
 /// The four counters of one component.
 #[derive(Clone)]
 pub struct ComponentCounters {
+    stream: String,
     name: String,
     received: Counter,
     sent: Counter,
@@ -188,11 +200,15 @@ impl ComponentCounters {
     pub fn dropped(&self, reason: &str, n: u64) {
         if n > 0 {
             self.dropped
-                .get_or_create(&DropLabels {
-                    component: self.name.clone(),
-                    reason: reason.to_owned(),
-                })
+                .get_or_create(&self.drop_label(reason))
                 .inc_by(n);
+        }
+    }
+    fn drop_label(&self, reason: &str) -> DropLabels {
+        DropLabels {
+            stream: self.stream.clone(),
+            component: self.name.clone(),
+            reason: reason.to_owned(),
         }
     }
     pub fn sent_total(&self) -> u64 {
@@ -209,29 +225,23 @@ impl ComponentCounters {
             "invalid",
         ]
         .iter()
-        .map(|r| {
-            self.dropped
-                .get_or_create(&DropLabels {
-                    component: self.name.clone(),
-                    reason: (*r).to_owned(),
-                })
-                .get()
-        })
+        .map(|r| self.dropped.get_or_create(&self.drop_label(r)).get())
         .sum()
     }
 }
 
-/// Every metric of one stream's pipeline.
-pub struct Metrics {
+/// Every metric family of the process, each labelled by stream, in one
+/// registry: a process serving several streams exposes each family once
+/// (OpenMetrics allows a family's name only once), one series per stream.
+pub struct MetricFamilies {
     registry: Mutex<Registry>,
-    pub events_in: Counter,
+    events_in: Family<StreamLabel, Counter>,
     dead_letters: Family<ReasonLabel, Counter>,
-    pub scored_total: Counter,
-    pub alerts_total: Counter,
-    /// Events scored as backfill: appended before alerts started.
-    pub backfill_total: Counter,
-    pub model_version: Gauge,
-    pub decision_latency: Arc<Histogram>,
+    scored: Family<StreamLabel, Counter>,
+    alerts: Family<StreamLabel, Counter>,
+    backfill: Family<StreamLabel, Counter>,
+    model_version: Family<StreamLabel, Gauge>,
+    decision_latency: Family<StreamLabel, Registered>,
     lag: Family<PartitionLabel, Gauge>,
     component_received: Family<ComponentLabel, Counter>,
     component_sent: Family<ComponentLabel, Counter>,
@@ -241,10 +251,203 @@ pub struct Metrics {
     health_errors: Family<ComponentLabel, Gauge>,
     drift_wasserstein: Family<FeatureLabel, GaugeF64>,
     drift_psi: Family<FeatureLabel, GaugeF64>,
-    drifted_share: GaugeF64,
-    alert_rate_ratio: GaugeF64,
-    drift_windows: Counter,
-    drift_detected: Counter,
+    drifted_share: Family<StreamLabel, GaugeF64>,
+    alert_rate_ratio: Family<StreamLabel, GaugeF64>,
+    drift_windows: Family<StreamLabel, Counter>,
+    drift_detected: Family<StreamLabel, Counter>,
+    webhook_sent: Family<StreamLabel, Counter>,
+    webhook_failed: Family<StreamLabel, Counter>,
+    webhook_dropped: Family<StreamLabel, Counter>,
+}
+
+impl Default for MetricFamilies {
+    fn default() -> Self {
+        MetricFamilies::new()
+    }
+}
+
+impl MetricFamilies {
+    pub fn new() -> MetricFamilies {
+        let f = MetricFamilies {
+            registry: Mutex::new(Registry::default()),
+            events_in: Family::default(),
+            dead_letters: Family::default(),
+            scored: Family::default(),
+            alerts: Family::default(),
+            backfill: Family::default(),
+            model_version: Family::default(),
+            decision_latency: Family::default(),
+            lag: Family::default(),
+            component_received: Family::default(),
+            component_sent: Family::default(),
+            component_errors: Family::default(),
+            component_dropped: Family::default(),
+            up: Family::default(),
+            health_errors: Family::default(),
+            drift_wasserstein: Family::default(),
+            drift_psi: Family::default(),
+            drifted_share: Family::default(),
+            alert_rate_ratio: Family::default(),
+            drift_windows: Family::default(),
+            drift_detected: Family::default(),
+            webhook_sent: Family::default(),
+            webhook_failed: Family::default(),
+            webhook_dropped: Family::default(),
+        };
+        let mut r = Registry::with_prefix("radar");
+        r.register(
+            "events_in",
+            "Events received by ingest.",
+            f.events_in.clone(),
+        );
+        r.register(
+            "dead_letters",
+            "Events refused, by reason, wherever they were found.",
+            f.dead_letters.clone(),
+        );
+        r.register("scored", "Events scored.", f.scored.clone());
+        r.register("alerts", "Alerts raised (new event ids).", f.alerts.clone());
+        r.register(
+            "backfill_events",
+            "Events scored as backfill (appended before alerts started): state, no alerts.",
+            f.backfill.clone(),
+        );
+        r.register(
+            "model_version",
+            "Version of the model being served.",
+            f.model_version.clone(),
+        );
+        r.register(
+            "decision_latency_seconds",
+            "From ingest to decision.",
+            f.decision_latency.clone(),
+        );
+        r.register(
+            "consumer_lag",
+            "Records not yet scored, per partition.",
+            f.lag.clone(),
+        );
+        r.register(
+            "feature_drift_wasserstein",
+            "Normed Wasserstein distance of each feature (and `score`) in the last drift window from the model's reference.",
+            f.drift_wasserstein.clone(),
+        );
+        r.register(
+            "feature_drift_psi",
+            "Population stability index of each feature (and `score`) in the last drift window.",
+            f.drift_psi.clone(),
+        );
+        r.register(
+            "drifted_feature_share",
+            "Share of features that drifted in the last window.",
+            f.drifted_share.clone(),
+        );
+        r.register(
+            "alert_rate_ratio",
+            "Alert rate of the last drift window over the rate the model's reference expects.",
+            f.alert_rate_ratio.clone(),
+        );
+        r.register(
+            "drift_windows",
+            "Drift windows finished.",
+            f.drift_windows.clone(),
+        );
+        r.register(
+            "drift_detected",
+            "Drift windows in which the stream drifted.",
+            f.drift_detected.clone(),
+        );
+        r.register(
+            "webhook_sent",
+            "Alerts delivered to the webhook.",
+            f.webhook_sent.clone(),
+        );
+        r.register(
+            "webhook_failed",
+            "Webhook deliveries that failed after retries.",
+            f.webhook_failed.clone(),
+        );
+        r.register(
+            "webhook_dropped",
+            "Alerts not queued for the webhook because its queue was full.",
+            f.webhook_dropped.clone(),
+        );
+        r.register(
+            "component_received",
+            "Items a component took in.",
+            f.component_received.clone(),
+        );
+        r.register(
+            "component_sent",
+            "Items a component passed on or stored.",
+            f.component_sent.clone(),
+        );
+        r.register(
+            "component_failures",
+            "Operations of a component that failed (retried or not).",
+            f.component_errors.clone(),
+        );
+        r.register(
+            "component_dropped",
+            "Items a component let go of, by reason.",
+            f.component_dropped.clone(),
+        );
+        r.register(
+            "component_up",
+            "Whether a component (log, capture, scorer, sinks) is working: 1 ok, 0 degraded or failed.",
+            f.up.clone(),
+        );
+        r.register(
+            "component_errors_total",
+            "Errors a component met (each failed retry counts).",
+            f.health_errors.clone(),
+        );
+        *f.registry.lock().unwrap_or_else(|p| p.into_inner()) = r;
+        f
+    }
+
+    /// Sets the component gauges of `stream` from its health now.
+    fn refresh_health(&self, stream: &str, health: &Health) {
+        for (name, s) in health.snapshot() {
+            let label = ComponentLabel {
+                stream: stream.to_owned(),
+                component: name,
+            };
+            self.up
+                .get_or_create(&label)
+                .set((s.state == State::Ok) as i64);
+            self.health_errors
+                .get_or_create(&label)
+                .set(s.errors.min(i64::MAX as u64) as i64);
+        }
+    }
+
+    /// The exposition of every stream, each with its component health as
+    /// it is now.
+    pub fn render(&self, streams: &[(&Metrics, &Health)]) -> String {
+        for (metrics, health) in streams {
+            self.refresh_health(&metrics.stream, health);
+        }
+        let mut out = String::new();
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+        out
+    }
+}
+
+/// Every metric of one stream's pipeline: its series in the process's
+/// [`MetricFamilies`].
+pub struct Metrics {
+    stream: String,
+    families: Arc<MetricFamilies>,
+    pub events_in: Counter,
+    pub scored_total: Counter,
+    pub alerts_total: Counter,
+    /// Events scored as backfill: appended before alerts started.
+    pub backfill_total: Counter,
+    pub model_version: Gauge,
+    pub decision_latency: Arc<Histogram>,
     /// The webhook's own series (older than the component counters, kept
     /// for dashboards that read them).
     pub webhook_sent: Counter,
@@ -258,188 +461,95 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// `stream`'s metrics in families of their own (one stream per
+    /// process, tests).
     pub fn new(stream: &str) -> Metrics {
-        let mut root = Registry::with_prefix("radar");
+        Metrics::in_families(&Arc::new(MetricFamilies::new()), stream)
+    }
+
+    /// `stream`'s series in `families`, shared with the process's other
+    /// streams.
+    pub fn in_families(families: &Arc<MetricFamilies>, stream: &str) -> Metrics {
+        let label = StreamLabel {
+            stream: stream.to_owned(),
+        };
+        let f = families;
         let m = Metrics {
-            registry: Mutex::new(Registry::default()),
-            events_in: Counter::default(),
-            dead_letters: Family::default(),
-            scored_total: Counter::default(),
-            alerts_total: Counter::default(),
-            backfill_total: Counter::default(),
-            model_version: Gauge::default(),
-            decision_latency: Arc::new(Histogram::default()),
-            lag: Family::default(),
-            component_received: Family::default(),
-            component_sent: Family::default(),
-            component_errors: Family::default(),
-            component_dropped: Family::default(),
-            up: Family::default(),
-            health_errors: Family::default(),
-            drift_wasserstein: Family::default(),
-            drift_psi: Family::default(),
-            drifted_share: GaugeF64::default(),
-            alert_rate_ratio: GaugeF64::default(),
-            drift_windows: Counter::default(),
-            drift_detected: Counter::default(),
-            webhook_sent: Counter::default(),
-            webhook_failed: Counter::default(),
-            webhook_dropped: Counter::default(),
+            stream: stream.to_owned(),
+            families: families.clone(),
+            events_in: f.events_in.get_or_create(&label).clone(),
+            scored_total: f.scored.get_or_create(&label).clone(),
+            alerts_total: f.alerts.get_or_create(&label).clone(),
+            backfill_total: f.backfill.get_or_create(&label).clone(),
+            model_version: f.model_version.get_or_create(&label).clone(),
+            decision_latency: f.decision_latency.get_or_create(&label).0.clone(),
+            webhook_sent: f.webhook_sent.get_or_create(&label).clone(),
+            webhook_failed: f.webhook_failed.get_or_create(&label).clone(),
+            webhook_dropped: f.webhook_dropped.get_or_create(&label).clone(),
             lag_by_partition: Mutex::new(Default::default()),
             scored: AtomicU64::new(0),
             alerts: AtomicU64::new(0),
         };
-        {
-            let r = root.sub_registry_with_label(("stream".into(), stream.to_owned().into()));
-            r.register(
-                "events_in",
-                "Events received by ingest.",
-                m.events_in.clone(),
-            );
-            r.register(
-                "dead_letters",
-                "Events refused, by reason, wherever they were found.",
-                m.dead_letters.clone(),
-            );
-            r.register("scored", "Events scored.", m.scored_total.clone());
-            r.register(
-                "alerts",
-                "Alerts raised (new event ids).",
-                m.alerts_total.clone(),
-            );
-            r.register(
-                "backfill_events",
-                "Events scored as backfill (appended before alerts started): state, no alerts.",
-                m.backfill_total.clone(),
-            );
-            r.register(
-                "model_version",
-                "Version of the model being served.",
-                m.model_version.clone(),
-            );
-            r.register(
-                "decision_latency_seconds",
-                "From ingest to decision.",
-                Registered(m.decision_latency.clone()),
-            );
-            r.register(
-                "consumer_lag",
-                "Records not yet scored, per partition.",
-                m.lag.clone(),
-            );
-            r.register(
-                "feature_drift_wasserstein",
-                "Normed Wasserstein distance of each feature (and `score`) in the last drift window from the model's reference.",
-                m.drift_wasserstein.clone(),
-            );
-            r.register(
-                "feature_drift_psi",
-                "Population stability index of each feature (and `score`) in the last drift window.",
-                m.drift_psi.clone(),
-            );
-            r.register(
-                "drifted_feature_share",
-                "Share of features that drifted in the last window.",
-                m.drifted_share.clone(),
-            );
-            r.register(
-                "alert_rate_ratio",
-                "Alert rate of the last drift window over the rate the model's reference expects.",
-                m.alert_rate_ratio.clone(),
-            );
-            r.register(
-                "drift_windows",
-                "Drift windows finished.",
-                m.drift_windows.clone(),
-            );
-            r.register(
-                "drift_detected",
-                "Drift windows in which the stream drifted.",
-                m.drift_detected.clone(),
-            );
-            r.register(
-                "webhook_sent",
-                "Alerts delivered to the webhook.",
-                m.webhook_sent.clone(),
-            );
-            r.register(
-                "webhook_failed",
-                "Webhook deliveries that failed after retries.",
-                m.webhook_failed.clone(),
-            );
-            r.register(
-                "webhook_dropped",
-                "Alerts not queued for the webhook because its queue was full.",
-                m.webhook_dropped.clone(),
-            );
+        // Series that exist from the start, so dashboards see them before
+        // the first window or refusal.
+        for family in [&f.drifted_share, &f.alert_rate_ratio] {
+            let _ = family.get_or_create(&label);
         }
-        root.register(
-            "component_received",
-            "Items a component took in.",
-            m.component_received.clone(),
-        );
-        root.register(
-            "component_sent",
-            "Items a component passed on or stored.",
-            m.component_sent.clone(),
-        );
-        root.register(
-            "component_failures",
-            "Operations of a component that failed (retried or not).",
-            m.component_errors.clone(),
-        );
-        root.register(
-            "component_dropped",
-            "Items a component let go of, by reason.",
-            m.component_dropped.clone(),
-        );
-        root.register(
-            "component_up",
-            "Whether a component (log, capture, scorer, sinks) is working: 1 ok, 0 degraded or failed.",
-            m.up.clone(),
-        );
-        root.register(
-            "component_errors_total",
-            "Errors a component met (each failed retry counts).",
-            m.health_errors.clone(),
-        );
-        *m.registry.lock().unwrap_or_else(|p| p.into_inner()) = root;
-        m.declare_reasons();
+        for family in [&f.drift_windows, &f.drift_detected] {
+            let _ = family.get_or_create(&label);
+        }
+        for code in Reason::CODES {
+            let _ = f.dead_letters.get_or_create(&ReasonLabel {
+                stream: stream.to_owned(),
+                reason: (*code).to_owned(),
+            });
+        }
         m
+    }
+
+    /// The stream these series are labelled with.
+    pub fn stream(&self) -> &str {
+        &self.stream
+    }
+
+    /// The families these series are part of.
+    pub fn families(&self) -> &Arc<MetricFamilies> {
+        &self.families
+    }
+
+    fn stream_label(&self) -> StreamLabel {
+        StreamLabel {
+            stream: self.stream.clone(),
+        }
     }
 
     /// The counters of `component`.
     pub fn component(&self, component: &str) -> ComponentCounters {
         let label = ComponentLabel {
+            stream: self.stream.clone(),
             component: component.to_owned(),
         };
+        let f = &self.families;
         ComponentCounters {
+            stream: self.stream.clone(),
             name: component.to_owned(),
-            received: self.component_received.get_or_create(&label).clone(),
-            sent: self.component_sent.get_or_create(&label).clone(),
-            errors: self.component_errors.get_or_create(&label).clone(),
-            dropped: self.component_dropped.clone(),
+            received: f.component_received.get_or_create(&label).clone(),
+            sent: f.component_sent.get_or_create(&label).clone(),
+            errors: f.component_errors.get_or_create(&label).clone(),
+            dropped: f.component_dropped.clone(),
         }
     }
 
     /// A dead letter filed (by capture, which files each once), by its
     /// reason code.
     pub fn dead_letter_code(&self, reason: &str) {
-        self.dead_letters
+        self.families
+            .dead_letters
             .get_or_create(&ReasonLabel {
+                stream: self.stream.clone(),
                 reason: reason.to_owned(),
             })
             .inc();
-    }
-
-    /// Every reason's series, zero until one is filed (so dashboards see
-    /// them all from the start).
-    fn declare_reasons(&self) {
-        for code in Reason::CODES {
-            let _ = self.dead_letters.get_or_create(&ReasonLabel {
-                reason: (*code).to_owned(),
-            });
-        }
     }
 
     /// Events scored so far.
@@ -462,6 +572,13 @@ impl Metrics {
         self.alerts.fetch_add(n, Ordering::Relaxed);
     }
 
+    fn lag_label(&self, partition: u32) -> PartitionLabel {
+        PartitionLabel {
+            stream: self.stream.clone(),
+            partition,
+        }
+    }
+
     /// Sets the lag of the partitions held here; partitions no longer in
     /// `lag` (held by another worker now) stop being reported.
     pub fn set_lag(&self, lag: &[(u32, u64)]) {
@@ -473,15 +590,16 @@ impl Metrics {
                 .collect();
             for partition in gone {
                 total.remove(&partition);
-                self.lag.remove(&PartitionLabel { partition });
+                self.families.lag.remove(&self.lag_label(partition));
             }
             for &(partition, l) in lag {
                 total.insert(partition, l);
             }
         }
         for &(partition, l) in lag {
-            self.lag
-                .get_or_create(&PartitionLabel { partition })
+            self.families
+                .lag
+                .get_or_create(&self.lag_label(partition))
                 .set(l.min(i64::MAX as u64) as i64);
         }
     }
@@ -496,39 +614,30 @@ impl Metrics {
 
     /// Sets the drift gauges from a finished window.
     pub fn set_drift(&self, w: &crate::drift::DriftWindow) {
+        let f = &self.families;
         for c in w.features.iter().chain(&w.score) {
             let label = FeatureLabel {
+                stream: self.stream.clone(),
                 feature: c.column.clone(),
             };
-            self.drift_wasserstein
-                .get_or_create(&label)
-                .set(c.wasserstein);
-            self.drift_psi.get_or_create(&label).set(c.psi);
+            f.drift_wasserstein.get_or_create(&label).set(c.wasserstein);
+            f.drift_psi.get_or_create(&label).set(c.psi);
         }
-        self.drifted_share.set(w.drifted_share);
-        self.alert_rate_ratio.set(w.alert_rate_ratio());
-        self.drift_windows.inc();
+        let label = self.stream_label();
+        f.drifted_share.get_or_create(&label).set(w.drifted_share);
+        f.alert_rate_ratio
+            .get_or_create(&label)
+            .set(w.alert_rate_ratio());
+        f.drift_windows.get_or_create(&label).inc();
         if w.drift {
-            self.drift_detected.inc();
+            f.drift_detected.get_or_create(&label).inc();
         }
     }
 
-    /// The exposition, with component health as it is now.
+    /// The exposition of the families (every stream in them), with this
+    /// stream's component health as it is now.
     pub fn render(&self, health: &Health) -> String {
-        for (name, s) in health.snapshot() {
-            let label = ComponentLabel { component: name };
-            self.up
-                .get_or_create(&label)
-                .set((s.state == State::Ok) as i64);
-            self.health_errors
-                .get_or_create(&label)
-                .set(s.errors.min(i64::MAX as u64) as i64);
-        }
-        let mut out = String::new();
-        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
-        // Writing to a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
-        out
+        self.families.render(&[(self, health)])
     }
 }
 
@@ -552,14 +661,47 @@ mod tests {
         let text = m.render(&health);
         for line in [
             "radar_scored_total{stream=\"tx\"} 5",
-            "radar_component_sent_total{component=\"webhook\"} 2",
-            "radar_component_dropped_total{component=\"webhook\",reason=\"queue_full\"} 3",
+            "radar_component_sent_total{stream=\"tx\",component=\"webhook\"} 2",
+            "radar_component_dropped_total{stream=\"tx\",component=\"webhook\",reason=\"queue_full\"} 3",
             "radar_consumer_lag{stream=\"tx\",partition=\"0\"} 7",
-            "radar_component_up{component=\"capture\"} 0",
+            "radar_component_up{stream=\"tx\",component=\"capture\"} 0",
             "radar_decision_latency_seconds_count{stream=\"tx\"} 1",
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }
         assert_eq!(m.component("webhook").dropped_total(), 3);
+    }
+
+    #[test]
+    fn streams_sharing_families_expose_each_family_once() {
+        let families = Arc::new(MetricFamilies::new());
+        let (a, b) = (
+            Metrics::in_families(&families, "cards"),
+            Metrics::in_families(&families, "logins"),
+        );
+        a.add_scored(3);
+        b.add_scored(4);
+        b.component("scorer").errors(1);
+        a.set_lag(&[(0, 2)]);
+        b.set_lag(&[(0, 5)]);
+        let (ha, hb) = (Health::default(), Health::default());
+        hb.degraded("scorer", "no model");
+        let text = families.render(&[(&a, &ha), (&b, &hb)]);
+        for line in [
+            "radar_scored_total{stream=\"cards\"} 3",
+            "radar_scored_total{stream=\"logins\"} 4",
+            "radar_consumer_lag{stream=\"cards\",partition=\"0\"} 2",
+            "radar_consumer_lag{stream=\"logins\",partition=\"0\"} 5",
+            "radar_component_failures_total{stream=\"logins\",component=\"scorer\"} 1",
+            "radar_component_up{stream=\"logins\",component=\"scorer\"} 0",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+        let mut types: Vec<&str> = text.lines().filter(|l| l.starts_with("# TYPE ")).collect();
+        let n = types.len();
+        types.sort();
+        types.dedup();
+        assert_eq!(types.len(), n, "a family declared twice:\n{text}");
+        assert!(n >= 20, "{n} families");
     }
 }

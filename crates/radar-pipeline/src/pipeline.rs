@@ -2,7 +2,9 @@
 //! lake), the model watch (registry `champion` → the served model), the
 //! scorer (log → features → detector → sinks), and the sinks. `radar up`,
 //! `radar demo`, the tests and the benchmarks all start it here; the HTTP
-//! API is put in front of it by `radar-server`.
+//! API is put in front of it by `radar-server`. Several streams in one
+//! process ([`start_streams`]) share the I/O runtime and the metrics
+//! registry; each keeps its own threads, state and consumer positions.
 //!
 //! Stopping drains: capture and the scorer catch up with what the log
 //! holds, checkpoint and commit, so nothing acknowledged is lost.
@@ -20,7 +22,7 @@ use radar_registry::Registry;
 
 use crate::config::Config;
 use crate::error::{PipelineError, Result};
-use crate::metrics::Metrics;
+use crate::metrics::{MetricFamilies, Metrics};
 use crate::scorer::{self, ScorerOptions, Shared};
 use crate::sinks::stdout::Stdout;
 use crate::sinks::topic::TopicConfig;
@@ -86,7 +88,8 @@ pub struct Pipeline {
     /// scores the stream).
     pub model_name: String,
     pub stop: Arc<AtomicBool>,
-    pub rt: tokio::runtime::Runtime,
+    /// The I/O runtime (shared by the streams of one process).
+    pub rt: Arc<tokio::runtime::Runtime>,
     config_lake: radar_lake::Lake,
     threads: Vec<(&'static str, JoinHandle<Result<()>>)>,
 }
@@ -95,6 +98,11 @@ impl Pipeline {
     /// Opens what the config names and starts every component. Each
     /// option is checked before anything starts.
     pub fn start(config: &Config, options: &PipelineOptions) -> Result<Pipeline> {
+        Pipeline::start_in(config, options, &Process::open(config)?)
+    }
+
+    /// Starts the stream `options` names in `process`.
+    fn start_in(config: &Config, options: &PipelineOptions, process: &Process) -> Result<Pipeline> {
         let schema = config.stream(options.stream.as_deref())?;
         if let Some(w) = &options.webhook {
             w.validate()?;
@@ -104,7 +112,8 @@ impl Pipeline {
             .clone()
             .unwrap_or_else(|| schema.detector.model_name(&schema.name));
         radar_registry::check_model_name(&model_name)?;
-        let log = config.open_log()?;
+        let log = process.log.clone();
+        let rt = process.rt.clone();
         log.create_topic(&schema.name, config.log.partitions)?;
         let lake = config.open_lake()?;
         let registry = config.open_registry()?;
@@ -112,12 +121,7 @@ impl Pipeline {
         let labels = config.open_labels()?;
         let entities = config.entity_hasher()?;
         let local: PathBuf = config.storage.local_dir();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(PipelineError::io("starting the I/O runtime"))?;
-        let metrics = Arc::new(Metrics::new(&schema.name));
+        let metrics = Arc::new(Metrics::in_families(&process.families, &schema.name));
         let partitions = log.partitions(&schema.name)?;
         let shared = Shared::new(schema.clone(), entities, partitions, metrics.clone())?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -147,9 +151,12 @@ impl Pipeline {
 
         let mut threads = Vec::new();
         let spawn = |name: &'static str, f: Box<dyn FnOnce() -> Result<()> + Send>| {
+            // Every line a component logs names its stream (several run in
+            // one process).
+            let span = tracing::info_span!("stream", stream = %schema.name);
             std::thread::Builder::new()
                 .name(name.into())
-                .spawn(f)
+                .spawn(move || span.in_scope(f))
                 .map(|h| (name, h))
                 .map_err(|e| PipelineError::Internal(format!("cannot start {name}: {e}")))
         };
@@ -317,8 +324,11 @@ impl Pipeline {
 
     /// Lets capture and the scorer catch up and checkpoint, then stops
     /// them; the first error any component ended with.
-    pub fn shutdown(mut self) -> Result<()> {
-        self.stop.store(true, Ordering::Relaxed);
+    pub fn shutdown(self) -> Result<()> {
+        shutdown_all(vec![self])
+    }
+
+    fn join(mut self) -> Result<()> {
         let mut first = None;
         for (name, t) in self.threads.drain(..) {
             let result = match t.join() {
@@ -334,5 +344,95 @@ impl Pipeline {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+}
+
+/// What the pipelines of one process share: the I/O runtime (object
+/// storage, webhooks, the HTTP server), the metrics registry, and the
+/// event log (the embedded one is opened once per process).
+struct Process {
+    rt: Arc<tokio::runtime::Runtime>,
+    families: Arc<MetricFamilies>,
+    log: Arc<dyn EventLog>,
+}
+
+impl Process {
+    fn open(config: &Config) -> Result<Process> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(PipelineError::io("starting the I/O runtime"))?;
+        Ok(Process {
+            rt: Arc::new(rt),
+            families: Arc::new(MetricFamilies::new()),
+            log: config.open_log()?,
+        })
+    }
+}
+
+/// Starts the pipelines of the streams `names` (every declared stream
+/// when empty), in the config's order, sharing one I/O runtime and one
+/// metrics registry. When one cannot start, those already started are
+/// drained and stopped before the error is returned.
+pub fn start_streams(
+    config: &Config,
+    names: &[String],
+    options: &PipelineOptions,
+) -> Result<Vec<Pipeline>> {
+    let names: Vec<String> = if names.is_empty() {
+        config.streams.keys().cloned().collect()
+    } else {
+        names.to_vec()
+    };
+    if names.is_empty() {
+        // The single-stream path says what is missing.
+        config.stream(None)?;
+    }
+    for (i, n) in names.iter().enumerate() {
+        if names[..i].contains(n) {
+            return Err(PipelineError::input(format!("stream `{n}` named twice")));
+        }
+    }
+    if names.len() > 1 && options.model.is_some() {
+        return Err(PipelineError::input(
+            "a model name (--model) serves one stream; name that stream (--stream) or leave the model to each stream's declaration",
+        ));
+    }
+    let process = Process::open(config)?;
+    let mut started = Vec::with_capacity(names.len());
+    for name in names {
+        let one = PipelineOptions {
+            stream: Some(name),
+            ..options.clone()
+        };
+        match Pipeline::start_in(config, &one, &process) {
+            Ok(p) => started.push(p),
+            Err(e) => {
+                if let Err(stop) = shutdown_all(started) {
+                    tracing::error!(error = %stop, "stopping the streams already started");
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(started)
+}
+
+/// Drains and stops `pipelines` together (every one is told to stop
+/// before any is waited for); the first error any component ended with.
+pub fn shutdown_all(pipelines: Vec<Pipeline>) -> Result<()> {
+    for p in &pipelines {
+        p.stop.store(true, Ordering::Relaxed);
+    }
+    let mut first = None;
+    for p in pipelines {
+        if let Err(e) = p.join() {
+            first.get_or_insert(e);
+        }
+    }
+    match first {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }

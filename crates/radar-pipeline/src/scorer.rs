@@ -289,6 +289,10 @@ pub fn run(
 ) -> Result<u64, ScorerError> {
     let topic = shared.schema.name.clone();
     let mut retry = Retry::new("scorer", &shared.health, stop);
+    // Where a part that starts fresh begins alerting by default: when this
+    // scorer started, not when a partition first reached it (which may
+    // be seconds later, with events acknowledged meanwhile).
+    let started = now_micros();
 
     // Keyed like the feature state: which entities a canary decides for
     // cannot be chosen by crafting their keys.
@@ -326,7 +330,7 @@ pub fn run(
         let now_generation = retry.run(|| consumer.generation())?;
         if generation != Some(now_generation) {
             let held = retry.run(|| consumer.assignment())?;
-            retry.run(|| take_assignment(shared, options, &held, &mut saved))?;
+            retry.run(|| take_assignment(shared, options, started, &held, &mut saved))?;
             generation = Some(now_generation);
             last_lag = None;
         }
@@ -725,10 +729,12 @@ fn read(state: &SharedState) -> Result<RwLockReadGuard<'_, StreamState>, ScorerE
 /// Takes the partitions `held` as this worker's: the parts of others go
 /// (saved when the group took them, see [`hand_over`]); each new one is
 /// restored from its checkpoint, or starts fresh (and is checkpointed at
-/// once, so where its alerts start is kept from the first event on).
+/// once, so where its alerts start is kept from the first event on:
+/// `options.alerts_from`, else `started`).
 fn take_assignment(
     shared: &Shared,
     options: &ScorerOptions,
+    started: i64,
     held: &[u32],
     saved: &mut BTreeMap<u32, Saved>,
 ) -> Result<(), ScorerError> {
@@ -775,7 +781,7 @@ fn take_assignment(
                         options
                             .alerts_from
                             .or_else(|| legacy_alerts_from(options.legacy_checkpoint.as_deref()))
-                            .unwrap_or_else(now_micros),
+                            .unwrap_or(started),
                     )
                     .map_err(|e| ScorerError::Pipeline(Box::new(e)))?,
                 None,

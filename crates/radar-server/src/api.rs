@@ -305,6 +305,12 @@ pub struct Readiness {
     /// is not ok, since when, and its errors so far.
     #[schema(value_type = Object)]
     pub components: serde_json::Value,
+    /// With several streams served, each one's readiness by name (this
+    /// status is `ready` when every one is; `components` are named
+    /// `<stream>/<component>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub streams: Option<serde_json::Value>,
 }
 
 /// The OpenAPI 3.1 document of the API.
@@ -325,6 +331,8 @@ pub struct Readiness {
         crate::http::alerts,
         crate::http::post_labels,
         crate::http::get_labels,
+        crate::http::post_stream_labels,
+        crate::http::get_stream_labels,
         crate::http::models,
         crate::http::model,
         crate::http::model_version,
@@ -454,9 +462,24 @@ pub struct LabelInput {
 /// The document this server serves: [`document`] with the served stream
 /// named in every `{stream}` parameter and its events' fields, from the
 /// stream's declaration, as the body of `/events` and `/score`.
-pub fn document_for(schema: &StreamSchema, max_events: usize) -> serde_json::Value {
+/// The document for the streams served (at least one): `Event` is the
+/// stream's event; with several, each is `Event.<stream>` and `Event` any
+/// of them.
+pub fn document_for(schemas: &[&StreamSchema], max_events: usize) -> serde_json::Value {
     let mut doc = serde_json::to_value(document()).unwrap_or_default();
-    doc["components"]["schemas"]["Event"] = event_schema(schema);
+    match schemas {
+        [one] => doc["components"]["schemas"]["Event"] = event_schema(one),
+        several => {
+            let mut any = Vec::new();
+            for s in several {
+                let name = format!("Event.{}", s.name);
+                doc["components"]["schemas"][&name] = event_schema(s);
+                any.push(json!({"$ref": format!("#/components/schemas/{name}")}));
+            }
+            doc["components"]["schemas"]["Event"] = json!({ "anyOf": any });
+        }
+    }
+    let names: Vec<&str> = schemas.iter().map(|s| s.name.as_str()).collect();
     // A label cannot be known in the future: the document says so as of
     // when it is served (years before this one; epoch seconds before now).
     let now = radar_core::time::now_micros();
@@ -503,7 +526,7 @@ pub fn document_for(schema: &StreamSchema, max_events: usize) -> serde_json::Val
             if let Some(params) = op.get_mut("parameters").and_then(|p| p.as_array_mut()) {
                 for p in params {
                     if p["name"] == "stream" {
-                        p["schema"] = json!({"type": "string", "enum": [schema.name]});
+                        p["schema"] = json!({"type": "string", "enum": names});
                     }
                     if p["name"] == "since" {
                         p["schema"] = rfc3339_schema(None);
@@ -519,7 +542,7 @@ pub fn document_for(schema: &StreamSchema, max_events: usize) -> serde_json::Val
             if path.ends_with("/events") || path.ends_with("/score") {
                 json_body.insert("schema".into(), events.clone());
             }
-            if path == "/v1/labels" {
+            if path.ends_with("/labels") {
                 json_body.insert("schema".into(), json!({
                     "oneOf": [
                         {"$ref": "#/components/schemas/LabelInput"},
@@ -693,6 +716,7 @@ mod tests {
             "/v1/streams/{stream}/drift",
             "/v1/alerts",
             "/v1/labels",
+            "/v1/streams/{stream}/labels",
             "/v1/models",
             "/v1/models/{name}",
             "/v1/models/{name}/versions/{version}",
@@ -716,6 +740,6 @@ mod tests {
                 }
             }
         }
-        assert_eq!(paths.len(), 18, "a route is not in the document");
+        assert_eq!(paths.len(), 19, "a route is not in the document");
     }
 }

@@ -135,7 +135,7 @@ pub fn needed_role(method: &Method, path: &str, open_metrics: bool) -> Option<Ro
         (_, "/metrics") => (!open_metrics).then_some(Role::Read),
         (&Method::POST, "/v1/streams/{stream}/events") => Some(Role::Ingest),
         (&Method::POST, "/v1/streams/{stream}/score") => Some(Role::Score),
-        (&Method::POST, "/v1/labels") => Some(Role::Label),
+        (&Method::POST, "/v1/labels" | "/v1/streams/{stream}/labels") => Some(Role::Label),
         (&Method::POST, path) if path.starts_with("/v1/models/") => Some(Role::Admin),
         _ => Some(Role::Read),
     }
@@ -318,6 +318,14 @@ mod tests {
             Some(Role::Score)
         );
         assert_eq!(needed_role(&post, "/v1/labels", true), Some(Role::Label));
+        assert_eq!(
+            needed_role(&post, "/v1/streams/{stream}/labels", true),
+            Some(Role::Label)
+        );
+        assert_eq!(
+            needed_role(&get, "/v1/streams/{stream}/labels", true),
+            Some(Role::Read)
+        );
         assert_eq!(needed_role(&get, "/v1/labels", true), Some(Role::Read));
         assert_eq!(needed_role(&get, "/v1/alerts", true), Some(Role::Read));
         assert_eq!(

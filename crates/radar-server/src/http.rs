@@ -30,17 +30,38 @@ use crate::api::{
 use crate::door::Door;
 use crate::error::ApiError;
 
+/// One stream the server serves: its pipeline's shared state and the
+/// last hour of its figures.
+#[derive(Clone)]
+pub struct StreamApi {
+    pub shared: Shared,
+    /// Sampled by [`sample_history`].
+    pub history: Arc<std::sync::Mutex<radar_pipeline::history::History>>,
+}
+
+impl StreamApi {
+    pub fn new(shared: Shared) -> StreamApi {
+        StreamApi {
+            shared,
+            history: Default::default(),
+        }
+    }
+
+    fn name(&self) -> &str {
+        &self.shared.schema.name
+    }
+}
+
 #[derive(Clone)]
 pub struct AppState {
     /// Events one request to `/events` or `/score` may carry.
     pub max_events_per_request: usize,
     pub log: Arc<dyn EventLog>,
-    pub shared: Shared,
+    /// The streams served, in the config's order (at least one).
+    pub streams: Arc<Vec<StreamApi>>,
     pub alerts: AlertStore,
     pub labels: radar_pipeline::labels::LabelStore,
     pub registry: Registry,
-    /// The last hour of the stream's figures ([`sample_history`]).
-    pub history: Arc<std::sync::Mutex<radar_pipeline::history::History>>,
     /// Dead letters each key may have kept per minute.
     pub dead_letters: Arc<DeadLetterBudget>,
 }
@@ -97,34 +118,82 @@ impl DeadLetterBudget {
 }
 
 impl AppState {
-    pub fn of(p: &Pipeline) -> AppState {
-        AppState {
+    /// The API of `pipelines`' streams (which share their stores); None
+    /// without a pipeline.
+    pub fn of(pipelines: &[Pipeline]) -> Option<AppState> {
+        let p = pipelines.first()?;
+        Some(AppState {
             max_events_per_request: DEFAULT_MAX_EVENTS,
             log: p.log.clone(),
-            shared: p.shared.clone(),
+            streams: Arc::new(
+                pipelines
+                    .iter()
+                    .map(|p| StreamApi::new(p.shared.clone()))
+                    .collect(),
+            ),
             alerts: p.alerts.clone(),
             labels: p.labels.clone(),
             registry: p.registry.clone(),
-            history: Default::default(),
             dead_letters: Default::default(),
+        })
+    }
+
+    /// The stream `name`, or a 404 naming those served.
+    fn stream(&self, name: &str) -> Result<&StreamApi, ApiError> {
+        self.streams
+            .iter()
+            .find(|s| s.name() == name)
+            .ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "stream `{name}` is not served here (serving {})",
+                    self.stream_names()
+                ))
+            })
+    }
+
+    /// The one stream served, for the routes that do not name one; a 400
+    /// when there are several.
+    fn sole_stream(&self) -> Result<&StreamApi, ApiError> {
+        match self.streams.as_slice() {
+            [one] => Ok(one),
+            _ => Err(ApiError::bad_field(
+                "stream",
+                format!(
+                    "several streams are served here ({}): name one in the path, /v1/streams/{{stream}}/labels",
+                    self.stream_names()
+                ),
+            )),
         }
+    }
+
+    fn stream_names(&self) -> String {
+        self.streams
+            .iter()
+            .map(|s| format!("`{}`", s.name()))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
-/// Samples the stream's metrics into `state.history` every few seconds,
-/// on `rt`, while the state lives.
+/// Samples each stream's metrics into its history every few seconds, on
+/// `rt`, while the state lives.
 pub fn sample_history(state: &AppState, rt: &tokio::runtime::Handle) {
-    let history = Arc::downgrade(&state.history);
-    let metrics = state.shared.metrics.clone();
+    let streams: Vec<_> = state
+        .streams
+        .iter()
+        .map(|s| (Arc::downgrade(&s.history), s.shared.metrics.clone()))
+        .collect();
     rt.spawn(async move {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(
             radar_pipeline::history::INTERVAL_SECONDS,
         ));
         loop {
             every.tick().await;
-            let Some(h) = history.upgrade() else { return };
-            if let Ok(mut h) = h.lock() {
-                h.sample(&metrics, crate::now_micros());
+            for (history, metrics) in &streams {
+                let Some(h) = history.upgrade() else { return };
+                if let Ok(mut h) = h.lock() {
+                    h.sample(metrics, crate::now_micros());
+                }
             }
         }
     });
@@ -162,6 +231,11 @@ pub fn router(state: AppState, max_body_bytes: usize, door: Option<Arc<Door>>) -
         .route("/v1/streams/{stream}/recent", get(recent))
         .route("/v1/streams/{stream}/rollout", get(rollout))
         .route("/v1/streams/{stream}/history", get(history))
+        .route(
+            "/v1/streams/{stream}/labels",
+            post(post_stream_labels.layer(axum::middleware::from_fn(crate::door::declared_body)))
+                .get(get_stream_labels),
+        )
         .route("/v1/alerts", get(alerts))
         .route(
             "/v1/labels",
@@ -213,16 +287,6 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(ApiError::internal)
-}
-
-fn check_stream(state: &AppState, stream: &str) -> Result<(), ApiError> {
-    if stream != state.shared.schema.name {
-        return Err(ApiError::not_found(format!(
-            "stream `{stream}` is not served here (serving `{}`)",
-            state.shared.schema.name
-        )));
-    }
-    Ok(())
 }
 
 /// One JSON object, an array of them, or NDJSON (one per line).
@@ -291,11 +355,11 @@ pub(crate) async fn ingest(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let key = key.map_or_else(String::new, |k| k.0.0);
-    check_stream(&state, &stream)?;
+    let shared = state.stream(&stream)?.shared.clone();
     let events = split_events(&body, state.max_events_per_request)?;
-    let counters = state.shared.metrics.component("ingest");
+    let counters = shared.metrics.component("ingest");
     let now = crate::now_micros();
-    let mut decoder = Decoder::new(state.shared.schema.clone());
+    let mut decoder = Decoder::new(shared.schema.clone());
     let mut records = Vec::with_capacity(events.len());
     // Which result each appended record answers.
     let mut positions = Vec::with_capacity(events.len());
@@ -350,17 +414,17 @@ pub(crate) async fn ingest(
     if unstored > 0 {
         counters.dropped("dead_letter_cap", unstored);
     }
-    state.shared.metrics.events_in.inc_by(results.len() as u64);
+    shared.metrics.events_in.inc_by(results.len() as u64);
     let log = state.log.clone();
     let appended = blocking(move || log.append(&stream, &records)).await?;
     let acks = match appended {
         Ok(acks) => {
-            state.shared.health.ok(LOG);
+            shared.health.ok(LOG);
             acks
         }
         Err(e) => {
             counters.errors(1);
-            state.shared.health.degraded(LOG, e.to_string());
+            shared.health.degraded(LOG, e.to_string());
             // Nothing of the request was acknowledged; the same request can
             // be sent again.
             let message = if e.is_storage_full() {
@@ -420,11 +484,11 @@ pub(crate) async fn score(
     Path(stream): Path<String>,
     body: Bytes,
 ) -> Result<Json<ScoreAnswer>, ApiError> {
-    check_stream(&state, &stream)?;
+    let shared = state.stream(&stream)?.shared.clone();
     let events = split_events(&body, state.max_events_per_request)?;
     // The scorer holds the feature state's lock for a batch: wait for it
     // off the async threads.
-    blocking(move || score_events(&state.shared, &events)).await?
+    blocking(move || score_events(&shared, &events)).await?
 }
 
 /// The served model's drift: the window being filled, the last finished
@@ -440,8 +504,8 @@ pub(crate) async fn drift(
     State(state): State<AppState>,
     Path(stream): Path<String>,
 ) -> Result<Json<DriftAnswer>, ApiError> {
-    check_stream(&state, &stream)?;
     let monitor = state
+        .stream(&stream)?
         .shared
         .drift
         .lock()
@@ -480,8 +544,8 @@ pub(crate) async fn history(
     State(state): State<AppState>,
     Path(stream): Path<String>,
 ) -> Result<Json<crate::api::HistoryAnswer>, ApiError> {
-    check_stream(&state, &stream)?;
     let samples = state
+        .stream(&stream)?
         .history
         .lock()
         .map_err(|_| ApiError::internal("the history's lock is poisoned"))?
@@ -505,8 +569,8 @@ pub(crate) async fn rollout(
     State(state): State<AppState>,
     Path(stream): Path<String>,
 ) -> Result<Json<crate::api::RolloutAnswer>, ApiError> {
-    check_stream(&state, &stream)?;
     let rollout = state
+        .stream(&stream)?
         .shared
         .rollout
         .lock()
@@ -549,7 +613,7 @@ pub(crate) async fn recent(
     Path(stream): Path<String>,
     q: Result<Query<RecentQuery>, QueryRejection>,
 ) -> Result<Json<crate::api::RecentAnswer>, ApiError> {
-    check_stream(&state, &stream)?;
+    let shared = &state.stream(&stream)?.shared;
     let Query(q) = q.map_err(|e| ApiError::bad(e.body_text()))?;
     let limit = q.limit.unwrap_or(2000);
     if limit == 0 || limit > radar_pipeline::recent::DEFAULT_CAPACITY {
@@ -561,15 +625,14 @@ pub(crate) async fn recent(
             ),
         ));
     }
-    let events = state
-        .shared
+    let events = shared
         .recent
         .lock()
         .map_err(|_| ApiError::internal("the recent events' lock is poisoned"))?
         .last(limit, q.entity.as_deref());
-    let served = state.shared.model.load_full();
+    let served = shared.model.load_full();
     Ok(Json(crate::api::RecentAnswer {
-        columns: state.shared.schema.columns.clone(),
+        columns: shared.schema.columns.clone(),
         model: served.as_ref().map(|s| s.name.clone()),
         model_version: served.as_ref().map(|s| s.version),
         threshold: served.as_ref().map(|s| s.bundle.threshold),
@@ -686,6 +749,7 @@ fn score_events(shared: &Shared, events: &[Vec<u8>]) -> Result<Json<ScoreAnswer>
     tag = "alerts",
     params(
         ("since" = Option<String>, Query, description = "Event time from (RFC 3339)"),
+        ("stream" = Option<String>, Query, description = "Only this stream's alerts"),
         ("entity" = Option<String>, Query, description = "Only this entity's alerts"),
         ("min_score" = Option<f64>, Query, description = "Only scores at least this"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 10000, description = "At most this many (default 100)"),
@@ -735,6 +799,35 @@ pub(crate) async fn alerts(
 /// accepted or already known, 400 when none was.
 #[utoipa::path(
     post,
+    path = "/v1/streams/{stream}/labels",
+    tag = "labels",
+    params(("stream" = String, Path, description = "The stream's name")),
+    request_body(
+        description = "One label (`event_id`, `label`: fraud or legit, optional `kind`, `source`, `known_at`, `author`), an array, or NDJSON.",
+        content(
+            (crate::api::LabelInput = "application/json"),
+            (String = "application/x-ndjson"),
+        ),
+    ),
+    responses(
+        (status = 201, description = "Some labels were recorded or already known", body = LabelsAnswer),
+        (status = 400, description = "No label was recorded", body = LabelsOrError),
+        (status = 404, description = "Every label is about an event the stream never had, or the stream is not served", body = LabelsOrError),
+    ),
+)]
+pub(crate) async fn post_stream_labels(
+    State(state): State<AppState>,
+    Path(stream): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let stream = state.stream(&stream)?.name().to_owned();
+    record_labels(&state, stream, &body).await
+}
+
+/// Labels of the one stream served (`/v1/streams/{stream}/labels` names
+/// it; this route is refused when several are served).
+#[utoipa::path(
+    post,
     path = "/v1/labels",
     tag = "labels",
     request_body(
@@ -746,7 +839,7 @@ pub(crate) async fn alerts(
     ),
     responses(
         (status = 201, description = "Some labels were recorded or already known", body = LabelsAnswer),
-        (status = 400, description = "No label was recorded", body = LabelsOrError),
+        (status = 400, description = "No label was recorded, or several streams are served", body = LabelsOrError),
         (status = 404, description = "Every label is about an event the stream never had", body = LabelsAnswer),
     ),
 )]
@@ -754,7 +847,16 @@ pub(crate) async fn post_labels(
     State(state): State<AppState>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let items = split_events(&body, state.max_events_per_request)?;
+    let stream = state.sole_stream()?.name().to_owned();
+    record_labels(&state, stream, &body).await
+}
+
+async fn record_labels(
+    state: &AppState,
+    stream: String,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let items = split_events(body, state.max_events_per_request)?;
     let now = crate::now_micros();
     let mut results: Vec<LabelItem> = Vec::with_capacity(items.len());
     let mut good = Vec::new();
@@ -782,10 +884,10 @@ pub(crate) async fn post_labels(
         }
         results.push(item);
     }
-    let stream = state.shared.schema.name.clone();
     let labels: Vec<_> = good.iter().map(|(_, l)| l.clone()).collect();
     let store = state.labels.clone();
-    let recorded = blocking(move || store.record(&stream, &labels)).await??;
+    let name = stream.clone();
+    let recorded = blocking(move || store.record(&name, &labels)).await??;
     let mut stored = 0;
     for ((index, label), outcome) in good.iter().zip(recorded) {
         use radar_pipeline::labels::Recorded;
@@ -805,8 +907,8 @@ pub(crate) async fn post_labels(
             Recorded::UnknownEvent => {
                 item.status = "unknown_event".into();
                 item.error = Some(format!(
-                    "no event `{}` in stream `{}`",
-                    label.event_id, state.shared.schema.name
+                    "no event `{}` in stream `{stream}`",
+                    label.event_id
                 ));
                 item.field = Some("event_id".into());
             }
@@ -840,6 +942,29 @@ pub(crate) struct LabelQuery {
 /// Stored labels of the stream, in the order they were recorded.
 #[utoipa::path(
     get,
+    path = "/v1/streams/{stream}/labels",
+    tag = "labels",
+    params(
+        ("stream" = String, Path, description = "The stream's name"),
+        ("event_id" = Option<String>, Query, description = "Only this event's labels"),
+        ("after" = Option<i64>, Query, minimum = 0, description = "Labels recorded after this sequence number"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 10000, description = "At most this many (default 100)"),
+    ),
+    responses((status = 200, description = "The labels", body = LabelsList)),
+)]
+pub(crate) async fn get_stream_labels(
+    State(state): State<AppState>,
+    Path(stream): Path<String>,
+    q: Result<Query<LabelQuery>, QueryRejection>,
+) -> Result<Json<LabelsList>, ApiError> {
+    let stream = state.stream(&stream)?.name().to_owned();
+    list_labels(&state, stream, q).await
+}
+
+/// Stored labels of the one stream served, in the order they were
+/// recorded (refused when several are served).
+#[utoipa::path(
+    get,
     path = "/v1/labels",
     tag = "labels",
     params(
@@ -851,6 +976,15 @@ pub(crate) struct LabelQuery {
 )]
 pub(crate) async fn get_labels(
     State(state): State<AppState>,
+    q: Result<Query<LabelQuery>, QueryRejection>,
+) -> Result<Json<LabelsList>, ApiError> {
+    let stream = state.sole_stream()?.name().to_owned();
+    list_labels(&state, stream, q).await
+}
+
+async fn list_labels(
+    state: &AppState,
+    stream: String,
     q: Result<Query<LabelQuery>, QueryRejection>,
 ) -> Result<Json<LabelsList>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::bad(e.body_text()))?;
@@ -867,7 +1001,6 @@ pub(crate) async fn get_labels(
             "`limit` must be between 1 and 10000",
         ));
     }
-    let stream = state.shared.schema.name.clone();
     let store = state.labels.clone();
     let rows =
         blocking(move || store.list(&stream, q.event_id.as_deref(), q.after.unwrap_or(0), limit))
@@ -1112,7 +1245,11 @@ pub(crate) async fn healthz() -> Json<Healthy> {
 )]
 pub(crate) async fn openapi_json(State(state): State<AppState>) -> Json<Value> {
     Json(crate::api::document_for(
-        &state.shared.schema,
+        &state
+            .streams
+            .iter()
+            .map(|s| &s.shared.schema)
+            .collect::<Vec<_>>(),
         state.max_events_per_request,
     ))
 }
@@ -1130,10 +1267,62 @@ pub(crate) async fn openapi_json(State(state): State<AppState>) -> Json<Value> {
     ),
 )]
 pub(crate) async fn ready(State(state): State<AppState>) -> Result<Response, ApiError> {
-    blocking(move || readiness(&state.shared)).await
+    blocking(move || readiness(&state.streams)).await
 }
 
-fn readiness(shared: &Shared) -> Response {
+/// One stream's readiness as it is; with several, ready when every one
+/// is, each said under `streams`.
+fn readiness(streams: &[StreamApi]) -> Response {
+    let mut each: Vec<(String, StatusCode, Readiness)> = streams
+        .iter()
+        .map(|s| {
+            let (status, body) = stream_readiness(&s.shared);
+            (s.name().to_owned(), status, body)
+        })
+        .collect();
+    if each.len() == 1
+        && let Some((_, status, body)) = each.pop()
+    {
+        return (status, Json(body)).into_response();
+    }
+    let not_ready: Vec<String> = each
+        .iter()
+        .filter(|(_, status, _)| *status != StatusCode::OK)
+        .map(|(name, _, body)| format!("{name}: {}", body.status))
+        .collect();
+    let mut components = serde_json::Map::new();
+    for (name, _, body) in &each {
+        if let Some(c) = body.components.as_object() {
+            for (component, state) in c {
+                components.insert(format!("{name}/{component}"), state.clone());
+            }
+        }
+    }
+    let body = Readiness {
+        status: if not_ready.is_empty() {
+            "ready".into()
+        } else {
+            format!("not ready: {}", not_ready.join("; "))
+        },
+        model: None,
+        model_version: None,
+        warming_up: None,
+        components: Value::Object(components),
+        streams: Some(json!(
+            each.iter()
+                .map(|(name, _, body)| (name.clone(), json!(body)))
+                .collect::<serde_json::Map<_, _>>()
+        )),
+    };
+    let status = if not_ready.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+fn stream_readiness(shared: &Shared) -> (StatusCode, Readiness) {
     let components = shared.health.snapshot();
     let broken: Vec<&str> = components
         .iter()
@@ -1146,6 +1335,7 @@ fn readiness(shared: &Shared) -> Response {
         model_version: None,
         warming_up: None,
         components: json!(components),
+        streams: None,
     };
     match Source::of(shared).map(|s| s.lock().map(|m| m.model())) {
         Some(Ok((model, version, warming_up))) => {
@@ -1166,7 +1356,7 @@ fn readiness(shared: &Shared) -> Response {
         body.status = format!("degraded: {}", broken.join(", "));
         status = StatusCode::SERVICE_UNAVAILABLE;
     }
-    (status, Json(body)).into_response()
+    (status, body)
 }
 
 /// Prometheus metrics (text exposition format). Open unless `radar up`
@@ -1179,7 +1369,17 @@ fn readiness(shared: &Shared) -> Response {
     responses((status = 200, description = "The metrics", content_type = "application/openmetrics-text", body = String)),
 )]
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
-    let text = state.shared.metrics.render(&state.shared.health);
+    let streams: Vec<_> = state
+        .streams
+        .iter()
+        .map(|s| (s.shared.metrics.as_ref(), s.shared.health.as_ref()))
+        .collect();
+    // Every stream's series are in the first's families (the pipelines
+    // of one process share them).
+    let text = match state.streams.first() {
+        Some(s) => s.shared.metrics.families().render(&streams),
+        None => String::new(),
+    };
     (
         [(header::CONTENT_TYPE, radar_pipeline::metrics::CONTENT_TYPE)],
         text,
@@ -1305,7 +1505,7 @@ async fn serve_connection<S>(
     let _ = watcher.watch(conn).await;
 }
 
-/// A server running in front of a pipeline.
+/// A server running in front of the pipelines of one process.
 pub struct Server {
     pub addr: std::net::SocketAddr,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -1313,12 +1513,20 @@ pub struct Server {
 }
 
 impl Server {
-    /// Listens on `addr` and serves the pipeline's API on its runtime.
+    /// Listens on `addr` and serves the API of `pipelines`' streams (at
+    /// least one; they share a runtime) on their runtime.
     pub fn start(
-        pipeline: &Pipeline,
+        pipelines: &[Pipeline],
         addr: std::net::SocketAddr,
         options: ServerOptions,
     ) -> std::io::Result<Server> {
+        let Some(state) = AppState::of(pipelines) else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "no stream to serve",
+            ));
+        };
+        let pipeline = &pipelines[0];
         let listener = pipeline.rt.block_on(tokio::net::TcpListener::bind(addr))?;
         let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -1327,7 +1535,7 @@ impl Server {
         }
         let state = AppState {
             max_events_per_request: options.max_events_per_request,
-            ..AppState::of(pipeline)
+            ..state
         };
         sample_history(&state, pipeline.rt.handle());
         let request_timeout = options.request_timeout;

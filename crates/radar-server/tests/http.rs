@@ -14,7 +14,7 @@ use radar_pipeline::metrics::Metrics;
 use radar_pipeline::scorer::{Served, Shared};
 use radar_pipeline::sinks::AlertStore;
 use radar_registry::{Bundle, Reference, Registry};
-use radar_server::http::{AppState, router};
+use radar_server::http::{AppState, StreamApi, router};
 use serde_json::Value;
 
 const DECL: &str = r#"
@@ -50,28 +50,45 @@ async fn server() -> Server {
 async fn server_behind(
     door: impl FnOnce(&std::path::Path) -> Option<Arc<radar_server::door::Door>>,
 ) -> Server {
+    server_of(DECL, door).await
+}
+
+/// A server of every stream `decl` declares (their series in one
+/// registry, as `radar up` has them); `shared` is the first stream's.
+async fn server_of(
+    decl: &str,
+    door: impl FnOnce(&std::path::Path) -> Option<Arc<radar_server::door::Door>>,
+) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let door = door(dir.path());
-    let (name, c) = parse_streams(DECL).unwrap().into_iter().next().unwrap();
-    let schema = c.build(&name).unwrap();
     let log = Arc::new(EmbeddedLog::open(dir.path().join("log"), Options::default()).unwrap());
-    log.create_topic("tx", 2).unwrap();
+    let families = Arc::new(radar_pipeline::metrics::MetricFamilies::new());
+    let streams: Vec<StreamApi> = parse_streams(decl)
+        .unwrap()
+        .into_iter()
+        .map(|(name, c)| {
+            log.create_topic(&name, 2).unwrap();
+            let metrics = Arc::new(Metrics::in_families(&families, &name));
+            StreamApi::new(
+                Shared::new(c.build(&name).unwrap(), Default::default(), 2, metrics).unwrap(),
+            )
+        })
+        .collect();
+    let shared = streams[0].shared.clone();
     let registry = Registry::open(
         dir.path().join("radar.db"),
         dir.path().to_str().unwrap(),
         &[],
     )
     .unwrap();
-    let shared = Shared::new(schema, Default::default(), 2, Arc::new(Metrics::new("tx"))).unwrap();
     let labels = LabelStore::open(dir.path().join("labels.db")).unwrap();
     let state = AppState {
         max_events_per_request: 200,
         log,
-        shared: shared.clone(),
+        streams: Arc::new(streams),
         alerts: AlertStore::open(dir.path().join("alerts.db")).unwrap(),
         labels: labels.clone(),
         registry,
-        history: Default::default(),
         dead_letters: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -731,4 +748,137 @@ async fn every_error_is_json_with_a_code_and_the_contract_is_served() {
     assert_eq!(status, 200);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{doc}");
     assert!(doc["paths"]["/v1/streams/{stream}/score"]["post"].is_object());
+}
+
+const LOGINS: &str = r#"
+[streams.logins]
+timestamp = "ts"
+entity = "user"
+id = "id"
+[streams.logins.fields]
+failures = { type = "int", min = 0 }
+[[streams.logins.features]]
+kind = "raw"
+field = "failures"
+"#;
+
+#[tokio::test]
+async fn one_server_serves_several_streams_each_by_its_path() {
+    let s = server_of(&format!("{DECL}{LOGINS}"), |_| None).await;
+    let login = r#"{"id":"l1","ts":"2026-01-01T00:00:00Z","user":"u1","failures":3}"#;
+    // Each stream takes its own events, to its own topic.
+    let (status, body) = post(&s, "/v1/streams/logins/events", login).await;
+    assert_eq!(status, 202, "{body}");
+    let (status, body) = post(&s, "/v1/streams/tx/events", GOOD).await;
+    assert_eq!(status, 202, "{body}");
+    let (status, body) = post(&s, "/v1/streams/logins/events", GOOD).await;
+    assert_eq!(
+        (status, body["results"][0]["field"].as_str()),
+        (400, Some("user")),
+        "a tx event is not a login: {body}"
+    );
+    let (status, body) = post(&s, "/v1/streams/nope/events", login).await;
+    assert_eq!(status, 404, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("`tx`") && error.contains("`logins`"),
+        "{error}"
+    );
+    // Labels name their stream; the route that does not is refused.
+    let (status, body) = post(&s, "/v1/labels", r#"{"event_id":"l1","label":1}"#).await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("stream")),
+        "{body}"
+    );
+    let (status, body) = get(&s, "/v1/labels").await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("stream")),
+        "{body}"
+    );
+    s.labels
+        .index_events(
+            "logins",
+            &[radar_pipeline::labels::IndexedEvent {
+                id: "l1".into(),
+                ts: 1,
+                entity: Some("u1"),
+                keys: Vec::new(),
+                partition: Some(0),
+            }],
+        )
+        .unwrap();
+    let (status, body) = post(
+        &s,
+        "/v1/streams/tx/labels",
+        r#"{"event_id":"l1","label":1}"#,
+    )
+    .await;
+    assert_eq!(status, 404, "l1 is not a tx event: {body}");
+    let (status, body) = post(
+        &s,
+        "/v1/streams/logins/labels",
+        r#"{"event_id":"l1","label":1}"#,
+    )
+    .await;
+    assert_eq!(
+        (status, body["recorded"].as_u64()),
+        (201, Some(1)),
+        "{body}"
+    );
+    let (status, body) = get(&s, "/v1/streams/logins/labels").await;
+    assert_eq!(
+        (status, body["labels"][0]["event_id"].as_str()),
+        (200, Some("l1"))
+    );
+    // The contract lists both streams, each with its event.
+    let (_, doc) = get(&s, "/openapi.json").await;
+    let stream = doc["paths"]["/v1/streams/{stream}/events"]["post"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "stream")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        stream["schema"]["enum"],
+        serde_json::json!(["logins", "tx"])
+    );
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["Event.logins"]["required"],
+        serde_json::json!(["id", "user", "ts", "failures"])
+    );
+    assert!(schemas["Event.tx"]["properties"]["amount"].is_object());
+    assert_eq!(schemas["Event"]["anyOf"].as_array().unwrap().len(), 2);
+    // One exposition: every family once, a series per stream.
+    let text = reqwest::get(format!("{}/metrics", s.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("radar_events_in_total{stream=\"logins\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("radar_events_in_total{stream=\"tx\"} 1"),
+        "{text}"
+    );
+    let types: Vec<&str> = text.lines().filter(|l| l.starts_with("# TYPE")).collect();
+    let mut unique = types.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), types.len(), "{text}");
+    // Ready when every stream is; each says why not.
+    let (status, body) = get(&s, "/readyz").await;
+    assert_eq!(status, 503, "no model yet: {body}");
+    for name in ["tx", "logins"] {
+        assert_eq!(
+            body["streams"][name]["status"], "waiting for a champion model",
+            "{body}"
+        );
+    }
 }

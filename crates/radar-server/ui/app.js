@@ -7,6 +7,9 @@
 const state = {
   key: localStorage.getItem("radar-key") || "",
   stream: null,
+  // Every stream this server serves, and each one's event schema.
+  streams: [],
+  schemas: {},
   eventSchema: null,
   samples: [], // the last two /metrics readings: {t, events, alerts, scored, lag, p99}
   alertsOffset: 0,
@@ -72,15 +75,15 @@ function report(e) {
 
 // --- overview ------------------------------------------------------------
 
+// The figures of the chosen stream (every series carries its stream).
 function parseMetrics(text) {
-  const sum = (name, filter) =>
-    text
-      .split("\n")
+  const mine = `stream="${state.stream}"`;
+  const lines = text.split("\n").filter((l) => l.includes(mine));
+  const sum = (name) =>
+    lines
       .filter((l) => l.startsWith(name) && (l[name.length] === "{" || l[name.length] === " "))
-      .filter((l) => !filter || l.includes(filter))
       .reduce((s, l) => s + (parseFloat(l.slice(l.lastIndexOf(" ") + 1)) || 0), 0);
-  const buckets = text
-    .split("\n")
+  const buckets = lines
     .filter((l) => l.startsWith("radar_decision_latency_seconds_bucket"))
     .map((l) => {
       const le = l.match(/le="([^"]+)"/)[1];
@@ -88,7 +91,7 @@ function parseMetrics(text) {
     })
     .sort((a, b) => a[0] - b[0]);
   const dead = {};
-  for (const l of text.split("\n")) {
+  for (const l of lines) {
     const m = l.match(/^radar_dead_letters_total\{[^}]*reason="([^"]+)"[^}]*\} (\S+)/);
     if (m) dead[m[1]] = (dead[m[1]] || 0) + parseFloat(m[2]);
   }
@@ -142,6 +145,7 @@ async function showOverview() {
 }
 
 async function sampleOverview() {
+  await loadContract();
   const [text, ready] = await Promise.all([
     api("/metrics"),
     fetch("/readyz").then((r) => r.json()),
@@ -179,8 +183,10 @@ async function sampleOverview() {
   const status = $("#ready");
   status.classList.toggle("bad", ready.status !== "ready");
   status.textContent = ready.status === "ready" ? "Ready" : ready.status;
-  $("#m-model").textContent = ready.model ? `${ready.model} v${ready.model_version}` : "none yet";
-  $("#m-warm").textContent = ready.warming_up ? "warming up" : "";
+  // With several streams, each one's model is said under `streams`.
+  const mine = (ready.streams && ready.streams[state.stream]) || ready;
+  $("#m-model").textContent = mine.model ? `${mine.model} v${mine.model_version}` : "none yet";
+  $("#m-warm").textContent = mine.warming_up ? "warming up" : "";
   const rows = Object.entries(m.dead).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
   $("#dead-letters").replaceChildren(
     ...(rows.length
@@ -209,7 +215,7 @@ function alertsError(e) {
 
 function alertQuery() {
   const f = new FormData($("#alert-filter"));
-  const q = new URLSearchParams({ limit: state.alertsPage, offset: state.alertsOffset });
+  const q = new URLSearchParams({ stream: state.stream, limit: state.alertsPage, offset: state.alertsOffset });
   for (const k of ["entity", "min_score", "since"]) {
     const v = (f.get(k) || "").trim();
     if (v) q.set(k, v);
@@ -224,6 +230,7 @@ const why = (a) =>
     .join(", ");
 
 async function loadAlerts() {
+  await loadContract();
   const body = await api("/v1/alerts?" + alertQuery());
   $("#alerts-error").hidden = true;
   const rows = body.alerts.map((a) => {
@@ -272,7 +279,7 @@ async function label(e, alert, verdict) {
     const wait = alert.decided_at_us / 1000 + 6000 - Date.now();
     if (wait > 0) await new Promise((ok) => setTimeout(ok, Math.min(wait, 6000)));
     for (let attempt = 0; ; attempt++) {
-      const body = await api("/v1/labels", {
+      const body = await api(`/v1/streams/${alert.stream}/labels`, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ event_id: alert.event_id, label: verdict, source: "dashboard" }),
@@ -297,7 +304,7 @@ async function label(e, alert, verdict) {
 async function showAlert(a) {
   const detail = $("#alert-detail");
   const history = a.entity
-    ? (await api("/v1/alerts?" + new URLSearchParams({ entity: a.entity, limit: 100 }))).alerts
+    ? (await api("/v1/alerts?" + new URLSearchParams({ stream: a.stream, entity: a.entity, limit: 100 }))).alerts
     : [];
   // Every recent scored event of the entity, alerts or not.
   const events = a.entity
@@ -506,9 +513,25 @@ async function loadContract() {
   if (state.eventSchema) return;
   const doc = await fetch("/openapi.json").then((r) => r.json());
   const param = doc.paths["/v1/streams/{stream}/score"].post.parameters.find((p) => p.name === "stream");
-  state.stream = param.schema.enum[0];
-  state.eventSchema = doc.components.schemas.Event;
-  $("#stream-name").textContent = state.stream;
+  state.streams = param.schema.enum;
+  // One stream: its event is `Event`; several: `Event.<stream>` each.
+  for (const name of state.streams) {
+    state.schemas[name] = doc.components.schemas["Event." + name] || doc.components.schemas.Event;
+  }
+  const asked = new URLSearchParams(location.search).get("stream");
+  chooseStream(state.streams.includes(asked) ? asked : state.streams[0]);
+  const pick = $("#stream-pick");
+  pick.replaceChildren(...state.streams.map((n) => el("option", { value: n }, n)));
+  pick.value = state.stream;
+  $("#stream-choice").hidden = state.streams.length < 2;
+}
+
+function chooseStream(name) {
+  state.stream = name;
+  state.eventSchema = state.schemas[name];
+  state.samples = [];
+  state.alertsOffset = 0;
+  $("#stream-name").textContent = name;
 }
 
 // The JSON type a field takes, from its schema (first alternative).
@@ -801,6 +824,10 @@ $("#newer").addEventListener("click", () => {
 $("#older").addEventListener("click", () => {
   state.alertsOffset += state.alertsPage;
   loadAlerts().catch(alertsError);
+});
+$("#stream-pick").addEventListener("change", (e) => {
+  chooseStream(e.target.value);
+  route();
 });
 window.addEventListener("hashchange", route);
 loadContract().catch(report);

@@ -99,6 +99,8 @@ const MIGRATIONS: &[Migration] = &[Migration {
 pub struct AlertQuery {
     /// Event time from (RFC 3339).
     pub since: Option<String>,
+    /// Only this stream's alerts.
+    pub stream: Option<String>,
     pub entity: Option<String>,
     pub min_score: Option<f64>,
     pub limit: Option<usize>,
@@ -264,13 +266,15 @@ impl AlertStore {
             "SELECT body FROM alerts
              WHERE (CAST(?1 AS BIGINT) IS NULL OR event_time >= ?1) AND (CAST(?2 AS TEXT) IS NULL OR entity = ?2)
                AND (CAST(?3 AS DOUBLE PRECISION) IS NULL OR score >= ?3)
+               AND (CAST(?6 AS TEXT) IS NULL OR stream = ?6)
              ORDER BY event_time DESC, event_id, position LIMIT ?4 OFFSET ?5",
             meta_params![
                 since_us,
                 q.entity.as_deref(),
                 q.min_score,
                 q.limit.unwrap_or(100).min(10_000) as i64,
-                q.offset.unwrap_or(0).min(i64::MAX as usize) as i64
+                q.offset.unwrap_or(0).min(i64::MAX as usize) as i64,
+                q.stream.as_deref()
             ],
         )?;
         let mut out = Vec::new();

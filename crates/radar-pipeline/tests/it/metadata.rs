@@ -572,6 +572,22 @@ fn alerts_are_kept_once_per_position_and_queried(store: &Store) {
         ),
         ["e4", "e3"]
     );
+    // Streams share the table; a query may keep to one.
+    let other = Alert {
+        event_id: "l1".into(),
+        stream: "logins".into(),
+        position: "logins/0/1".into(),
+        ..alert(9, "odd", 0.7)
+    };
+    assert_eq!(alerts.insert(&[other]).unwrap().len(), 1);
+    let of_stream = |s: &str| AlertQuery {
+        stream: Some(s.into()),
+        limit: Some(100),
+        ..AlertQuery::default()
+    };
+    assert_eq!(ids_of(of_stream("logins"), None), ["l1"]);
+    assert_eq!(ids_of(of_stream("tx"), None).len(), 6);
+    assert!(ids_of(of_stream("nope"), None).is_empty());
 }
 
 fn shadow_alerts_and_drift_windows_are_kept(store: &Store) {

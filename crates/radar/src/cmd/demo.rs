@@ -116,8 +116,12 @@ pub(super) struct Serving {
 /// warms up on them; they raise no alert).
 pub(super) fn serve(config: &Config, port: u16, history: usize) -> Result<Serving> {
     let pipeline = Pipeline::start(config, &PipelineOptions::default())?;
-    let server = Server::start(&pipeline, ([127, 0, 0, 1], port).into(), Default::default())
-        .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
+    let server = Server::start(
+        std::slice::from_ref(&pipeline),
+        ([127, 0, 0, 1], port).into(),
+        Default::default(),
+    )
+    .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
     let url = format!("http://{}", server.addr);
     let metrics = &pipeline.shared.metrics;
     demo::wait_scored(metrics, history as u64, Duration::from_secs(300))?;

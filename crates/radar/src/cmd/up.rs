@@ -1,14 +1,14 @@
-//! `radar up`: one stream's pipeline (capture, the scorer, the sinks) with
-//! the HTTP API in front. Ctrl-C drains: the server stops taking requests,
-//! capture and the scorer catch up and checkpoint, nothing acknowledged is
-//! lost.
+//! `radar up`: the pipelines (capture, the scorer, the sinks) of every
+//! stream in the config, or of those named, with one HTTP API in front.
+//! Ctrl-C drains: the server stops taking requests, capture and the
+//! scorers catch up and checkpoint, nothing acknowledged is lost.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use radar_pipeline::pipeline::{Pipeline, PipelineOptions};
+use radar_pipeline::pipeline::{self, PipelineOptions};
 use radar_pipeline::sinks::webhook::WebhookConfig;
 use radar_server::door::{Door, Limits};
 use radar_server::http::{Server, ServerOptions};
@@ -17,10 +17,12 @@ use super::Place;
 
 #[derive(Debug, Clone, Args)]
 pub struct UpArgs {
+    /// A stream to serve (repeat for several); default: every stream the
+    /// config declares.
     #[arg(long)]
-    pub stream: Option<String>,
-    /// The registry model to serve (default: the declaration's
-    /// `detector.model`, else `<stream>-<kind>`).
+    pub stream: Vec<String>,
+    /// The registry model to serve, when one stream is served (default:
+    /// the declaration's `detector.model`, else `<stream>-<kind>`).
     #[arg(long)]
     pub model: Option<String>,
     #[arg(long, default_value = "127.0.0.1")]
@@ -100,7 +102,7 @@ impl UpArgs {
             })?),
         };
         Ok(PipelineOptions {
-            stream: self.stream.clone(),
+            stream: None,
             model: self.model.clone(),
             stdout_alerts: self.stdout_alerts,
             webhook: self.webhook.clone().map(|url| WebhookConfig {
@@ -163,7 +165,7 @@ pub fn run(args: UpArgs) -> Result<()> {
         _ => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let pipeline = Pipeline::start(&config, &args.options()?)?;
+    let pipelines = pipeline::start_streams(&config, &args.stream, &args.options()?)?;
     let options = ServerOptions {
         tls,
         max_body_bytes: args.max_body_bytes,
@@ -172,13 +174,31 @@ pub fn run(args: UpArgs) -> Result<()> {
         header_timeout: Duration::from_secs(args.header_timeout_seconds.max(1)),
         request_timeout: Duration::from_secs(args.request_timeout_seconds.max(1)),
     };
-    let server = Server::start(&pipeline, addr, options)
-        .with_context(|| format!("cannot listen on {addr}"))?;
+    let server = match Server::start(&pipelines, addr, options) {
+        Ok(s) => s,
+        Err(e) => {
+            // What started drains before the error is said.
+            if let Err(stop) = pipeline::shutdown_all(pipelines) {
+                tracing::error!(error = %stop, "stopping the streams");
+            }
+            return Err(anyhow::Error::new(e).context(format!("cannot listen on {addr}")));
+        }
+    };
+    let names: Vec<String> = pipelines
+        .iter()
+        .map(|p| format!("`{}`", p.shared.schema.name))
+        .collect();
     eprintln!(
-        "radar is up on {scheme}://{addr} (stream `{}`; the dashboard at {scheme}://{addr}/); Ctrl-C or SIGTERM stops it, draining",
-        pipeline.shared.schema.name,
+        "radar is up on {scheme}://{addr} ({} {}; the dashboard at {scheme}://{addr}/); Ctrl-C or SIGTERM stops it, draining",
+        if names.len() == 1 {
+            "stream"
+        } else {
+            "streams"
+        },
+        names.join(", "),
         addr = server.addr
     );
+    let rt = pipelines[0].rt.clone();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let exporter = match &args.mlflow_url {
         Some(url) => {
@@ -206,12 +226,12 @@ pub fn run(args: UpArgs) -> Result<()> {
         }
         None => None,
     };
-    pipeline.rt.block_on(super::stop_signal());
-    eprintln!("stopping: draining capture and the scorer");
-    server.stop(&pipeline.rt);
+    rt.block_on(super::stop_signal());
+    eprintln!("stopping: draining capture and the scorers");
+    server.stop(&rt);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     if let Some(t) = exporter {
         let _ = t.join();
     }
-    Ok(pipeline.shutdown()?)
+    Ok(pipeline::shutdown_all(pipelines)?)
 }

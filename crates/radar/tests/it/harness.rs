@@ -219,6 +219,7 @@ pub fn batch(live: &mut impl Iterator<Item = Transaction>, n: usize) -> (String,
 }
 
 /// What one POST of events got.
+#[derive(Debug)]
 pub enum Posted {
     Accepted,
     /// 503 with `Retry-After`: nothing stored, send again later.
