@@ -525,7 +525,9 @@ pub fn document_for(schemas: &[&StreamSchema], max_events: usize) -> serde_json:
             // null where the key was absent.
             if let Some(params) = op.get_mut("parameters").and_then(|p| p.as_array_mut()) {
                 for p in params {
-                    if p["name"] == "stream" {
+                    // A path names a stream served here; the alerts'
+                    // filter may name any stream in the shared store.
+                    if p["name"] == "stream" && p["in"] == "path" {
                         p["schema"] = json!({"type": "string", "enum": names});
                     }
                     if p["name"] == "since" {

@@ -86,7 +86,7 @@ fn topic_sink_delivers_each_new_alert_once(log: Arc<dyn EventLog>, topic: &str) 
     assert_eq!(ids, want, "each alert once on the topic");
     let text = metrics.render(&Health::default());
     assert!(
-        text.contains("radar_component_sent_total{component=\"alerts_topic\"} 15"),
+        text.contains("radar_component_sent_total{stream=\"tx\",component=\"alerts_topic\"} 15"),
         "{text}"
     );
 }

@@ -559,7 +559,11 @@ fn kafka_broker_unreachable_loses_and_doubles_nothing() {
     // A client that keeps sending while the broker goes and comes back;
     // it waits for each answer as long as radar's delivery time-out.
     let stop = std::sync::atomic::AtomicBool::new(false);
+    let abort = std::sync::atomic::AtomicBool::new(false);
     let (acked, n503) = std::thread::scope(|scope| {
+        // A failed check below must stop the sender too, or the scope
+        // waits for it for ever.
+        let _abort_sender = SetOnDrop(&abort);
         let sender = scope.spawn(|| {
             let mut live = live;
             let client = reqwest::blocking::Client::builder()
@@ -568,7 +572,9 @@ fn kafka_broker_unreachable_loses_and_doubles_nothing() {
                 .unwrap();
             let (mut acked, mut refused) = (BTreeSet::new(), Vec::new());
             let mut n503 = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) || !refused.is_empty() {
+            while (!stop.load(std::sync::atomic::Ordering::Relaxed) || !refused.is_empty())
+                && !abort.load(std::sync::atomic::Ordering::Relaxed)
+            {
                 n503 += send_for(
                     &client,
                     port,
@@ -620,7 +626,9 @@ fn kafka_broker_unreachable_loses_and_doubles_nothing() {
                         "{c} said nothing of the lost broker: {said:?}"
                     );
                     assert!(
-                        said.contains(&format!("radar_component_up{{component=\"{c}\"}}")),
+                        said.contains(&format!(
+                            "radar_component_up{{stream=\"transactions\",component=\"{c}\"}}"
+                        )),
                         "{said:?}"
                     );
                 }
@@ -643,4 +651,13 @@ fn kafka_broker_unreachable_loses_and_doubles_nothing() {
     harness::stop(child, Some(&up_log));
     harness::verify(&place, &acked, "kafka broker unreachable");
     assert_eq!(scored, expected, "every event in the log was scored");
+}
+
+/// Sets its flag when dropped, also while a panic unwinds.
+struct SetOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
