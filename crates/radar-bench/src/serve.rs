@@ -75,12 +75,16 @@ impl Connection {
     }
 
     fn post(&mut self, path: &str, content_type: &str, body: &[u8]) -> Result<u16> {
-        let head = format!(
+        // Head and body in one write, as HTTP clients send them (two
+        // writes on a no-delay socket are two segments and two wake-ups).
+        self.buf.clear();
+        write!(
+            self.buf,
             "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
             body.len()
-        );
-        self.stream.write_all(head.as_bytes())?;
-        self.stream.write_all(body)?;
+        )?;
+        self.buf.extend_from_slice(body);
+        self.stream.write_all(&self.buf)?;
         self.buf.clear();
         let mut chunk = [0u8; 16 << 10];
         let header_end = loop {

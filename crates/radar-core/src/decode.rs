@@ -261,11 +261,13 @@ impl Scalar<'_> {
     }
 }
 
-/// Decodes events of one stream and counts outcomes.
+/// Decodes events of one stream and counts outcomes. Cloning is cheap
+/// (the schema and field table are shared), so a server clones one per
+/// request and a scorer one per thread.
 #[derive(Debug, Clone)]
 pub struct Decoder {
-    schema: StreamSchema,
-    slots: Vec<(Box<str>, Slot)>,
+    schema: std::sync::Arc<StreamSchema>,
+    slots: std::sync::Arc<[(Box<str>, Slot)]>,
     stats: DecodeStats,
 }
 
@@ -287,8 +289,8 @@ impl Decoder {
             slots.push((i.clone().into(), Slot::Id));
         }
         Decoder {
-            schema,
-            slots,
+            schema: std::sync::Arc::new(schema),
+            slots: slots.into(),
             stats: DecodeStats::default(),
         }
     }

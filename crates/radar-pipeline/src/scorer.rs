@@ -887,6 +887,19 @@ impl<'a> Source<'a> {
             Source::Champion(served) => Scoring::Champion(served),
         })
     }
+
+    /// [`Source::lock`] without waiting: `None` while the scorer holds the
+    /// online detectors' state.
+    pub fn try_lock(&self) -> Result<Option<Scoring<'_>>, ScorerError> {
+        Ok(Some(match self {
+            Source::Online(shared, template) => match shared.state.try_read() {
+                Ok(state) => Scoring::Online { state, template },
+                Err(std::sync::TryLockError::WouldBlock) => return Ok(None),
+                Err(std::sync::TryLockError::Poisoned(_)) => return Err(ScorerError::Poisoned),
+            },
+            Source::Champion(served) => Scoring::Champion(served),
+        }))
+    }
 }
 
 /// A model ready to score (see [`Source::lock`]).

@@ -34,7 +34,11 @@ use crate::error::ApiError;
 /// last hour of its figures.
 #[derive(Clone)]
 pub struct StreamApi {
-    pub shared: Shared,
+    /// Shared so a request takes it for the price of a count (the schema
+    /// inside is deep).
+    pub shared: Arc<Shared>,
+    /// Cloned per request (cheaply: it shares the schema).
+    decoder: Decoder,
     /// Sampled by [`sample_history`].
     pub history: Arc<std::sync::Mutex<radar_pipeline::history::History>>,
 }
@@ -42,7 +46,8 @@ pub struct StreamApi {
 impl StreamApi {
     pub fn new(shared: Shared) -> StreamApi {
         StreamApi {
-            shared,
+            decoder: Decoder::new(shared.schema.clone()),
+            shared: Arc::new(shared),
             history: Default::default(),
         }
     }
@@ -355,11 +360,11 @@ pub(crate) async fn ingest(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let key = key.map_or_else(String::new, |k| k.0.0);
-    let shared = state.stream(&stream)?.shared.clone();
+    let served = state.stream(&stream)?;
+    let (shared, mut decoder) = (served.shared.clone(), served.decoder.clone());
     let events = split_events(&body, state.max_events_per_request)?;
     let counters = shared.metrics.component("ingest");
     let now = crate::now_micros();
-    let mut decoder = Decoder::new(shared.schema.clone());
     let mut records = Vec::with_capacity(events.len());
     // Which result each appended record answers.
     let mut positions = Vec::with_capacity(events.len());
@@ -484,11 +489,34 @@ pub(crate) async fn score(
     Path(stream): Path<String>,
     body: Bytes,
 ) -> Result<Json<ScoreAnswer>, ApiError> {
-    let shared = state.stream(&stream)?.shared.clone();
+    let served = state.stream(&stream)?;
     let events = split_events(&body, state.max_events_per_request)?;
+    // A few events are a few tens of microseconds of work: done here when
+    // the feature state is free, cheaper than a hand-off to another thread.
+    if events.len() <= INLINE_SCORE_EVENTS
+        && let Some(answer) =
+            score_events(&served.shared, served.decoder.clone(), &events, Wait::No).transpose()
+    {
+        return answer;
+    }
     // The scorer holds the feature state's lock for a batch: wait for it
     // off the async threads.
-    blocking(move || score_events(&shared, &events)).await?
+    let (shared, decoder) = (served.shared.clone(), served.decoder.clone());
+    blocking(move || score_events(&shared, decoder, &events, Wait::Yes))
+        .await??
+        .ok_or_else(|| ApiError::internal("scoring that may wait gave up waiting"))
+}
+
+/// Requests of at most this many events to `/score` are scored on the
+/// request's thread when no lock they need is held (see [`score`]).
+const INLINE_SCORE_EVENTS: usize = 4;
+
+/// Whether scoring may wait for the scorer's locks (on the blocking pool)
+/// or gives up at once (on a request thread).
+#[derive(Clone, Copy, PartialEq)]
+enum Wait {
+    Yes,
+    No,
 }
 
 /// The served model's drift: the window being filled, the last finished
@@ -648,11 +676,17 @@ pub(crate) async fn recent(
     }))
 }
 
-fn score_events(shared: &Shared, events: &[Vec<u8>]) -> Result<Json<ScoreAnswer>, ApiError> {
+/// `None` when `wait` is [`Wait::No`] and a lock was held.
+fn score_events(
+    shared: &Shared,
+    mut decoder: Decoder,
+    events: &[Vec<u8>],
+    wait: Wait,
+) -> Result<Option<Json<ScoreAnswer>>, ApiError> {
     let Some(source) = Source::of(shared) else {
         return Err(ApiError::unavailable("no champion model is loaded yet"));
     };
-    let mut decoder = Decoder::new(shared.schema.clone());
+    let poisoned = || ApiError::internal("the feature state's lock is poisoned");
     let columns = &shared.schema.columns;
     // Features first, the feature state's read lock taken per slice of
     // events, never for the whole request: the scorer's writes (and other
@@ -664,10 +698,14 @@ fn score_events(shared: &Shared, events: &[Vec<u8>]) -> Result<Json<ScoreAnswer>
     // (row start, the event's partition when its state is held here)
     let mut rows: Vec<Result<(usize, Option<u32>), ScoreItem>> = Vec::with_capacity(events.len());
     for (chunk_start, chunk) in events.chunks(256).enumerate() {
-        let state = shared
-            .state
-            .read()
-            .map_err(|_| ApiError::internal("the feature state's lock is poisoned"))?;
+        let state = match wait {
+            Wait::Yes => shared.state.read().map_err(|_| poisoned())?,
+            Wait::No => match shared.state.try_read() {
+                Ok(state) => state,
+                Err(std::sync::TryLockError::WouldBlock) => return Ok(None),
+                Err(std::sync::TryLockError::Poisoned(_)) => return Err(poisoned()),
+            },
+        };
         for (k, raw) in chunk.iter().enumerate() {
             let index = chunk_start * 256 + k;
             rows.push(match decoder.decode_json(raw, crate::now_micros()) {
@@ -698,7 +736,13 @@ fn score_events(shared: &Shared, events: &[Vec<u8>]) -> Result<Json<ScoreAnswer>
         e.field = field;
         return Err(e);
     }
-    let scoring = source.lock()?;
+    let scoring = match wait {
+        Wait::Yes => source.lock()?,
+        Wait::No => match source.try_lock()? {
+            Some(scoring) => scoring,
+            None => return Ok(None),
+        },
+    };
     let threshold = scoring.threshold();
     let mut out = Vec::with_capacity(rows.len());
     for (index, row) in rows.into_iter().enumerate() {
@@ -734,12 +778,12 @@ fn score_events(shared: &Shared, events: &[Vec<u8>]) -> Result<Json<ScoreAnswer>
         });
     }
     let (model, model_version, warming_up) = scoring.model();
-    Ok(Json(ScoreAnswer {
+    Ok(Some(Json(ScoreAnswer {
         model,
         model_version,
         warming_up,
         results: out,
-    }))
+    })))
 }
 
 /// Stored alerts, newest event time first, filtered and paged.

@@ -36,7 +36,7 @@ field = "amount"
 
 struct Server {
     url: String,
-    shared: Shared,
+    shared: Arc<Shared>,
     labels: LabelStore,
     _dir: tempfile::TempDir,
     _stop: Arc<AtomicBool>,
@@ -261,6 +261,39 @@ async fn score_needs_a_model_and_explains() {
     assert_eq!(status, 400);
     let (status, _) = post(&s, "/v1/streams/other/score", GOOD).await;
     assert_eq!(status, 404);
+}
+
+/// A few events are scored on the request's thread, more on the blocking
+/// pool, and a request finding the feature state locked waits for it: all
+/// three answer the same.
+#[tokio::test]
+async fn score_answers_alike_inline_pooled_and_after_waiting() {
+    let s = server().await;
+    load_model(&s);
+    let (status, one) = post(&s, "/v1/streams/tx/score", GOOD).await;
+    assert_eq!(status, 200, "{one}");
+    let many = vec![GOOD; 9].join("\n");
+    let (status, pooled) = post(&s, "/v1/streams/tx/score", many).await;
+    assert_eq!(status, 200, "{pooled}");
+    assert_eq!(pooled["results"].as_array().unwrap().len(), 9);
+    for (i, r) in pooled["results"].as_array().unwrap().iter().enumerate() {
+        let mut r = r.clone();
+        assert_eq!(r["index"], i);
+        r["index"] = 0.into();
+        assert_eq!(r, one["results"][0]);
+    }
+    let shared = s.shared.clone();
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let _state = shared.state.write().unwrap();
+        held_tx.send(()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    });
+    held_rx.recv().unwrap();
+    let (status, waited) = post(&s, "/v1/streams/tx/score", GOOD).await;
+    holder.join().unwrap();
+    assert_eq!(status, 200, "{waited}");
+    assert_eq!(waited["results"][0], one["results"][0]);
 }
 
 #[tokio::test]
