@@ -272,7 +272,7 @@ async fn score_answers_alike_inline_pooled_and_after_waiting() {
     load_model(&s);
     let (status, one) = post(&s, "/v1/streams/tx/score", GOOD).await;
     assert_eq!(status, 200, "{one}");
-    let many = vec![GOOD; 9].join("\n");
+    let many = [GOOD; 9].join("\n");
     let (status, pooled) = post(&s, "/v1/streams/tx/score", many).await;
     assert_eq!(status, 200, "{pooled}");
     assert_eq!(pooled["results"].as_array().unwrap().len(), 9);
