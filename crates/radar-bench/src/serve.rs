@@ -5,6 +5,13 @@
 //! (keep-alive HTTP/1.1, one thread per connection, the same events) at the
 //! same concurrency. Then radar's batched ingest end to end: NDJSON batches
 //! acknowledged (durable), until the scorer has decided on every one.
+//!
+//! The ingested events are one live stream continuing the training history
+//! (same cards, same density, event time moving on), every event sent once:
+//! replaying a short list would send the same ids with event time jumping
+//! back, which a real stream does not do and which makes most events
+//! anomalous (an alert storm, a different workload). Should a run outlast
+//! the stream, it wraps and says how many requests were replays.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -44,6 +51,40 @@ pub struct Args {
     /// The radar binary (default: beside this one).
     #[arg(long)]
     radar: Option<PathBuf>,
+    /// Distinct live events prepared for the ingest runs (default: enough
+    /// for 300,000 events/s in the closed loop and each paced rate, for
+    /// `seconds` each).
+    #[arg(long)]
+    live_events: Option<usize>,
+}
+
+/// Request bodies handed out in order to every connection of a run (and
+/// across runs): each body is sent once until they run out, then again
+/// from the first (counted as replays).
+struct Feed<'a> {
+    bodies: &'a [Vec<u8>],
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl<'a> Feed<'a> {
+    fn new(bodies: &'a [Vec<u8>]) -> Feed<'a> {
+        Feed {
+            bodies,
+            next: Default::default(),
+        }
+    }
+
+    fn take(&self) -> &'a [u8] {
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        &self.bodies[i % self.bodies.len()]
+    }
+
+    /// Bodies handed out a second time (or more) so far.
+    fn replays(&self) -> usize {
+        self.next
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .saturating_sub(self.bodies.len())
+    }
 }
 
 /// What one load run measured.
@@ -122,17 +163,17 @@ impl Connection {
     }
 }
 
-/// Closed-loop load: `connections` threads cycling through `bodies` for
+/// Closed-loop load: `connections` threads taking bodies from `feed` for
 /// `seconds`; latencies of every request.
 fn load(
     port: u16,
     path: &str,
     content_type: &str,
-    bodies: &[Vec<u8>],
+    feed: &Feed,
     connections: usize,
     seconds: f64,
 ) -> Result<Load> {
-    load_paced(port, path, content_type, bodies, connections, seconds, None)
+    load_paced(port, path, content_type, feed, connections, seconds, None)
 }
 
 /// [`load`], each connection sending at most `per_second` requests a
@@ -142,7 +183,7 @@ fn load_paced(
     port: u16,
     path: &str,
     content_type: &str,
-    bodies: &[Vec<u8>],
+    feed: &Feed,
     connections: usize,
     seconds: f64,
     per_second: Option<f64>,
@@ -151,12 +192,11 @@ fn load_paced(
     let started = Instant::now();
     let results: Vec<Result<(Vec<u32>, u64)>> = std::thread::scope(|s| {
         let threads: Vec<_> = (0..connections)
-            .map(|c| {
+            .map(|_| {
                 s.spawn(move || -> Result<(Vec<u32>, u64)> {
                     let mut conn = Connection::open(port)?;
                     let mut micros = Vec::new();
                     let mut failed = 0;
-                    let mut i = c;
                     let mut sent = 0u64;
                     let began = Instant::now();
                     while Instant::now() < deadline {
@@ -168,12 +208,11 @@ fn load_paced(
                             sent += 1;
                         }
                         let t = Instant::now();
-                        let status = conn.post(path, content_type, &bodies[i % bodies.len()])?;
+                        let status = conn.post(path, content_type, feed.take())?;
                         micros.push(t.elapsed().as_micros() as u32);
                         if !(200..300).contains(&status) {
                             failed += 1;
                         }
-                        i += connections;
                     }
                     Ok((micros, failed))
                 })
@@ -259,68 +298,45 @@ pub fn run(args: Args) -> Result<()> {
     let bin = radar_bin(args.radar.as_deref())?;
     let dir = tempfile::tempdir()?;
     eprintln!("serve: history, capture, train");
-    let deployment = Deployment::train(
-        &bin,
-        dir.path(),
-        TransactionSpec {
-            cardholders: args.cardholders,
-            days: 3.0,
-            seed: 1,
-            ..TransactionSpec::default()
-        },
-        4 * args.cardholders,
-        "",
-    )?;
-    let live: Vec<_> = Transactions::new(TransactionSpec {
+    let history = TransactionSpec {
         cardholders: args.cardholders,
-        days: 3650.0,
-        seed: 99,
+        days: HISTORY_DAYS,
+        seed: 1,
         ..TransactionSpec::default()
-    })
-    .take(200_000)
-    .collect();
-    let singles: Vec<Vec<u8>> = live
+    };
+    let deployment =
+        Deployment::train(&bin, dir.path(), history.clone(), 4 * args.cardholders, "")?;
+    let batches = live_batches(&args, &history)?;
+    let singles: Vec<Vec<u8>> = batches
         .iter()
+        .flat_map(|b| b.split(|&c| c == b'\n').filter(|l| !l.is_empty()))
         .take(4096)
-        .map(|tx| {
-            let mut s = String::new();
-            tx.write_json(&mut s);
-            s.into_bytes()
-        })
-        .collect();
-    let batches: Vec<Vec<u8>> = live
-        .chunks(args.batch)
-        .map(|c| {
-            let mut s = String::new();
-            for tx in c {
-                tx.write_json(&mut s);
-                s.push('\n');
-            }
-            s.into_bytes()
-        })
+        .map(<[u8]>::to_vec)
         .collect();
 
     let port = crate::served::free_port()?;
     let up = deployment.up(&bin, port, &[])?;
     eprintln!("serve: radar /score, {} connections", args.connections);
+    let live = Feed::new(&batches);
     let radar_score = load(
         port,
         "/v1/streams/transactions/score",
         "application/json",
-        &singles,
+        &Feed::new(&singles),
         args.connections,
         args.seconds,
     )?;
     eprintln!("{radar_score:?}");
     eprintln!("serve: radar ingest, batches of {}", args.batch);
     let scored_before = metric(port, "radar_scored_total");
+    let alerts_before = metric(port, "radar_alerts_total");
     let buckets_before = buckets(port);
     let started = Instant::now();
     let ingest = load(
         port,
         "/v1/streams/transactions/events",
         "application/x-ndjson",
-        &batches,
+        &live,
         args.connections,
         args.seconds,
     )?;
@@ -334,6 +350,7 @@ pub fn run(args: Args) -> Result<()> {
         std::thread::sleep(Duration::from_millis(20));
     }
     let end_to_end_seconds = started.elapsed().as_secs_f64();
+    let ingest_alerts = metric(port, "radar_alerts_total") - alerts_before;
     let decision_p99_ms = histogram_p99(port, &buckets_before);
     let mut paced = Vec::new();
     for &rate in &args.paced {
@@ -345,7 +362,7 @@ pub fn run(args: Args) -> Result<()> {
             port,
             "/v1/streams/transactions/events",
             "application/x-ndjson",
-            &batches,
+            &live,
             args.connections,
             args.seconds,
             Some(rate / args.batch as f64 / args.connections as f64),
@@ -369,6 +386,7 @@ pub fn run(args: Args) -> Result<()> {
             "scorer_behind_at_end_seconds": (behind * 10.0).round() / 10.0,
         }));
     }
+    let replays = live.replays();
     let clean_exit = up.stop()?;
 
     eprintln!("serve: the peer, {} uvicorn workers", args.peer_workers);
@@ -390,7 +408,7 @@ pub fn run(args: Args) -> Result<()> {
             peer_port,
             "/score",
             "application/json",
-            &singles,
+            &Feed::new(&singles),
             args.connections,
             args.seconds,
         )
@@ -422,8 +440,11 @@ pub fn run(args: Args) -> Result<()> {
                     "failed_requests": ingest.failed,
                     "end_to_end_events_per_second": (acked as f64 / end_to_end_seconds).round(),
                     "decision_p99_ms_bucket_bound": p99_json(decision_p99_ms),
+                    "alert_share": ingest_alerts / (acked as f64).max(1.0),
                 },
                 "paced_ingest": paced,
+                "live_events": batches.iter().map(|b| b.iter().filter(|&&c| c == b'\n').count()).sum::<usize>(),
+                "replayed_ingest_requests": replays,
                 "radar_clean_exit": clean_exit,
             }
         }))?
@@ -439,4 +460,45 @@ fn p99_json(ms: Option<f64>) -> serde_json::Value {
         Some(_) => json!("over 10000"),
         None => json!(null),
     }
+}
+
+/// Days of history the served model is trained on.
+const HISTORY_DAYS: f64 = 3.0;
+
+/// NDJSON batches of distinct live events: the same cards as `history`,
+/// from where it ends on, at its density (events per day), as many as
+/// `--live-events` says.
+fn live_batches(args: &Args, history: &TransactionSpec) -> Result<Vec<Vec<u8>>> {
+    let wanted = args
+        .live_events
+        .unwrap_or_else(|| ((300_000.0 + args.paced.iter().sum::<f64>()) * args.seconds) as usize);
+    let history_events = Transactions::new(history.clone()).count().max(1);
+    let per_day = history_events as f64 / history.days;
+    let live = Transactions::new(TransactionSpec {
+        seed: 99,
+        start: history.start + (history.days * 86_400e6) as i64,
+        // A little longer than `wanted` needs at that density, so the
+        // generator's own end never comes first.
+        days: 1.1 * wanted as f64 / per_day + 1.0,
+        ..history.clone()
+    });
+    let mut batches = Vec::with_capacity(wanted / args.batch + 1);
+    let mut body = String::new();
+    let mut in_body = 0;
+    for tx in live.take(wanted) {
+        tx.write_json(&mut body);
+        body.push('\n');
+        in_body += 1;
+        if in_body == args.batch {
+            batches.push(std::mem::take(&mut body).into_bytes());
+            in_body = 0;
+        }
+    }
+    if batches.is_empty() {
+        bail!(
+            "--live-events {wanted} is less than one batch of {}",
+            args.batch
+        );
+    }
+    Ok(batches)
 }

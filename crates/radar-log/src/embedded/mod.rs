@@ -780,19 +780,26 @@ impl Consumer for EmbeddedConsumer {
             self.refresh()?;
             let mut out = Vec::new();
             let n = self.positions.len();
-            for k in 0..n {
-                if out.len() >= max {
-                    break;
+            // A fair share of `max` from each partition first, then what is
+            // left from any: a backlog in one partition does not make a
+            // batch of that partition alone (the scorer feeds a batch's
+            // partitions in parallel).
+            let share = max.div_ceil(n.max(1));
+            for quota in [share, max] {
+                for k in 0..n {
+                    if out.len() >= max {
+                        break;
+                    }
+                    let i = (self.next + k) % n;
+                    let (p, pos) = self.positions[i];
+                    let part = &t.partitions[p as usize];
+                    let pos = pos.max(part.earliest());
+                    let got = part.read(&self.topic, p, pos, quota.min(max - out.len()))?;
+                    if let Some(last) = got.last() {
+                        self.positions[i].1 = last.offset + 1;
+                    }
+                    out.extend(got);
                 }
-                let i = (self.next + k) % n;
-                let (p, pos) = self.positions[i];
-                let part = &t.partitions[p as usize];
-                let pos = pos.max(part.earliest());
-                let got = part.read(&self.topic, p, pos, max - out.len())?;
-                if let Some(last) = got.last() {
-                    self.positions[i].1 = last.offset + 1;
-                }
-                out.extend(got);
             }
             if n > 0 {
                 self.next = (self.next + 1) % n;

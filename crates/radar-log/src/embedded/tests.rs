@@ -292,3 +292,39 @@ fn bad_names_and_partition_mismatches_are_errors() {
         Err(LogError::NoTopic(_))
     ));
 }
+
+/// With a backlog in every partition, one poll holds some of each (the
+/// scorer feeds a batch's partitions in parallel; a batch of one
+/// partition left the other core idle), and per partition the offsets
+/// still come in order, each once.
+#[test]
+fn a_poll_takes_a_fair_share_of_every_backlogged_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(dir.path(), Options::default()).unwrap();
+    log.create_topic("t", 4).unwrap();
+    let records: Vec<Record> = (0..2000)
+        .map(|i| Record::new(Some(format!("k{i}").as_bytes()), format!("{i}"), 0))
+        .collect();
+    log.append("t", &records).unwrap();
+    let mut c = log.consumer("t", "g").unwrap();
+    let first = c.poll(100, Duration::from_secs(5)).unwrap();
+    assert_eq!(first.len(), 100);
+    for p in 0..4 {
+        let n = first.iter().filter(|s| s.partition == p).count();
+        assert_eq!(n, 25, "partition {p} had {n} of the first 100");
+    }
+    let mut all = first;
+    while all.len() < 2000 {
+        let got = c.poll(333, Duration::from_secs(5)).unwrap();
+        assert!(!got.is_empty());
+        all.extend(got);
+    }
+    for p in 0..4 {
+        let offsets: Vec<u64> = all
+            .iter()
+            .filter(|s| s.partition == p)
+            .map(|s| s.offset)
+            .collect();
+        assert_eq!(offsets, (0..offsets.len() as u64).collect::<Vec<_>>());
+    }
+}
