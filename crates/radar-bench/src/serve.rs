@@ -328,62 +328,19 @@ pub fn run(args: Args) -> Result<()> {
     )?;
     eprintln!("{radar_score:?}");
     eprintln!("serve: radar ingest, batches of {}", args.batch);
-    let scored_before = metric(port, "radar_scored_total");
-    let alerts_before = metric(port, "radar_alerts_total");
-    let buckets_before = buckets(port);
-    let started = Instant::now();
-    let ingest = load(
-        port,
-        "/v1/streams/transactions/events",
-        "application/x-ndjson",
-        &live,
-        args.connections,
-        args.seconds,
-    )?;
-    let acked = (ingest.requests - ingest.failed) * args.batch as u64;
-    let ack_seconds = started.elapsed().as_secs_f64();
-    let caught_up_by = Instant::now() + Duration::from_secs(300);
-    while metric(port, "radar_scored_total") - scored_before < acked as f64 {
-        if Instant::now() > caught_up_by {
-            bail!("the scorer did not catch up within 5 minutes");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let end_to_end_seconds = started.elapsed().as_secs_f64();
-    let ingest_alerts = metric(port, "radar_alerts_total") - alerts_before;
-    let decision_p99_ms = histogram_p99(port, &buckets_before);
+    let closed = ingest_run(port, &live, &args, None)?;
     let mut paced = Vec::new();
     for &rate in &args.paced {
         eprintln!("serve: radar ingest paced at {rate} events/s");
-        let scored_before = metric(port, "radar_scored_total");
-        let buckets_before = buckets(port);
-        let started = Instant::now();
-        let run = load_paced(
-            port,
-            "/v1/streams/transactions/events",
-            "application/x-ndjson",
-            &live,
-            args.connections,
-            args.seconds,
-            Some(rate / args.batch as f64 / args.connections as f64),
-        )?;
-        let acked = (run.requests - run.failed) * args.batch as u64;
-        let sent_for = started.elapsed().as_secs_f64();
-        let caught_up_by = Instant::now() + Duration::from_secs(300);
-        while metric(port, "radar_scored_total") - scored_before < acked as f64 {
-            if Instant::now() > caught_up_by {
-                bail!("the scorer did not catch up within 5 minutes");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let behind = started.elapsed().as_secs_f64() - sent_for;
+        let run = ingest_run(port, &live, &args, Some(rate))?;
         paced.push(json!({
             "target_events_per_second": rate,
-            "acknowledged_per_second": (acked as f64 / sent_for).round(),
-            "request_p99_ms": run.p99_ms,
-            "failed_requests": run.failed,
-            "decision_p99_ms_bucket_bound": p99_json(histogram_p99(port, &buckets_before)),
-            "scorer_behind_at_end_seconds": (behind * 10.0).round() / 10.0,
+            "acknowledged_per_second": (run.acked as f64 / run.sent_for).round(),
+            "request_p99_ms": run.load.p99_ms,
+            "failed_requests": run.load.failed,
+            "decision_p99_ms_bucket_bound": p99_json(run.decision_p99_ms),
+            "scorer_behind_at_end_seconds": ((run.decided_by - run.sent_for) * 10.0).round() / 10.0,
+            "alert_share": run.alert_share(),
         }));
     }
     let replays = live.replays();
@@ -434,13 +391,13 @@ pub fn run(args: Args) -> Result<()> {
                 "score_ratio": radar_score.requests_per_second / peer_score.requests_per_second.max(1e-9),
                 "ingest": {
                     "batch": args.batch,
-                    "acknowledged_events": acked,
-                    "acknowledged_per_second": (acked as f64 / ack_seconds).round(),
-                    "request_p99_ms": ingest.p99_ms,
-                    "failed_requests": ingest.failed,
-                    "end_to_end_events_per_second": (acked as f64 / end_to_end_seconds).round(),
-                    "decision_p99_ms_bucket_bound": p99_json(decision_p99_ms),
-                    "alert_share": ingest_alerts / (acked as f64).max(1.0),
+                    "acknowledged_events": closed.acked,
+                    "acknowledged_per_second": (closed.acked as f64 / closed.sent_for).round(),
+                    "request_p99_ms": closed.load.p99_ms,
+                    "failed_requests": closed.load.failed,
+                    "end_to_end_events_per_second": (closed.acked as f64 / closed.decided_by).round(),
+                    "decision_p99_ms_bucket_bound": p99_json(closed.decision_p99_ms),
+                    "alert_share": closed.alert_share(),
                 },
                 "paced_ingest": paced,
                 "live_events": batches.iter().map(|b| b.iter().filter(|&&c| c == b'\n').count()).sum::<usize>(),
@@ -460,6 +417,61 @@ fn p99_json(ms: Option<f64>) -> serde_json::Value {
         Some(_) => json!("over 10000"),
         None => json!(null),
     }
+}
+
+/// What one ingest run measured.
+struct IngestRun {
+    load: Load,
+    acked: u64,
+    alerts: f64,
+    /// Seconds from the first request to the last answer.
+    sent_for: f64,
+    /// Seconds from the first request until the scorer had decided on
+    /// every acknowledged event.
+    decided_by: f64,
+    decision_p99_ms: Option<f64>,
+}
+
+impl IngestRun {
+    fn alert_share(&self) -> f64 {
+        self.alerts / (self.acked as f64).max(1.0)
+    }
+}
+
+/// Sends `live`'s next batches for `args.seconds` (closed loop, or paced
+/// at `rate` events/s), then waits until the scorer has decided on every
+/// acknowledged event.
+fn ingest_run(port: u16, live: &Feed, args: &Args, rate: Option<f64>) -> Result<IngestRun> {
+    let scored_before = metric(port, "radar_scored_total");
+    let alerts_before = metric(port, "radar_alerts_total");
+    let buckets_before = buckets(port);
+    let started = Instant::now();
+    let load = load_paced(
+        port,
+        "/v1/streams/transactions/events",
+        "application/x-ndjson",
+        live,
+        args.connections,
+        args.seconds,
+        rate.map(|r| r / args.batch as f64 / args.connections as f64),
+    )?;
+    let acked = (load.requests - load.failed) * args.batch as u64;
+    let sent_for = started.elapsed().as_secs_f64();
+    let caught_up_by = Instant::now() + Duration::from_secs(300);
+    while metric(port, "radar_scored_total") - scored_before < acked as f64 {
+        if Instant::now() > caught_up_by {
+            bail!("the scorer did not catch up within 5 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(IngestRun {
+        decided_by: started.elapsed().as_secs_f64(),
+        alerts: metric(port, "radar_alerts_total") - alerts_before,
+        decision_p99_ms: histogram_p99(port, &buckets_before),
+        load,
+        acked,
+        sent_for,
+    })
 }
 
 /// Days of history the served model is trained on.
