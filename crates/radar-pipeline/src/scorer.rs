@@ -532,6 +532,20 @@ pub fn run(
             Scoring::Online { .. } => vec![false; meta.len()],
         };
         let decided = now_micros();
+        // The champion's alerts are explained on the pool's threads: one
+        // walk of every tree per alert, the scorer thread's largest cost
+        // when many events alert.
+        let mut explained: Vec<Option<Vec<radar_registry::Explained>>> = (0..meta.len())
+            .into_par_iter()
+            .with_min_len(64)
+            .map(|i| {
+                (live[i] && !decided_by_challenger[i] && scores[i] > threshold).then(|| {
+                    scoring
+                        .explain(&shared.schema.columns, matrix.row(i), Some(meta[i].2))
+                        .unwrap_or_default()
+                })
+            })
+            .collect();
         let mut alerts = Vec::new();
         let mut shadow = Vec::new();
         for (i, ((record, ingest, partition, offset, _), &score)) in
@@ -592,15 +606,12 @@ pub fn run(
             if decided_by_challenger[i] || score <= threshold {
                 continue;
             }
-            let explained = scoring
-                .explain(&shared.schema.columns, values, Some(*partition))
-                .unwrap_or_default();
             alerts.push(alert(
                 score,
                 threshold,
                 &model_name,
                 model_version,
-                contributions(explained),
+                contributions(explained[i].take().unwrap_or_default()),
             ));
         }
         drop(scoring);

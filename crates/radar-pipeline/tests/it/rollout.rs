@@ -196,6 +196,15 @@ fn a_sound_challenger_is_shadowed_canaried_and_promoted() {
         "the canary decided"
     );
     assert!(alerts.iter().any(|a| a.model_version == 1));
+    // Every alert, the champion's (explained on the pool's threads) and the
+    // canary's, says which features drove it, largest share first.
+    for a in &alerts {
+        let shares: Vec<f64> = a.contributions.iter().map(|c| c.share).collect();
+        assert!((1..=3).contains(&shares.len()), "{a:?}");
+        assert!(shares.windows(2).all(|w| w[0] >= w[1]), "{a:?}");
+        assert!(shares.iter().all(|s| (0.0..=1.0).contains(s)), "{a:?}");
+        assert!(a.contributions.iter().all(|c| !c.feature.is_empty()));
+    }
     // Drift windows of the served models were kept (8,000 events, windows
     // of 1,000).
     let windows = store.drift_windows(100).unwrap();

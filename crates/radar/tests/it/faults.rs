@@ -601,10 +601,25 @@ fn kafka_broker_unreachable_loses_and_doubles_nothing() {
         ] {
             broker.proxy.set(mode);
             // Each consumer says it lost the broker (in /readyz and in
-            // /metrics) while it is gone.
+            // /metrics) while it is gone. A refusal lasts `down`, longer
+            // (up to 30 s) until both have said it: when a client notices
+            // depends on its reconnect backoff and, under a loaded
+            // machine, on when its thread next runs.
             let t = Instant::now();
             let mut said = BTreeSet::new();
-            while t.elapsed() < down {
+            let all_said = |said: &BTreeSet<String>| {
+                ["capture", "scorer"].iter().all(|c| {
+                    said.iter().any(|s| s.starts_with(&format!("{c}: ")))
+                        && said.contains(&format!(
+                            "radar_component_up{{stream=\"transactions\",component=\"{c}\"}}"
+                        ))
+                })
+            };
+            while t.elapsed() < down
+                || (mode == Mode::Refuse
+                    && !all_said(&said)
+                    && t.elapsed() < Duration::from_secs(30))
+            {
                 let (_, ready) = harness::get_json(&client, port, "/readyz");
                 for c in ["capture", "scorer"] {
                     if ready["components"][c]["state"] == "degraded" {
