@@ -400,7 +400,7 @@ pub fn run(args: Args) -> Result<()> {
                     "alert_share": closed.alert_share(),
                 },
                 "paced_ingest": paced,
-                "live_events": batches.iter().map(|b| b.iter().filter(|&&c| c == b'\n').count()).sum::<usize>(),
+                "live_events": batches.len() * args.batch,
                 "replayed_ingest_requests": replays,
                 "radar_clean_exit": clean_exit,
             }
@@ -479,7 +479,7 @@ const HISTORY_DAYS: f64 = 3.0;
 
 /// NDJSON batches of distinct live events: the same cards as `history`,
 /// from where it ends on, at its density (events per day), as many as
-/// `--live-events` says.
+/// `--live-events` says, in whole batches (a last partial one is left out).
 fn live_batches(args: &Args, history: &TransactionSpec) -> Result<Vec<Vec<u8>>> {
     let wanted = args
         .live_events

@@ -532,9 +532,10 @@ pub fn run(
             Scoring::Online { .. } => vec![false; meta.len()],
         };
         let decided = now_micros();
-        // The champion's alerts are explained on the pool's threads: one
-        // walk of every tree per alert, the scorer thread's largest cost
-        // when many events alert.
+        // The champion's alerts (live events it decides for, over its
+        // threshold) are explained on the pool's threads: one walk of every
+        // tree per alert, the scorer thread's largest cost when many events
+        // alert. `Some` marks exactly the events the champion alerts for.
         let mut explained: Vec<Option<Vec<radar_registry::Explained>>> = (0..meta.len())
             .into_par_iter()
             .with_min_len(64)
@@ -603,15 +604,16 @@ pub fn run(
                     shadow.push(a);
                 }
             }
-            if decided_by_challenger[i] || score <= threshold {
+            // Explained above exactly when the champion alerts for it.
+            let Some(explained) = explained[i].take() else {
                 continue;
-            }
+            };
             alerts.push(alert(
                 score,
                 threshold,
                 &model_name,
                 model_version,
-                contributions(explained[i].take().unwrap_or_default()),
+                contributions(explained),
             ));
         }
         drop(scoring);

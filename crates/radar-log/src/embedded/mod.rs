@@ -786,6 +786,8 @@ impl Consumer for EmbeddedConsumer {
             // partitions in parallel).
             let share = max.div_ceil(n.max(1));
             for quota in [share, max] {
+                // A partition that gave less than its quota has no more.
+                let mut any_full = false;
                 for k in 0..n {
                     if out.len() >= max {
                         break;
@@ -794,11 +796,16 @@ impl Consumer for EmbeddedConsumer {
                     let (p, pos) = self.positions[i];
                     let part = &t.partitions[p as usize];
                     let pos = pos.max(part.earliest());
-                    let got = part.read(&self.topic, p, pos, quota.min(max - out.len()))?;
+                    let limit = quota.min(max - out.len());
+                    let got = part.read(&self.topic, p, pos, limit)?;
                     if let Some(last) = got.last() {
                         self.positions[i].1 = last.offset + 1;
                     }
+                    any_full |= got.len() == limit;
                     out.extend(got);
+                }
+                if !any_full || out.len() >= max {
+                    break;
                 }
             }
             if n > 0 {
